@@ -1,0 +1,3 @@
+from gan_eval.cli import main
+
+main()

@@ -1,0 +1,46 @@
+"""Datasets that ship inside installed packages (no download): ``builtin:NAME``.
+
+``builtin:lfw-subset``: the 100 real grayscale LFW faces (25×25) bundled with scikit-image
+(``skimage.data.lfw_subset()`` rows 0-99; rows 100-199 are non-face patches and are excluded).
+``builtin:lfw-nonfaces``: those 100 non-face patches, a negative control for face tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from gan_eval.data.convert import batch_to_nchw3
+from gan_eval.data.source import ArraySource
+from gan_eval.errors import InputError
+
+
+def _lfw_rows(rows: slice) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        from skimage.data import lfw_subset
+
+        return np.asarray(lfw_subset()[rows], dtype=np.float64)
+
+    return load
+
+
+BUILTINS: dict[str, tuple[Callable[[], np.ndarray], str]] = {
+    "lfw-subset": (_lfw_rows(slice(0, 100)), "100 real LFW faces, 25×25 gray (scikit-image)"),
+    "lfw-nonfaces": (_lfw_rows(slice(100, 200)), "100 non-face patches, 25×25 gray (scikit-image)"),
+}
+
+
+def open_builtin(name: str) -> ArraySource:
+    """Open ``builtin:NAME`` as an in-memory source."""
+    if name not in BUILTINS:
+        raise InputError(
+            f"builtin:{name}: unknown built-in dataset; available: "
+            + ", ".join(f"builtin:{k}" for k in BUILTINS)
+        )
+    loader, _ = BUILTINS[name]
+    images, channels = batch_to_nchw3(loader(), what=f"builtin:{name}")
+    return ArraySource(
+        torch.from_numpy(images), data=f"builtin:{name}", kind="builtin", source_channels=channels
+    )
