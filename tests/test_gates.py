@@ -1,0 +1,123 @@
+"""Gates: thresholds, interval-aware baseline regressions, config errors, JUnit XML."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from gan_eval.errors import InputError
+from gan_eval.report.gates import evaluate_gates, format_table, load_config, write_junit
+from gan_eval.report.results import Metric, Results, provenance
+
+
+def _results(fid: float, ci: tuple[float, float], precision: float = 0.7) -> Results:
+    return Results(
+        provenance=provenance(seed=0),
+        metrics=[
+            Metric.of("fid", "dlib-face", fid, ci95=ci, n_generated=500, n_reference=100),
+            Metric.of("precision", "dlib-face", precision, ci95=(precision - 0.05, precision + 0.05),
+                      n_generated=500, n_reference=100),
+        ],
+    )
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gates.toml"
+    path.write_text(text)
+    return path
+
+
+GATES = """
+[[gate]]
+metric = "fid"
+extractor = "dlib-face"
+max = 25.0
+
+[[gate]]
+metric = "precision"
+min = 0.5
+
+[baseline]
+tolerance = 0.05
+"""
+
+
+def test_pass_and_fail_on_threshold(tmp_path: Path) -> None:
+    config = load_config(_config(tmp_path, GATES))
+    assert all(c.passed for c in evaluate_gates(config, _results(20.0, (19.0, 21.0))))
+    checks = evaluate_gates(config, _results(30.0, (29.0, 31.0)))
+    failed = [c for c in checks if not c.passed]
+    assert [c.gate for c in failed] == ["fid[dlib-face]"]
+    assert "violates max 25" in failed[0].message
+    assert "gate FAILED: 1 of 2" in format_table(checks)
+
+
+def test_baseline_regression_fails_only_beyond_the_intervals(tmp_path: Path) -> None:
+    config = load_config(_config(tmp_path, GATES))
+    baseline = _results(15.0, (14.0, 16.0))
+    # inside the noise: intervals overlap
+    noisy = evaluate_gates(config, _results(16.5, (15.5, 17.5)), baseline)
+    assert all(c.passed for c in noisy)
+    # a real regression: whole interval above baseline's upper end plus 5% of 15
+    worse = evaluate_gates(config, _results(19.0, (17.0, 21.0)), baseline)
+    assert [c.kind for c in worse if not c.passed] == ["baseline"]
+    # just inside the tolerance: 16 + 0.75 = 16.75 > 16.7
+    edge = evaluate_gates(config, _results(17.0, (16.7, 17.3)), baseline)
+    assert all(c.passed for c in edge)
+    # higher-is-better metric regressing
+    drop = evaluate_gates(config, _results(15.0, (14.0, 16.0), precision=0.55), _results(
+        15.0, (14.0, 16.0), precision=0.8))
+    assert [c.gate for c in drop if not c.passed] == ["precision"]
+
+
+def test_malformed_toml_names_file_and_line(tmp_path: Path) -> None:
+    path = _config(tmp_path, '[[gate]]\nmetric = "fid"\nmax = = 3\n')
+    with pytest.raises(InputError, match=r"gates\.toml.*line 3"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no \\[\\[gate\\]\\] entries"),
+        ('[[gate]]\nmax = 3\n', "needs metric"),
+        ('[[gate]]\nmetric = "fid"\nmaximum = 3\n', "unknown key"),
+        ('[[gate]]\nmetric = "fid"\nmax = "low"\n', "expected a finite number"),
+        ('[[gate]]\nmetric = "fid"\nmin = 5\nmax = 3\n', "above max"),
+        ('[[gate]]\nmetric = "fid"\n[baseline]\ntolerance = -1\n', "must be >= 0"),
+    ],
+)
+def test_bad_config_is_input_error(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        load_config(_config(tmp_path, text))
+
+
+def test_unknown_metric_lists_available(tmp_path: Path) -> None:
+    config = load_config(_config(tmp_path, '[[gate]]\nmetric = "kid"\nmax = 1\n'))
+    with pytest.raises(InputError, match=r"kid.*fid\[dlib-face\]"):
+        evaluate_gates(config, _results(20.0, (19.0, 21.0)))
+
+
+def test_junit_xml_parses_with_one_case_per_check(tmp_path: Path) -> None:
+    config = load_config(_config(tmp_path, GATES))
+    checks = evaluate_gates(config, _results(30.0, (29.0, 31.0)), _results(15.0, (14.0, 16.0)))
+    write_junit(checks, tmp_path / "junit.xml")
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert int(suite.get("tests", "0")) == len(checks) == 4
+    assert int(suite.get("failures", "0")) == 2
+    assert len(suite.findall("testcase/failure")) == 2
+
+
+def test_results_round_trip(tmp_path: Path) -> None:
+    results = _results(20.0, (19.0, 21.0))
+    results.save(tmp_path / "r.json")
+    loaded = Results.load(tmp_path / "r.json")
+    assert loaded.metric("fid").ci95 == (19.0, 21.0)
+    assert loaded.metric("precision").higher_is_better is True
+    (tmp_path / "bad.json").write_text('{"schema": "other"}')
+    with pytest.raises(InputError, match=r"bad\.json.*not a gan-eval results file"):
+        Results.load(tmp_path / "bad.json")
