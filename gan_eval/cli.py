@@ -126,6 +126,373 @@ def inspect_cmd(
         raise InputError(f"{fatal[0]}{more}")
 
 
+@command("recognition")
+def recognition_cmd(
+    generated: Annotated[
+        str,
+        typer.Argument(
+            metavar="GENERATED",
+            help="Generated faces: image folder, .zip, .npz/.npy, checkpoint, or builtin:NAME.",
+            show_default=False,
+        ),
+    ],
+    reference: Annotated[
+        str,
+        typer.Option(
+            "--reference",
+            metavar="DATA",
+            help="Training (reference) faces; identity subfolders enable verification.",
+            show_default=False,
+        ),
+    ],
+    json_path: Annotated[
+        str | None,
+        typer.Option("--json", metavar="PATH", help="Write the results JSON here (atomically)."),
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Match threshold: same person when distance ≤ this (dlib: 0.6).")
+    ] = 0.6,
+    far: Annotated[
+        float, typer.Option(help="False-accept rate of the calibrated second threshold.")
+    ] = 1e-3,
+    margin: Annotated[
+        float,
+        typer.Option(help="Crop framing: fraction of the side padded (> 0) or cut (< 0) per side."),
+    ] = 0.0,
+    align: Annotated[
+        bool,
+        typer.Option("--align", help="Detect and align raw photos with dlib (needs dlib-bin)."),
+    ] = False,
+    n: Annotated[
+        int | None, typer.Option("--n", help="Use the first N generated images (or sample N).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of pair sampling, subsets and trials.")] = 0,
+    top_k: Annotated[int, typer.Option(help="Closest leaked pairs kept for the report.")] = 16,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not read or write cached embeddings.")
+    ] = False,
+) -> None:
+    """Identity leakage, identity diversity, faceness and verification of generated faces."""
+    from gan_eval.features.cache import FeatureCache
+    from gan_eval.recognition import format_table, recognition
+
+    results = recognition(
+        generated, reference, threshold=threshold, far=far, margin=margin, align=align, n=n,
+        seed=seed, top_k=top_k, device=device,
+        cache=FeatureCache(None) if no_cache else FeatureCache.default(),
+    )
+    if json_path is not None:
+        results.save(json_path)
+    typer.echo(format_table(results))
+    if json_path is not None:
+        typer.echo(f"\nresults written to {json_path}")
+
+
+from pathlib import Path  # noqa: E402  (imports for the train/sample commands below)
+
+from gan_eval.gan.losses import LossName  # noqa: E402  (the registry's names are the choices)
+
+
+@command("train")
+def train_cmd(
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Run folder: checkpoint/, samples/, metrics.jsonl.",
+                     show_default=False),
+    ],
+    data: Annotated[
+        str | None,
+        typer.Option(help="Training images: folder, .zip, .npz/.npy or builtin:lfw-subset "
+                          "(required unless --resume).", show_default=False),
+    ] = None,
+    resolution: Annotated[
+        int | None,
+        typer.Option(help="Image size: 32, 64 or 128. (default: 32)", show_default=False),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Total training steps. (default: 300)", show_default=False)
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Global batch, split evenly over torchrun processes. (default: 64)",
+                     show_default=False),
+    ] = None,
+    loss: Annotated[
+        LossName | None, typer.Option(help="GAN loss. (default: ns)", show_default=False)
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed. (default: 0)", show_default=False)
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the run in --out (options not given keep their "
+                                      "checkpointed values)."),
+    ] = False,
+    width: Annotated[
+        int | None,
+        typer.Option(help="ngf = ndf. (default: 32 at 32 px, 64 above)", show_default=False),
+    ] = None,
+    channels: Annotated[
+        int | None,
+        typer.Option(help="1 or 3. (default: 1 if the data is gray, else 3)", show_default=False),
+    ] = None,
+    spectral_norm: Annotated[
+        bool | None,
+        typer.Option("--spectral-norm/--no-spectral-norm",
+                     help="Spectral norm in D (then no BatchNorm in D). (default: off)",
+                     show_default=False),
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Adam learning rate. (default: 0.0002)", show_default=False)
+    ] = None,
+    ema_decay: Annotated[
+        float | None, typer.Option(help="EMA decay of G. (default: 0.999)", show_default=False)
+    ] = None,
+    flip: Annotated[
+        bool | None,
+        typer.Option("--flip/--no-flip", help="Random horizontal flips. (default: on)",
+                     show_default=False),
+    ] = None,
+    sample_every: Annotated[
+        int | None,
+        typer.Option(help="Steps between sample grids. (default: 100)", show_default=False),
+    ] = None,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option(help="Steps between checkpoints. (default: 500)", show_default=False),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu, cuda or cuda:N. (default: auto)",
+                                 show_default=False)
+    ] = None,
+    bf16: Annotated[
+        bool | None,
+        typer.Option("--bf16/--no-bf16", help="bf16 autocast on GPU. (default: off)",
+                     show_default=False),
+    ] = None,
+    tf32: Annotated[
+        bool | None,
+        typer.Option("--tf32/--no-tf32", help="TF32 math on GPU. (default: on)",
+                     show_default=False),
+    ] = None,
+    channels_last: Annotated[
+        bool | None,
+        typer.Option("--channels-last/--no-channels-last",
+                     help="NHWC tensors (faster on GPU and CPU). (default: on)",
+                     show_default=False),
+    ] = None,
+    sync_bn: Annotated[
+        bool | None,
+        typer.Option("--sync-bn/--no-sync-bn",
+                     help="SyncBatchNorm across torchrun GPUs. (default: off)", show_default=False),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="CPU threads. (default: 1 at 32 px, torch's default above)",
+                     show_default=False),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train a DCGAN on DATA: checkpoints, sample grids and metrics.jsonl go to --out.
+
+    Under `torchrun --nproc-per-node K -m gan_eval train …` it trains with DistributedDataParallel
+    (--batch-size is the global batch).
+    """
+    from gan_eval.errors import InputError
+    from gan_eval.gan.train import TrainConfig, config_for_resume, train
+
+    options: dict[str, Any] = {
+        "data": data, "resolution": resolution, "steps": steps, "batch_size": batch_size,
+        "loss": loss, "seed": seed, "width": width, "channels": channels,
+        "spectral_norm": spectral_norm, "lr": lr, "ema_decay": ema_decay, "flip": flip,
+        "sample_every": sample_every, "checkpoint_every": checkpoint_every, "device": device,
+        "bf16": bf16, "tf32": tf32, "channels_last": channels_last, "sync_bn": sync_bn,
+        "threads": threads, "quiet": quiet, "out": out,
+    }
+    if resume:
+        config = config_for_resume(out, **options)
+    elif data is None:
+        raise InputError("--data is required (unless --resume continues the run in --out)")
+    else:
+        config = TrainConfig(**{k: v for k, v in options.items() if v is not None})
+    checkpoint = train(config)
+    if not quiet:
+        typer.echo(f"checkpoint   {checkpoint}")
+        typer.echo(f"samples      {out / 'samples'}")
+
+
+@command("sample")
+def sample_cmd(
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(metavar="CHECKPOINT",
+                       help="Checkpoint folder, run folder, checkpoint.json or its state file.",
+                       show_default=False),
+    ],
+    n: Annotated[int, typer.Option("--n", help="Number of images.", show_default=False)],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for 000000.png, 000001.png, …", show_default=False)
+    ],
+    npz: Annotated[bool, typer.Option("--npz", help="Also write samples.npz (uint8).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the latents.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = 256,
+) -> None:
+    """Write N images of CHECKPOINT's EMA generator as PNGs (image i depends on seed and i only)."""
+    from gan_eval.gan.sample import sample
+
+    folder = sample(checkpoint, n=n, out=out, seed=seed, npz=npz, device=device,
+                    batch_size=batch_size)
+    typer.echo(f"wrote {n} images to {folder}")
+
+
+from gan_eval.robustness.attacks import (  # noqa: E402  (the registry's names are the choices)
+    TargetModel,
+    attack_choices,
+)
+
+
+@command("attack")
+def attack_cmd(
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="TARGET",
+            help="Generator checkpoint (generated vs training faces) or DATA (image folder, "
+            ".zip, .npz/.npy, builtin:lfw-subset).",
+            show_default=False,
+        ),
+    ],
+    model: Annotated[
+        TargetModel,
+        typer.Option("--model", help="recognizer: dlib face network; discriminator: the "
+                     "checkpoint's D (needs a checkpoint)."),
+    ] = TargetModel.RECOGNIZER,
+    attack_names: Annotated[
+        list[str] | None,
+        typer.Option("--attack", metavar="NAME",
+                     help=f"Attack, repeatable (default: all): {attack_choices()}."),
+    ] = None,
+    eps: Annotated[
+        list[str] | None,
+        typer.Option("--eps", metavar="E",
+                     help="ε for fixed-ε attacks, repeatable: [0, 1] pixel units, e.g. 8/255; "
+                     "tag as linf:E or l2:E when L∞ and L2 attacks are mixed (default grid "
+                     "per norm)."),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", help="Faces per set (samples of a checkpoint).")] = 32,
+    reference: Annotated[
+        str | None,
+        typer.Option("--reference", metavar="DATA",
+                     help="Real faces to compare with (default for a checkpoint: its training "
+                     "data)."),
+    ] = None,
+    json_path: Annotated[
+        str | None,
+        typer.Option("--json", metavar="PATH", help="Write the results JSON here (atomically)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of subsets, samples, targets, starts.")] = 0,
+    steps: Annotated[int, typer.Option(help="PGD iterations.")] = 10,
+    corruptions: Annotated[
+        bool, typer.Option(help="Also measure embedding drift under noise, blur and JPEG.")
+    ] = True,
+    batch_size: Annotated[int, typer.Option(help="Images attacked at once.")] = 32,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
+    ] = None,
+) -> None:
+    """Adversarial (foolbox) and corruption robustness of the face recognizer or D."""
+    from gan_eval.robustness import ATTACKS, AttackOptions, attack, format_table
+
+    results = attack(
+        target, model=model, attacks=attack_names or tuple(ATTACKS), epsilons=eps, n=n,
+        reference=reference, corruptions=corruptions, options=AttackOptions(steps=steps),
+        batch_size=batch_size, seed=seed, device=device,
+        progress=lambda message: typer.echo(f"attack: {message}", err=True),
+    )
+    if json_path is not None:
+        results.save(json_path)
+    typer.echo(format_table(results))
+    if json_path is not None:
+        typer.echo(f"\nresults written to {json_path}")
+
+
+ExtractorName = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--extractor", "-e",
+        help="Feature extractor (repeatable): dlib-face (default) or inception.",
+        show_default=False,
+    ),
+]
+
+
+@command("evaluate")
+def evaluate_cmd(
+    generated: Annotated[str, typer.Argument(metavar="GENERATED", help="Generated images: any DATA.",
+                                             show_default=False)],
+    reference: Annotated[str, typer.Option("--reference", "-r", metavar="DATA",
+                                           help="Reference (real) images: any DATA.",
+                                           show_default=False)],
+    extractor: ExtractorName = None,
+    n: Annotated[int | None, typer.Option(help="Images to sample from a checkpoint.")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Resize both sets to this size.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write results JSON here.")] = None,
+    inception_weights: Annotated[Path | None, typer.Option(
+        "--inception-weights", envvar="GAN_EVAL_INCEPTION_WEIGHTS",
+        help="weights-inception-2015-12-05-6726825d.pth (never downloaded).")] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and bootstrap.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: cuda if any).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the feature cache.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """FID, KID, precision/recall, density/coverage (and IS on Inception) with 95% intervals."""
+    from gan_eval.evaluate import EvaluateConfig, evaluate
+    from gan_eval.report.tables import metrics_table
+
+    config = EvaluateConfig(
+        extractors=tuple(extractor or ("dlib-face",)), n=n, resolution=resolution,
+        batch_size=batch_size, device=device, inception_weights=inception_weights,
+        use_cache=not no_cache, bootstrap=bootstrap, seed=seed, progress=not quiet,
+    )
+    results = evaluate(generated, reference, config)
+    for note in results.provenance.get("notes", []):
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(metrics_table(results.metrics))
+    if json_path is not None:
+        results.save(json_path)
+        typer.echo(f"wrote {json_path}")
+
+
+@command("gate")
+def gate_cmd(
+    results_path: Annotated[Path, typer.Argument(metavar="RESULTS_JSON",
+                                                 help="results.json to judge.", show_default=False)],
+    config: Annotated[Path, typer.Option("--config", "-c", help="Gates TOML file.",
+                                         show_default=False)],
+    baseline: Annotated[Path | None, typer.Option(help="Baseline results.json.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
+) -> None:
+    """Exit 0 when every gate passes, 1 when one fails, 2 on a bad config or results file."""
+    from gan_eval.report.gates import evaluate_gates, format_table, load_config, write_junit
+    from gan_eval.report.results import Results
+
+    gates = load_config(config)
+    results = Results.load(results_path)
+    base = Results.load(baseline) if baseline is not None else None
+    checks = evaluate_gates(gates, results, base, source=str(results_path))
+    typer.echo(format_table(checks))
+    if junit is not None:
+        write_junit(checks, junit)
+    if not all(c.passed for c in checks):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

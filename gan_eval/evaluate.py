@@ -72,7 +72,10 @@ class EvaluateConfig:
 
 
 def _interval(
-    fn: Callable[[torch.Tensor], float], n: int, config: EvaluateConfig, resamples: int | None = None
+    fn: Callable[[torch.Tensor], float],
+    n: int,
+    config: EvaluateConfig,
+    resamples: int | None = None,
 ) -> tuple[tuple[float, float], dict[str, Any]]:
     ci = bootstrap_ci(fn, n, n_resamples=resamples or config.bootstrap, seed=config.seed)
     return ci.interval, ci.record
@@ -117,62 +120,119 @@ def _metrics_for(
         fid = frechet_distance(FeatureStats.from_features(g), ref_stats)
     notes += sorted({f"{name}: {w.message}" for w in caught})
     fid_ci = fid_bootstrap_ci(g, ref_stats, n_resamples=config.bootstrap, seed=config.seed)
-    metrics.append(Metric.of("fid", name, fid, ci95=fid_ci.interval,
-                             details={"bootstrap": fid_ci.record}, **counts))
+    metrics.append(
+        Metric.of(
+            "fid", name, fid, ci95=fid_ci.interval, details={"bootstrap": fid_ci.record}, **counts
+        )
+    )
 
     subset = min(config.kid_subset_size, n_g, n_r)
     kid_args = dict(subsets=config.kid_subsets, subset_size=subset)
     k = kid(g, r, **kid_args)  # type: ignore[arg-type]
     # Each resample reruns KID with 10 subsets; the interval reflects the generated set's noise.
     kid_ci, kid_record = _interval(
-        lambda idx: kid(g[idx], r, subsets=10, subset_size=subset).mean, n_g, config,
+        lambda idx: kid(g[idx], r, subsets=10, subset_size=subset).mean,
+        n_g,
+        config,
         resamples=min(config.bootstrap, 100),
     )
-    metrics.append(Metric.of("kid", name, k.mean, ci95=kid_ci, details={
-        "std": k.std, "subsets": k.subsets, "subset_size": k.subset_size,
-        "bootstrap": {**kid_record, "subsets_per_resample": 10}}, **counts))
+    metrics.append(
+        Metric.of(
+            "kid",
+            name,
+            k.mean,
+            ci95=kid_ci,
+            details={
+                "std": k.std,
+                "subsets": k.subsets,
+                "subset_size": k.subset_size,
+                "bootstrap": {**kid_record, "subsets_per_resample": 10},
+            },
+            **counts,
+        )
+    )
 
     k_needed = 5
     if min(n_g, n_r) > k_needed:
         scores = prdc(g, r)
         names = ("precision", "recall", "density", "coverage")
         intervals, record = _joint_intervals(
-            lambda idx: prdc(g[idx], r).to_dict(),  # type: ignore[arg-type,return-value]
-            {m: getattr(scores, m) for m in names}, n_g, min(config.bootstrap, 100), config.seed)
+            lambda idx: {m: float(v) for m, v in prdc(g[idx], r).to_dict().items()},
+            {m: getattr(scores, m) for m in names},
+            n_g,
+            min(config.bootstrap, 100),
+            config.seed,
+        )
         for metric in names:
-            metrics.append(Metric.of(metric, name, getattr(scores, metric),
-                                     ci95=intervals[metric], details={
-                "k": scores.k_pr if metric in ("precision", "recall") else scores.k_dc,
-                "bootstrap": record}, **counts))
+            metrics.append(
+                Metric.of(
+                    metric,
+                    name,
+                    getattr(scores, metric),
+                    ci95=intervals[metric],
+                    details={
+                        "k": scores.k_pr if metric in ("precision", "recall") else scores.k_dc,
+                        "bootstrap": record,
+                    },
+                    **counts,
+                )
+            )
     else:
-        notes.append(f"{name}: precision/recall/density/coverage skipped: need more than "
-                     f"{k_needed} images in each set (k-NN radii with k = 3 and 5)")
+        notes.append(
+            f"{name}: precision/recall/density/coverage skipped: need more than "
+            f"{k_needed} images in each set (k-NN radii with k = 3 and 5)"
+        )
 
     if extractor.logits is not None:
         logits = gen.tensors[extractor.logits].double()
         splits = min(10, n_g)
         score = inception_score(logits, splits=splits)
-        ci, record = _interval(lambda idx: inception_score(logits[idx], splits=splits).mean,
-                               n_g, config)
-        metrics.append(Metric.of("is", name, score.mean, ci95=ci, details={
-            "std": score.std, "splits": splits, "bootstrap": record}, **counts))
+        ci, record = _interval(
+            lambda idx: inception_score(logits[idx], splits=splits).mean, n_g, config
+        )
+        metrics.append(
+            Metric.of(
+                "is",
+                name,
+                score.mean,
+                ci95=ci,
+                details={"std": score.std, "splits": splits, "bootstrap": record},
+                **counts,
+            )
+        )
 
     if name == "dlib-face":
         mem = memorization(g, r, threshold=config.match_threshold)
         ci, record = _interval(
             lambda idx: float((mem.distance[idx] <= config.match_threshold).double().mean()),
-            n_g, config)
-        metrics.append(Metric.of("copy_rate", name, mem.copy_rate, ci95=ci, details={
-            **mem.to_json(), "bootstrap": record}, **counts))
+            n_g,
+            config,
+        )
+        metrics.append(
+            Metric.of(
+                "copy_rate",
+                name,
+                mem.copy_rate,
+                ci95=ci,
+                details={**mem.to_json(), "bootstrap": record},
+                **counts,
+            )
+        )
     return metrics, notes
 
 
 def _open(data: str | ImageSource, config: EvaluateConfig, role: str) -> ImageSource:
-    source = data if isinstance(data, ImageSource) else open_source(
-        data, resolution=config.resolution, n=config.n, seed=config.seed, device=config.device)
+    source = (
+        data
+        if isinstance(data, ImageSource)
+        else open_source(
+            data, resolution=config.resolution, n=config.n, seed=config.seed, device=config.device
+        )
+    )
     if len(source) < 2:
-        raise InputError(f"{source.data}: the {role} set has {len(source)} image(s); "
-                         "need at least 2")
+        raise InputError(
+            f"{source.data}: the {role} set has {len(source)} image(s); need at least 2"
+        )
     return source
 
 
@@ -194,19 +254,28 @@ def evaluate(
     extractor_info: dict[str, Any] = {}
     passes: dict[str, dict[str, int]] = {}
     for name in config.extractors:
-        extractor = build_extractor(name, device=config.device, weights=(
-            config.inception_weights if name == "inception" else None))
+        extractor = build_extractor(
+            name,
+            device=config.device,
+            weights=(config.inception_weights if name == "inception" else None),
+        )
         feats = {
-            role: extract(source, extractor, batch_size=config.batch_size, cache=cache,
-                          progress=config.progress)
+            role: extract(
+                source,
+                extractor,
+                batch_size=config.batch_size,
+                cache=cache,
+                progress=config.progress,
+            )
             for role, source in (("generated", gen_source), ("reference", ref_source))
         }
         passes[name] = {role: f.forward_passes for role, f in feats.items()}
-        extractor_info[name] = {"weights_sha256": extractor.weights_sha256(),
-                                "device": str(extractor.device),
-                                "cached": {role: f.from_cache for role, f in feats.items()}}
-        found, found_notes = _metrics_for(feats["generated"], feats["reference"], extractor,
-                                          config)
+        extractor_info[name] = {
+            "weights_sha256": extractor.weights_sha256(),
+            "device": str(extractor.device),
+            "cached": {role: f.from_cache for role, f in feats.items()},
+        }
+        found, found_notes = _metrics_for(feats["generated"], feats["reference"], extractor, config)
         metrics += found
         notes += found_notes
     return Results(
@@ -216,8 +285,13 @@ def evaluate(
             extractors=extractor_info,
             forward_passes=passes,
             datasets={
-                role: {"data": s.data, "kind": s.kind, "content_hash": s.content_hash(),
-                       "n": len(s), "resolution": list(s.resolution)}
+                role: {
+                    "data": s.data,
+                    "kind": s.kind,
+                    "content_hash": s.content_hash(),
+                    "n": len(s),
+                    "resolution": list(s.resolution),
+                }
                 for role, s in (("generated", gen_source), ("reference", ref_source))
             },
             notes=notes,

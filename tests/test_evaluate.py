@@ -61,9 +61,17 @@ def test_dlib_face_metrics_equal_torch_fidelity(tmp_path: Path, faces: torch.Ten
     config = EvaluateConfig(cache_dir=tmp_path / "cache", bootstrap=10, progress=False)
     results = evaluate(_save(tmp_path, "g", generated), _save(tmp_path, "r", reference), config)
     theirs = torch_fidelity.calculate_metrics(
-        input1=_Images(generated), input2=_Images(reference), feature_extractor="dlib-face",
-        fid=True, kid=True, prc=True, kid_subset_size=60, verbose=False, cuda=False,
-        batch_size=32, save_cpu_ram=True,
+        input1=_Images(generated),
+        input2=_Images(reference),
+        feature_extractor="dlib-face",
+        fid=True,
+        kid=True,
+        prc=True,
+        kid_subset_size=60,
+        verbose=False,
+        cuda=False,
+        batch_size=32,
+        save_cpu_ram=True,
     )
     ours = {m.name: m.value for m in results.metrics}
     assert _close(ours["fid"], theirs["frechet_inception_distance"])
@@ -80,21 +88,38 @@ def test_inception_metrics_equal_torch_fidelity_plumbing(
     tmp_path: Path, faces: torch.Tensor
 ) -> None:
     """Random calibrated Inception weights in the real format: plumbing numbers, not FID."""
-    import gan_eval.features.inception as inception
     from inception_fixture import write_calibrated_weights
+
+    import gan_eval.features.inception as inception
 
     weights = write_calibrated_weights(tmp_path / "inception.pth")
     inception.register()
     generated, reference = _jittered(faces[:30], 2), faces[50:80]
     # the same batch size on both sides: BLAS blocking differs between batch shapes (~1e-7)
-    config = EvaluateConfig(extractors=("inception",), inception_weights=weights, batch_size=15,
-                            cache_dir=tmp_path / "cache", bootstrap=5, progress=False)
+    config = EvaluateConfig(
+        extractors=("inception",),
+        inception_weights=weights,
+        batch_size=15,
+        cache_dir=tmp_path / "cache",
+        bootstrap=5,
+        progress=False,
+    )
     results = evaluate(_save(tmp_path, "g", generated), _save(tmp_path, "r", reference), config)
     theirs = torch_fidelity.calculate_metrics(
-        input1=_Images(generated), input2=_Images(reference),
-        feature_extractor=inception.FAST_EXTRACTOR_NAME, feature_extractor_weights_path=str(weights),
-        fid=True, kid=True, prc=True, isc=True, kid_subset_size=30, isc_splits=10, verbose=False,
-        cuda=False, batch_size=15, save_cpu_ram=True,
+        input1=_Images(generated),
+        input2=_Images(reference),
+        feature_extractor=inception.FAST_EXTRACTOR_NAME,
+        feature_extractor_weights_path=str(weights),
+        fid=True,
+        kid=True,
+        prc=True,
+        isc=True,
+        kid_subset_size=30,
+        isc_splits=10,
+        verbose=False,
+        cuda=False,
+        batch_size=15,
+        save_cpu_ram=True,
     )
     ours = {m.name: m.value for m in results.metrics}
     assert ours["fid"] > 1.0  # the calibrated weights separate the two sets
@@ -128,23 +153,32 @@ def test_batch_size_does_not_change_the_numbers(tmp_path: Path, faces: torch.Ten
     g, r = _save(tmp_path, "g", _jittered(faces[:20], 4)), _save(tmp_path, "r", faces[20:40])
     values = []
     for batch_size in (3, 20):
-        config = EvaluateConfig(batch_size=batch_size, use_cache=False, bootstrap=5,
-                                progress=False)
+        config = EvaluateConfig(batch_size=batch_size, use_cache=False, bootstrap=5, progress=False)
         values.append(evaluate(g, r, config).metric("fid").value)
     assert values[0] == pytest.approx(values[1], rel=1e-5)
 
 
-def test_cli_evaluate_writes_json_and_reports_bad_input(tmp_path: Path, faces: torch.Tensor) -> None:
+def test_cli_evaluate_writes_json_and_reports_bad_input(
+    tmp_path: Path, faces: torch.Tensor
+) -> None:
     g, r = _save(tmp_path, "g", _jittered(faces[:12], 5)), _save(tmp_path, "r", faces[12:24])
     out = tmp_path / "results.json"
     env = {"GAN_EVAL_CACHE_DIR": str(tmp_path / "cache")}
-    result = runner.invoke(app, ["evaluate", g, "--reference", r, "--json", str(out), "-q",
-                                 "--bootstrap", "5"], env=env)
+    result = runner.invoke(
+        app,
+        ["evaluate", g, "--reference", r, "--json", str(out), "-q", "--bootstrap", "5"],
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["schema"] == "gan-eval/results/v1"
-    assert {m["name"] for m in data["metrics"]} >= {"fid", "kid", "precision", "recall",
-                                                     "copy_rate"}
+    assert {m["name"] for m in data["metrics"]} >= {
+        "fid",
+        "kid",
+        "precision",
+        "recall",
+        "copy_rate",
+    }
 
     one = _save(tmp_path, "one", faces[:1])
     result = runner.invoke(app, ["evaluate", g, "--reference", one, "-q"], env=env)
@@ -162,8 +196,18 @@ def test_cli_evaluate_writes_json_and_reports_bad_input(tmp_path: Path, faces: t
 def test_missing_inception_weights_exit_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GAN_EVAL_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    result = runner.invoke(app, ["evaluate", "builtin:lfw-nonfaces", "--reference",
-                                 "builtin:lfw-subset", "-e", "inception", "-q"])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "builtin:lfw-nonfaces",
+            "--reference",
+            "builtin:lfw-subset",
+            "-e",
+            "inception",
+            "-q",
+        ],
+    )
     assert result.exit_code == 3
     assert "weights-inception-2015-12-05-6726825d.pth" in result.output
     assert "GAN_EVAL_INCEPTION_WEIGHTS" in result.output

@@ -17,8 +17,14 @@ def _results(fid: float, ci: tuple[float, float], precision: float = 0.7) -> Res
         provenance=provenance(seed=0),
         metrics=[
             Metric.of("fid", "dlib-face", fid, ci95=ci, n_generated=500, n_reference=100),
-            Metric.of("precision", "dlib-face", precision, ci95=(precision - 0.05, precision + 0.05),
-                      n_generated=500, n_reference=100),
+            Metric.of(
+                "precision",
+                "dlib-face",
+                precision,
+                ci95=(precision - 0.05, precision + 0.05),
+                n_generated=500,
+                n_reference=100,
+            ),
         ],
     )
 
@@ -67,8 +73,11 @@ def test_baseline_regression_fails_only_beyond_the_intervals(tmp_path: Path) -> 
     edge = evaluate_gates(config, _results(17.0, (16.7, 17.3)), baseline)
     assert all(c.passed for c in edge)
     # higher-is-better metric regressing
-    drop = evaluate_gates(config, _results(15.0, (14.0, 16.0), precision=0.55), _results(
-        15.0, (14.0, 16.0), precision=0.8))
+    drop = evaluate_gates(
+        config,
+        _results(15.0, (14.0, 16.0), precision=0.55),
+        _results(15.0, (14.0, 16.0), precision=0.8),
+    )
     assert [c.gate for c in drop if not c.passed] == ["precision"]
 
 
@@ -82,7 +91,7 @@ def test_malformed_toml_names_file_and_line(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("", "no \\[\\[gate\\]\\] entries"),
-        ('[[gate]]\nmax = 3\n', "needs metric"),
+        ("[[gate]]\nmax = 3\n", "needs metric"),
         ('[[gate]]\nmetric = "fid"\nmaximum = 3\n', "unknown key"),
         ('[[gate]]\nmetric = "fid"\nmax = "low"\n', "expected a finite number"),
         ('[[gate]]\nmetric = "fid"\nmin = 5\nmax = 3\n', "above max"),

@@ -109,8 +109,12 @@ def extract(
     parts: dict[str, list[torch.Tensor]] = {}
     passes = 0
     bar = tqdm(
-        total=len(shard), desc=f"{extractor.name} ← {source.data}", unit="img",
-        disable=not progress, delay=2.0, leave=False,
+        total=len(shard),
+        desc=f"{extractor.name} ← {source.data}",
+        unit="img",
+        disable=not progress,
+        delay=2.0,
+        leave=False,
     )
     with torch.inference_mode(), bar:
         for lo in range(shard.start, shard.stop, batch_size):
@@ -131,6 +135,8 @@ def extract(
     if cache is not None:
         cache.store(key, tensors, {"source": source.data, "extractor": extractor.name})
     return Features(
-        tensors=tensors, forward_passes=passes, seconds=time.perf_counter() - start,
+        tensors=tensors,
+        forward_passes=passes,
+        seconds=time.perf_counter() - start,
         **common,  # type: ignore[arg-type]
     )

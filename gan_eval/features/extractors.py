@@ -74,7 +74,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise InputError(f"--device: {device!r} is not a device (expected cpu, cuda, cuda:N)") from exc
+        raise InputError(
+            f"--device: {device!r} is not a device (expected cpu, cuda, cuda:N)"
+        ) from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"--device: {device!r} asked for, but CUDA is not available here")
     return resolved
@@ -98,8 +100,14 @@ class DlibFaceExtractor(FeatureExtractor):
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         from gan_eval.features.dlib_face import embed_faces
 
-        return {"embedding": embed_faces(images, batch_size=max(1, images.shape[0]),
-                                         device=self.device, weights_path=self._weights)}
+        return {
+            "embedding": embed_faces(
+                images,
+                batch_size=max(1, images.shape[0]),
+                device=self.device,
+                weights_path=self._weights,
+            )
+        }
 
     def weights_sha256(self) -> str:
         return self._sha

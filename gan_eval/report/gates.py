@@ -81,8 +81,10 @@ def load_config(path: str | Path) -> GateConfig:
         raise InputError(f"--config: {path}: cannot read ({exc})") from exc
     unknown = set(raw) - {"gate", "baseline"}
     if unknown:
-        raise InputError(f"--config: {path}: unknown table(s) {sorted(unknown)}; expected [[gate]] "
-                         "and [baseline]")
+        raise InputError(
+            f"--config: {path}: unknown table(s) {sorted(unknown)}; expected [[gate]] "
+            "and [baseline]"
+        )
     entries = raw.get("gate", [])
     if not isinstance(entries, list) or not entries:
         raise InputError(f"--config: {path}: no [[gate]] entries")
@@ -90,11 +92,12 @@ def load_config(path: str | Path) -> GateConfig:
     for i, entry in enumerate(entries, 1):
         where = f"--config: {path}: gate #{i}"
         if not isinstance(entry, dict) or not isinstance(entry.get("metric"), str):
-            raise InputError(f"{where}: needs metric = \"NAME\"")
+            raise InputError(f'{where}: needs metric = "NAME"')
         extra = set(entry) - _GATE_KEYS
         if extra:
-            raise InputError(f"{where}: unknown key(s) {sorted(extra)}; expected "
-                             f"{sorted(_GATE_KEYS)}")
+            raise InputError(
+                f"{where}: unknown key(s) {sorted(extra)}; expected {sorted(_GATE_KEYS)}"
+            )
         extractor = entry.get("extractor")
         if extractor is not None and not isinstance(extractor, str):
             raise InputError(f"{where}: extractor must be a string")
@@ -117,8 +120,10 @@ def _find(results: Results, gate: Gate, what: str) -> Metric:
         return results.metric(gate.metric, gate.extractor)
     except KeyError as exc:
         available = sorted({f"{m.name}[{m.extractor}]" for m in results.metrics})
-        raise InputError(f"{what}: gate {gate.label}: {exc.args[0]}; the results have "
-                         f"{', '.join(available) or 'no metrics'}") from None
+        raise InputError(
+            f"{what}: gate {gate.label}: {exc.args[0]}; the results have "
+            f"{', '.join(available) or 'no metrics'}"
+        ) from None
 
 
 def _interval(metric: Metric) -> tuple[float, float]:
@@ -137,24 +142,41 @@ def evaluate_gates(
                 continue
             ok = metric.value >= limit if bound == "min" else metric.value <= limit
             sign = ">=" if bound == "min" else "<="
-            checks.append(Check(gate.label, "threshold", ok, metric.value,
-                                f"{metric.value:.6g} {sign} {limit:.6g}" if ok else
-                                f"{metric.value:.6g} violates {bound} {limit:.6g}"))
+            checks.append(
+                Check(
+                    gate.label,
+                    "threshold",
+                    ok,
+                    metric.value,
+                    f"{metric.value:.6g} {sign} {limit:.6g}"
+                    if ok
+                    else f"{metric.value:.6g} violates {bound} {limit:.6g}",
+                )
+            )
         if baseline is None:
             continue
         base = _find(baseline, gate, "--baseline")
         cur_lo, cur_hi = _interval(metric)
         base_lo, base_hi = _interval(base)
         margin = config.tolerance * abs(base.value)
-        if metric.higher_is_better:
-            worse = cur_hi < base_lo - margin
-        else:
-            worse = cur_lo > base_hi + margin
-        detail = (f"now {metric.value:.6g} [{cur_lo:.6g}, {cur_hi:.6g}] vs baseline "
-                  f"{base.value:.6g} [{base_lo:.6g}, {base_hi:.6g}], tolerance "
-                  f"{config.tolerance:.3g}")
-        checks.append(Check(gate.label, "baseline", not worse, metric.value,
-                            ("regressed: " if worse else "") + detail))
+        # worse only when the whole interval lies beyond the baseline's, by more than the margin
+        worse = (
+            (cur_hi < base_lo - margin) if metric.higher_is_better else (cur_lo > base_hi + margin)
+        )
+        detail = (
+            f"now {metric.value:.6g} [{cur_lo:.6g}, {cur_hi:.6g}] vs baseline "
+            f"{base.value:.6g} [{base_lo:.6g}, {base_hi:.6g}], tolerance "
+            f"{config.tolerance:.3g}"
+        )
+        checks.append(
+            Check(
+                gate.label,
+                "baseline",
+                not worse,
+                metric.value,
+                ("regressed: " if worse else "") + detail,
+            )
+        )
     return checks
 
 
@@ -172,17 +194,24 @@ def format_table(checks: list[Check]) -> str:
 
 def write_junit(checks: list[Check], path: str | Path) -> None:
     """JUnit XML with one testcase per check (a failure element for each failed one)."""
-    suite = ET.Element("testsuite", name="gan-eval gate", tests=str(len(checks)),
-                       failures=str(sum(not c.passed for c in checks)), errors="0")
+    suite = ET.Element(
+        "testsuite",
+        name="gan-eval gate",
+        tests=str(len(checks)),
+        failures=str(sum(not c.passed for c in checks)),
+        errors="0",
+    )
     for check in checks:
-        case = ET.SubElement(suite, "testcase", classname=f"gan_eval.gate.{check.kind}",
-                             name=check.gate)
+        case = ET.SubElement(
+            suite, "testcase", classname=f"gan_eval.gate.{check.kind}", name=check.gate
+        )
         if not check.passed:
-            ET.SubElement(case, "failure", message=check.message, type=check.kind).text = (
-                check.message)
+            ET.SubElement(
+                case, "failure", message=check.message, type=check.kind
+            ).text = check.message
         else:
             ET.SubElement(case, "system-out").text = check.message
-    tree = ET.ElementTree(ET.Element("testsuites"))
-    tree.getroot().append(suite)
-    ET.indent(tree)
-    atomic_write_bytes(path, ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True))
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    atomic_write_bytes(path, ET.tostring(root, encoding="utf-8", xml_declaration=True))

@@ -65,16 +65,27 @@ class Metric:
 
     @classmethod
     def of(
-        cls, name: str, extractor: str, value: float, *,
-        ci95: tuple[float, float] | None = None, **kwargs: Any,
+        cls,
+        name: str,
+        extractor: str,
+        value: float,
+        *,
+        ci95: tuple[float, float] | None = None,
+        **kwargs: Any,
     ) -> Metric:
         """A metric whose direction comes from :data:`HIGHER_IS_BETTER` and whose interval is
         clipped to :data:`BOUNDS`."""
         if ci95 is not None and name in BOUNDS:
             low, high = BOUNDS[name]
             ci95 = (min(max(ci95[0], low), high), min(max(ci95[1], low), high))
-        return cls(name=name, extractor=extractor, value=float(value), ci95=ci95,
-                   higher_is_better=HIGHER_IS_BETTER[name], **kwargs)
+        return cls(
+            name=name,
+            extractor=extractor,
+            value=float(value),
+            ci95=ci95,
+            higher_is_better=HIGHER_IS_BETTER[name],
+            **kwargs,
+        )
 
 
 @dataclass
@@ -90,8 +101,11 @@ class Results:
 
     def metric(self, name: str, extractor: str | None = None) -> Metric:
         """The metric ``name`` (on ``extractor`` when several extractors report it)."""
-        found = [m for m in self.metrics
-                 if m.name == name and (extractor is None or m.extractor == extractor)]
+        found = [
+            m
+            for m in self.metrics
+            if m.name == name and (extractor is None or m.extractor == extractor)
+        ]
         if len(found) != 1:
             where = f" on extractor {extractor!r}" if extractor else ""
             raise KeyError(f"{len(found)} metrics named {name!r}{where}")
@@ -149,9 +163,17 @@ def _version(package: str) -> str | None:
 
 
 def provenance(**extra: Any) -> dict[str, Any]:
-    """Package versions, platform and time, plus ``extra`` (seed, device, data and weight hashes)."""
-    packages = ["gan-eval", "torch", "torchvision", "torch-fidelity", "foolbox", "numpy",
-                "scikit-learn", "safetensors"]
+    """Package versions, platform and time, plus ``extra`` (seed, device, data, weight hashes)."""
+    packages = [
+        "gan-eval",
+        "torch",
+        "torchvision",
+        "torch-fidelity",
+        "foolbox",
+        "numpy",
+        "scikit-learn",
+        "safetensors",
+    ]
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],

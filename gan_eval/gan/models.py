@@ -1,0 +1,148 @@
+"""DCGAN generator and discriminator (Radford, Metz & Chintala 2016) for 32, 64 and 128 px.
+
+The generator maps a latent ``z`` (float B×nz) through a 4×4 transposed convolution and then
+stride-2 transposed convolutions (each BatchNorm + ReLU) that double the size up to the target
+resolution; the last layer has ``channels`` outputs and tanh, so images are float in [-1, 1].
+The discriminator mirrors it with stride-2 convolutions + LeakyReLU(0.2) (no normalization on the
+first layer) down to 4×4 and a final 4×4 convolution to one logit per image.
+
+At 64 px with ``ngf = ndf = 64`` both networks are exactly the PyTorch DCGAN example's (same
+layers, widths and ``bias=False``), which ``benchmarks/train_step.py`` relies on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+RESOLUTIONS: tuple[int, ...] = (32, 64, 128)
+"""The image sizes the DCGAN stacks are built for (4 × a power of two, 3 to 5 doublings)."""
+
+DNorm = Literal["batch", "layer", "none"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """Everything that fixes the shapes of G and D; stored in every checkpoint.
+
+    ``d_norm``: normalization of D's inner layers: ``"batch"`` (DCGAN), ``"layer"`` (per-sample,
+    required by WGAN-GP whose penalty is a per-sample gradient) or ``"none"`` (spectral norm).
+    """
+
+    resolution: int = 32
+    channels: int = 3
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    d_norm: DNorm = "batch"
+    spectral_norm: bool = False
+
+    def __post_init__(self) -> None:
+        # internal invariant: configs are validated (with option names) before a spec is built
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution {self.resolution} not in {RESOLUTIONS}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels {self.channels} not in (1, 3)")
+        if self.d_norm not in ("batch", "layer", "none"):
+            raise ValueError(f"d_norm {self.d_norm!r} not in batch, layer, none")
+        if min(self.nz, self.ngf, self.ndf) < 1:
+            raise ValueError("nz, ngf and ndf must be >= 1")
+
+    @property
+    def doublings(self) -> int:
+        """Number of ×2 resolution steps between 4×4 and the output (3, 4 or 5)."""
+        return int(math.log2(self.resolution)) - 2
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain dict for checkpoint.json."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelSpec:
+        """Inverse of :meth:`to_json`; raises TypeError/ValueError on foreign content."""
+        return cls(**data)
+
+
+def dcgan_init_(module: nn.Module) -> None:
+    """DCGAN initialization: conv weights N(0, 0.02), norm scales N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class Generator(nn.Module):
+    """z: float B×nz (or B×nz×1×1) → images float B×channels×R×R in [-1, 1]."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        mult = 2 ** (spec.doublings - 1)  # width multiplier at 4×4: 4, 8 or 16 × ngf
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(spec.nz, spec.ngf * mult, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(spec.ngf * mult),
+            nn.ReLU(True),
+        ]
+        for _ in range(spec.doublings - 1):
+            layers += [
+                nn.ConvTranspose2d(spec.ngf * mult, spec.ngf * mult // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(spec.ngf * mult // 2),
+                nn.ReLU(True),
+            ]
+            mult //= 2
+        layers += [nn.ConvTranspose2d(spec.ngf, spec.channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        dcgan_init_(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.ndim == 2:
+            z = z[:, :, None, None]
+        return self.main(z)
+
+
+class Discriminator(nn.Module):
+    """images float B×channels×R×R in [-1, 1] → logits float B (no sigmoid: losses take logits)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        # A conv followed by a normalization with a shift needs no bias of its own.
+        bias = spec.d_norm == "none"
+        layers: list[nn.Module] = [
+            nn.Conv2d(spec.channels, spec.ndf, 4, 2, 1, bias=bias),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        mult = 1
+        for _ in range(spec.doublings - 1):
+            width = spec.ndf * mult * 2
+            layers.append(nn.Conv2d(spec.ndf * mult, width, 4, 2, 1, bias=bias))
+            if spec.d_norm == "batch":
+                layers.append(nn.BatchNorm2d(width))
+            elif spec.d_norm == "layer":
+                # GroupNorm with one group = LayerNorm over C×H×W, per sample (WGAN-GP paper)
+                layers.append(nn.GroupNorm(1, width))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            mult *= 2
+        layers.append(nn.Conv2d(spec.ndf * mult, 1, 4, 1, 0, bias=bias))
+        self.main = nn.Sequential(*layers)
+        dcgan_init_(self)
+        if spec.spectral_norm:
+            for i, layer in enumerate(self.main):
+                if isinstance(layer, nn.Conv2d):
+                    self.main[i] = nn.utils.parametrizations.spectral_norm(layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).flatten()
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable scalars."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

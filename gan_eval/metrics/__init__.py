@@ -1,0 +1,69 @@
+"""Metric math of gan-eval as pure functions on feature tensors (no I/O, no models).
+
+Conventions follow torch-fidelity where it defines the number (FID, KID, IS, precision/recall),
+tested equal on the same features; statistics accumulate in float64. Modules:
+
+* :mod:`~gan_eval.metrics.frechet` — :class:`FeatureStats`, :func:`frechet_distance` (FID).
+* :mod:`~gan_eval.metrics.kid` — :func:`kid`.
+* :mod:`~gan_eval.metrics.isc` — :func:`inception_score`.
+* :mod:`~gan_eval.metrics.prc` — :func:`precision_recall`, :func:`density_coverage`, :func:`prdc`.
+* :mod:`~gan_eval.metrics.neighbors` — exact blocked k-NN (:func:`nearest`,
+  :func:`kth_neighbor_distance`) shared with memorization and recognition.
+* :mod:`~gan_eval.metrics.memorization` — :func:`memorization`.
+* :mod:`~gan_eval.metrics.bootstrap` — :func:`bootstrap_ci`, :func:`fid_bootstrap_ci`.
+"""
+
+from gan_eval.metrics.bootstrap import BootstrapCI, FIDResampler, bootstrap_ci, fid_bootstrap_ci
+from gan_eval.metrics.frechet import (
+    FeatureStats,
+    FeatureSums,
+    SmallSampleFIDWarning,
+    frechet_distance,
+    trace_sqrt_product,
+)
+from gan_eval.metrics.isc import ISResult, inception_score
+from gan_eval.metrics.kid import KIDResult, kid
+from gan_eval.metrics.memorization import DLIB_MATCH_THRESHOLD, MemorizationResult, memorization
+from gan_eval.metrics.neighbors import (
+    Neighbors,
+    kth_neighbor_distance,
+    nearest,
+    self_neighbors,
+)
+from gan_eval.metrics.prc import (
+    PRDC,
+    DensityCoverage,
+    PrecisionRecall,
+    density_coverage,
+    prdc,
+    precision_recall,
+)
+
+__all__ = [
+    "DLIB_MATCH_THRESHOLD",
+    "PRDC",
+    "BootstrapCI",
+    "DensityCoverage",
+    "FIDResampler",
+    "FeatureStats",
+    "FeatureSums",
+    "ISResult",
+    "KIDResult",
+    "MemorizationResult",
+    "Neighbors",
+    "PrecisionRecall",
+    "SmallSampleFIDWarning",
+    "bootstrap_ci",
+    "density_coverage",
+    "fid_bootstrap_ci",
+    "frechet_distance",
+    "inception_score",
+    "kid",
+    "kth_neighbor_distance",
+    "memorization",
+    "nearest",
+    "prdc",
+    "precision_recall",
+    "self_neighbors",
+    "trace_sqrt_product",
+]

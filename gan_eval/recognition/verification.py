@@ -1,0 +1,330 @@
+"""Face verification on labelled embeddings: pairs, ROC, EER, TAR@FAR, LFW-style 10-fold accuracy.
+
+A pair ``(i, j)`` is *genuine* when both images have the same identity label and an *impostor*
+pair otherwise; its score is the Euclidean distance between the two dlib embeddings (a pair is
+accepted as "same person" when ``distance ≤ threshold``). The ROC statistics come from
+scikit-learn (``roc_curve`` / ``roc_auc_score``) on the similarity ``−distance``:
+
+- ``auc``: area under the ROC curve;
+- ``eer``: the equal error rate, where the false-accept rate equals the false-reject rate
+  (linear interpolation between the two ROC points around the crossing);
+- ``tar_at_far``: the largest true-accept rate among ROC points whose false-accept rate is
+  ``≤ far``; ``resolved`` says whether there are at least ``1 / far`` impostor pairs (fewer, and
+  the only attainable rate ≤ far is 0);
+- ``accuracy_10fold``: as in the LFW protocol, on balanced pairs (all genuine pairs and as many
+  impostors) cut into 10 stratified folds: the accuracy-maximising threshold on 9 folds is applied
+  to the 10th; mean ± sample std over the folds.
+
+The intervals of auc / eer / tar are fold intervals: the same statistics on each of 10 stratified
+folds of all pairs, mean ± std.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.model_selection import StratifiedKFold
+
+from gan_eval.recognition.stats import mean_std
+
+FAR_TARGETS: tuple[float, ...] = (1e-2, 1e-3)
+"""False-accept rates at which the true-accept rate is reported."""
+
+MAX_GENUINE = 3000
+"""At most this many genuine pairs (a seeded sample when there are more; LFW uses 3000)."""
+
+MIN_IMPOSTORS = 10_000
+"""Impostor pairs sampled: ``max(genuine pairs, MIN_IMPOSTORS)``, or all when fewer exist."""
+
+_ENUMERATE_LIMIT = 2_000_000  # enumerate all pairs up to this many, sample beyond
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Distances of the genuine and impostor pairs the protocol used (float64)."""
+
+    genuine: np.ndarray
+    impostor: np.ndarray
+
+
+def far_key(far: float) -> str:
+    return f"{far:g}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Pairs
+# ----------------------------------------------------------------------------------------------
+
+
+def genuine_pairs(
+    labels: np.ndarray, *, max_pairs: int = MAX_GENUINE, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """All same-label pairs ``i < j`` (int64 arrays), a seeded sample of ``max_pairs`` if more."""
+    labels = np.asarray(labels)
+    firsts: list[np.ndarray] = []
+    seconds: list[np.ndarray] = []
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    for group in np.split(order, bounds):
+        if group.size < 2:
+            continue
+        a, b = np.triu_indices(group.size, 1)
+        firsts.append(group[a])
+        seconds.append(group[b])
+    if not firsts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    i = np.concatenate(firsts).astype(np.int64)
+    j = np.concatenate(seconds).astype(np.int64)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    order = np.lexsort((hi, lo))
+    lo, hi = lo[order], hi[order]
+    if lo.size > max_pairs:
+        keep = np.sort(rng.choice(lo.size, size=max_pairs, replace=False))
+        lo, hi = lo[keep], hi[keep]
+    return lo, hi
+
+
+def different_pairs(
+    n: int, count: int, *, rng: np.random.Generator, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``count`` distinct unordered pairs ``i < j`` of different items, seeded, in random
+    order (so any prefix is itself a random sample).
+
+    With ``labels`` only pairs of different labels (impostors); without, any two different
+    images. All such pairs are returned when there are at most ``count``.
+    """
+    total = n * (n - 1) // 2
+    if total <= min(_ENUMERATE_LIMIT, max(count, 0) * 4) or total <= count:
+        i, j = np.triu_indices(n, 1)
+        if labels is not None:
+            keep = labels[i] != labels[j]
+            i, j = i[keep], j[keep]
+        pick = rng.permutation(i.size)[:count]  # random order: any prefix is a random sample
+        return i[pick].astype(np.int64), j[pick].astype(np.int64)
+    seen: set[tuple[int, int]] = set()
+    firsts: list[int] = []
+    seconds: list[int] = []
+    for _ in range(100):
+        if len(firsts) >= count:
+            break
+        a = rng.integers(0, n, size=2 * (count - len(firsts)) + 16)
+        b = rng.integers(0, n, size=a.size)
+        ok = a != b
+        if labels is not None:
+            ok &= labels[a] != labels[b]
+        for x, y in zip(np.minimum(a, b)[ok].tolist(), np.maximum(a, b)[ok].tolist(), strict=True):
+            if (x, y) not in seen:
+                seen.add((x, y))
+                firsts.append(x)
+                seconds.append(y)
+                if len(firsts) >= count:
+                    break
+    return np.asarray(firsts, np.int64), np.asarray(seconds, np.int64)
+
+
+def pair_distances(
+    a: torch.Tensor, b: torch.Tensor, i: np.ndarray, j: np.ndarray, *, chunk: int = 65536
+) -> np.ndarray:
+    """float64 ``‖a[i] − b[j]‖`` for index arrays ``i``, ``j`` (direct differences, chunked)."""
+    out = np.empty(len(i), dtype=np.float64)
+    ii = torch.as_tensor(i, dtype=torch.long, device=a.device)
+    jj = torch.as_tensor(j, dtype=torch.long, device=b.device)
+    for s in range(0, len(i), chunk):
+        diff = a[ii[s : s + chunk]].double() - b[jj[s : s + chunk]].double()
+        out[s : s + chunk] = diff.square_().sum(1).sqrt_().cpu().numpy()
+    return out
+
+
+def far_threshold(impostor_distances: np.ndarray, far: float) -> float | None:
+    """Distance threshold whose false-accept rate on these impostors is at most ``far``.
+
+    The ``k``-th smallest impostor distance with ``k = floor(far · M)`` (``M`` impostors), so that
+    ``distance ≤ threshold`` accepts ``k / M ≤ far`` of them (ties aside). None when
+    ``M < 1 / far``: too few impostors to calibrate at that rate.
+    """
+    d = np.sort(np.asarray(impostor_distances, dtype=np.float64))
+    k = int(np.floor(far * d.size + 1e-9))
+    if k < 1:
+        return None
+    return float(d[k - 1])
+
+
+# ----------------------------------------------------------------------------------------------
+# ROC statistics
+# ----------------------------------------------------------------------------------------------
+
+
+def equal_error_rate(fpr: np.ndarray, tpr: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """(EER, score threshold at the EER) from a ROC curve, interpolating at the crossing."""
+    fnr = 1.0 - tpr
+    diff = fnr - fpr  # from 1 at (0, 0) down to -1 at (1, 1)
+    k = int(np.argmax(diff <= 0))
+    if k == 0:
+        return float(fpr[0]), float(scores[0])
+    d0, d1 = diff[k - 1], diff[k]
+    t = d0 / (d0 - d1) if d0 != d1 else 0.0
+    eer = fpr[k - 1] + t * (fpr[k] - fpr[k - 1])
+    s0 = scores[k - 1] if np.isfinite(scores[k - 1]) else scores[k]
+    return float(eer), float(s0 + t * (scores[k] - s0))
+
+
+def roc_summary(
+    distances: np.ndarray, genuine: np.ndarray, far_targets: tuple[float, ...] = FAR_TARGETS
+) -> dict[str, Any]:
+    """AUC, EER and TAR at each FAR for pair ``distances`` with boolean ``genuine`` labels."""
+    y = np.asarray(genuine, dtype=bool)
+    score = -np.asarray(distances, dtype=np.float64)
+    n_imp = int((~y).sum())
+    fpr, tpr, thresholds = roc_curve(y, score, drop_intermediate=False)
+    eer, eer_score = equal_error_rate(fpr, tpr, thresholds)
+    tar: dict[str, Any] = {}
+    for far in far_targets:
+        ok = np.flatnonzero(fpr <= far)
+        best = ok[np.argmax(tpr[ok])]
+        tar[far_key(far)] = {
+            "tar": float(tpr[best]),
+            "far": float(fpr[best]),
+            "threshold": float(-thresholds[best]) if np.isfinite(thresholds[best]) else None,
+            "resolved": n_imp * far >= 1.0,
+        }
+    return {
+        "auc": float(roc_auc_score(y, score)),
+        "eer": eer,
+        "eer_threshold": -eer_score,
+        "tar_at_far": tar,
+        "n_genuine": int(y.sum()),
+        "n_impostor": n_imp,
+    }
+
+
+def best_threshold(distances: np.ndarray, genuine: np.ndarray) -> float:
+    """The distance threshold (accept ``d ≤ t``) with the highest accuracy on these pairs.
+
+    Cut points lie midway between consecutive distinct distances; ties go to the smaller one.
+    """
+    order = np.argsort(distances, kind="stable")
+    d = np.asarray(distances, dtype=np.float64)[order]
+    y = np.asarray(genuine, dtype=bool)[order]
+    n = d.size
+    accepted_genuine = np.concatenate([[0], np.cumsum(y)])
+    accepted_impostor = np.concatenate([[0], np.cumsum(~y)])
+    correct = accepted_genuine + (accepted_impostor[-1] - accepted_impostor)
+    valid = np.ones(n + 1, dtype=bool)
+    valid[1:n] = d[1:] > d[:-1]  # a cut between equal distances is not a threshold
+    m = int(np.flatnonzero(valid)[np.argmax(correct[valid])])
+    if m == 0:
+        return float(np.nextafter(d[0], -np.inf))
+    if m == n:
+        return float(d[-1])
+    return float((d[m - 1] + d[m]) / 2.0)
+
+
+def kfold_accuracy(
+    distances: np.ndarray, genuine: np.ndarray, *, folds: int = 10, seed: int = 0
+) -> dict[str, Any]:
+    """LFW-style k-fold accuracy: threshold chosen on k−1 folds, applied to the held-out one."""
+    y = np.asarray(genuine, dtype=bool)
+    d = np.asarray(distances, dtype=np.float64)
+    smallest = int(min(y.sum(), (~y).sum()))
+    k = min(folds, smallest)
+    if k < 2:
+        return {"skipped": True, "reason": f"{smallest} pair(s) in the smaller class; need ≥ 2"}
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    accuracies: list[float] = []
+    thresholds: list[float] = []
+    for train, test in splitter.split(d, y):
+        t = best_threshold(d[train], y[train])
+        accuracies.append(float(np.mean((d[test] <= t) == y[test])))
+        thresholds.append(t)
+    return {
+        "folds": k,
+        **mean_std(accuracies),
+        "accuracies": accuracies,
+        "thresholds": thresholds,
+        "n_pairs": int(d.size),
+    }
+
+
+def fold_intervals(
+    distances: np.ndarray,
+    genuine: np.ndarray,
+    *,
+    far_targets: tuple[float, ...] = FAR_TARGETS,
+    folds: int = 10,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """AUC, EER and (resolved) TAR@FAR on each of ``folds`` stratified folds: mean ± std."""
+    y = np.asarray(genuine, dtype=bool)
+    d = np.asarray(distances, dtype=np.float64)
+    k = min(folds, int(y.sum()), int((~y).sum()))
+    if k < 2:
+        return {"skipped": True, "reason": "fewer than 2 pairs in a class"}
+    per: dict[str, list[float]] = {"auc": [], "eer": []}
+    per.update({f"tar@far={far_key(f)}": [] for f in far_targets})
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for _, test in splitter.split(d, y):
+        summary = roc_summary(d[test], y[test], far_targets)
+        per["auc"].append(summary["auc"])
+        per["eer"].append(summary["eer"])
+        for f in far_targets:
+            entry = summary["tar_at_far"][far_key(f)]
+            per[f"tar@far={far_key(f)}"].append(entry["tar"] if entry["resolved"] else np.nan)
+    return {"folds": k, **{name: mean_std(values) for name, values in per.items()}}
+
+
+def verification(
+    embeddings: torch.Tensor,
+    labels: np.ndarray,
+    *,
+    seed: int = 0,
+    far_targets: tuple[float, ...] = FAR_TARGETS,
+    max_genuine: int = MAX_GENUINE,
+    min_impostors: int = MIN_IMPOSTORS,
+    folds: int = 10,
+) -> tuple[dict[str, Any], PairScores]:
+    """The verification protocol on labelled ``embeddings`` (N×D); returns (section, pair scores).
+
+    Genuine pairs: every same-identity pair (a seeded sample of ``max_genuine`` when more).
+    Impostor pairs: ``max(#genuine, min_impostors)`` seeded random different-identity pairs (all of
+    them when fewer exist). The pair distances are returned for threshold calibration and the
+    utility protocol.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    gi, gj = genuine_pairs(labels, max_pairs=max_genuine, rng=rng)
+    ii, ij = different_pairs(len(labels), max(gi.size, min_impostors), rng=rng, labels=labels)
+    gd = pair_distances(embeddings, embeddings, gi, gj)
+    idist = pair_distances(embeddings, embeddings, ii, ij)
+    section: dict[str, Any] = {
+        "identities": int(np.unique(labels).size),
+        "images": int(labels.size),
+        "pairs": {
+            "genuine": int(gi.size),
+            "impostor": int(ii.size),
+            "sampling": f"genuine: all same-identity pairs (seeded sample of {max_genuine} if "
+            f"more); impostor: max(#genuine, {min_impostors}) seeded different-identity pairs "
+            "(all if fewer)",
+            "seed": seed,
+        },
+        "score": "euclidean distance between dlib embeddings; accept when distance ≤ threshold",
+    }
+    if gi.size == 0 or ii.size == 0:
+        section["skipped"] = True
+        section["reason"] = (
+            "no identity has two images" if gi.size == 0 else "only one identity is labelled"
+        )
+        return section, PairScores(gd, idist)
+    d = np.concatenate([gd, idist])
+    y = np.concatenate([np.ones(gd.size, bool), np.zeros(idist.size, bool)])
+    section.update(roc_summary(d, y, far_targets))
+    section["fold_intervals"] = fold_intervals(d, y, far_targets=far_targets, folds=folds,
+                                               seed=seed)
+    balanced = np.concatenate([gd, idist[: gd.size]])
+    balanced_y = np.concatenate([np.ones(gd.size, bool), np.zeros(min(gd.size, idist.size), bool)])
+    section["accuracy_10fold"] = kfold_accuracy(balanced, balanced_y, folds=folds, seed=seed)
+    section["accuracy_10fold"]["pairs"] = "all genuine pairs and as many impostor pairs (LFW-style)"
+    return section, PairScores(gd, idist)
