@@ -423,32 +423,47 @@ def attack_cmd(
 ExtractorName = Annotated[
     list[str] | None,
     typer.Option(
-        "--extractor", "-e",
+        "--extractor",
+        "-e",
         help="Feature extractor (repeatable): dlib-face (default) or inception.",
         show_default=False,
+    ),
+]
+InceptionWeights = Annotated[
+    Path | None,
+    typer.Option(
+        "--inception-weights",
+        envvar="GAN_EVAL_INCEPTION_WEIGHTS",
+        help="weights-inception-2015-12-05-6726825d.pth (never downloaded).",
     ),
 ]
 
 
 @command("evaluate")
 def evaluate_cmd(
-    generated: Annotated[str, typer.Argument(metavar="GENERATED", help="Generated images: any DATA.",
-                                             show_default=False)],
-    reference: Annotated[str, typer.Option("--reference", "-r", metavar="DATA",
-                                           help="Reference (real) images: any DATA.",
-                                           show_default=False)],
+    generated: Annotated[
+        str, typer.Argument(metavar="GENERATED", help="Generated images: any DATA.")
+    ],
+    reference: Annotated[
+        str,
+        typer.Option("--reference", "-r", metavar="DATA", help="Real images: any DATA."),
+    ],
     extractor: ExtractorName = None,
     n: Annotated[int | None, typer.Option(help="Images to sample from a checkpoint.")] = None,
     resolution: Annotated[int | None, typer.Option(help="Resize both sets to this size.")] = None,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write results JSON here.")] = None,
-    inception_weights: Annotated[Path | None, typer.Option(
-        "--inception-weights", envvar="GAN_EVAL_INCEPTION_WEIGHTS",
-        help="weights-inception-2015-12-05-6726825d.pth (never downloaded).")] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals.")] = 200,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the results JSON here.")
+    ] = None,
+    inception_weights: InceptionWeights = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed for sampling and bootstrap.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: cuda if any).")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the feature cache.")] = False,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when present).")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """FID, KID, precision/recall, density/coverage (and IS on Inception) with 95% intervals."""
@@ -456,9 +471,16 @@ def evaluate_cmd(
     from gan_eval.report.tables import metrics_table
 
     config = EvaluateConfig(
-        extractors=tuple(extractor or ("dlib-face",)), n=n, resolution=resolution,
-        batch_size=batch_size, device=device, inception_weights=inception_weights,
-        use_cache=not no_cache, bootstrap=bootstrap, seed=seed, progress=not quiet,
+        extractors=tuple(extractor or ("dlib-face",)),
+        n=n,
+        resolution=resolution,
+        batch_size=batch_size,
+        device=device,
+        inception_weights=inception_weights,
+        use_cache=not no_cache,
+        bootstrap=bootstrap,
+        seed=seed,
+        progress=not quiet,
     )
     results = evaluate(generated, reference, config)
     for note in results.provenance.get("notes", []):
@@ -471,10 +493,10 @@ def evaluate_cmd(
 
 @command("gate")
 def gate_cmd(
-    results_path: Annotated[Path, typer.Argument(metavar="RESULTS_JSON",
-                                                 help="results.json to judge.", show_default=False)],
-    config: Annotated[Path, typer.Option("--config", "-c", help="Gates TOML file.",
-                                         show_default=False)],
+    results_path: Annotated[
+        Path, typer.Argument(metavar="RESULTS_JSON", help="The results.json to judge.")
+    ],
+    config: Annotated[Path, typer.Option("--config", "-c", help="Gates TOML file.")],
     baseline: Annotated[Path | None, typer.Option(help="Baseline results.json.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
 ) -> None:

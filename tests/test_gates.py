@@ -130,3 +130,26 @@ def test_results_round_trip(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"schema": "other"}')
     with pytest.raises(InputError, match=r"bad\.json.*not a gan-eval results file"):
         Results.load(tmp_path / "bad.json")
+
+
+def test_cli_gate_exit_codes_and_junit(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gan_eval.cli import app
+
+    runner = CliRunner()
+    config = _config(tmp_path, GATES)
+    good, bad, base = tmp_path / "good.json", tmp_path / "bad.json", tmp_path / "base.json"
+    _results(20.0, (19.0, 21.0)).save(good)
+    _results(30.0, (29.0, 31.0)).save(bad)
+    _results(15.0, (14.0, 16.0)).save(base)
+    passed = runner.invoke(app, ["gate", str(good), "--config", str(config)])
+    assert passed.exit_code == 0 and "gate PASSED" in passed.output
+    junit = tmp_path / "junit.xml"
+    failed = runner.invoke(app, ["gate", str(bad), "--config", str(config), "--baseline",
+                                 str(base), "--junit", str(junit)])
+    assert failed.exit_code == 1 and "gate FAILED" in failed.output
+    assert ET.parse(junit).getroot().find("testsuite") is not None
+    broken = _config(tmp_path, "[[gate]\nmetric = 'fid'\n")
+    malformed = runner.invoke(app, ["gate", str(good), "--config", str(broken)])
+    assert malformed.exit_code == 2 and "line 1" in malformed.output

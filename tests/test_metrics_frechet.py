@@ -54,6 +54,7 @@ def test_trace_sqrt_matches_sqrtm_and_eigvals_on_random_spd(d: int) -> None:
     assert trace_sqrt_product(_stats(s2, mean), _stats(s1, mean)) == pytest.approx(ours, rel=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
 def test_singular_covariance_uses_eigh_fallback_and_stays_real() -> None:
     gen = torch.Generator().manual_seed(1)
     d = 16
