@@ -209,6 +209,7 @@ def _metrics(extractor: str, weights: Path, a: torch.Tensor, b: torch.Tensor) ->
     ))
 
 
+@pytest.mark.slow
 def test_calculate_metrics_same_as_torch_fidelity(
     weights_file: Path, faces_a: torch.Tensor, faces_b: torch.Tensor
 ) -> None:

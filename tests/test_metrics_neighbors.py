@@ -66,6 +66,16 @@ def test_large_blocks_use_the_two_stage_path_and_stay_exact() -> None:
     np.testing.assert_array_equal(sn.indices.numpy(), idx[:, 1:])
 
 
+def test_small_memory_budget_tiles_narrower_than_strips() -> None:
+    # 1 MiB: no cached reference, tiles of 128 columns inside strips of 512 rows
+    x = _data(3000, 64, 13)
+    sn = self_neighbors(x, 3, memory_budget=2**20)
+    _, idx = NearestNeighbors(n_neighbors=4).fit(x.double().numpy()).kneighbors(x.double().numpy())
+    np.testing.assert_array_equal(sn.indices.numpy(), idx[:, 1:])
+    nb = nearest(x[:700], x, k=2, exclude_index=torch.arange(700), memory_budget=2**20)
+    np.testing.assert_array_equal(nb.indices.numpy(), idx[:700, 1:3])
+
+
 def test_self_neighbors_equals_sklearn_and_cross_path() -> None:
     x = _data(333, 16, 2)
     ours = self_neighbors(x, 3, block_rows=64)

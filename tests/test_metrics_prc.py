@@ -64,6 +64,8 @@ def test_prdc_equals_separate_calls_and_block_invariance() -> None:
     dc = density_coverage(gen, real, block_rows=33)
     assert (both.precision, both.recall, both.f_score) == (pr.precision, pr.recall, pr.f_score)
     assert (both.density, both.coverage) == (dc.density, dc.coverage)
+    small = prdc(gen, real, memory_budget=2**20)  # uncached, tiles narrower than strips
+    assert small == both
     assert set(both.to_dict()) == {
         "precision",
         "recall",

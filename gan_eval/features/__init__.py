@@ -1,7 +1,8 @@
-"""Feature extractors: dlib's face-recognition ResNet (128-D face embeddings) in PyTorch.
+"""Feature extractors: dlib's face-recognition ResNet (128-D face embeddings) in PyTorch, and
+torch-fidelity's InceptionV3 executed faster (BatchNorm folded, channels_last).
 
-Importing this package registers the ``dlib-face`` feature extractor in torch-fidelity; no
-weights are loaded until first use.
+Importing this package registers the ``dlib-face`` and ``inception-fast`` feature extractors in
+torch-fidelity; no weights are loaded until first use.
 """
 
 from typing import Any
@@ -18,9 +19,14 @@ from gan_eval.features.dlib_face import (
     register_dlib_face_extractor,
 )
 from gan_eval.features.dlib_format import read_dlib_net
+from gan_eval.features.inception import FAST_EXTRACTOR_NAME, load_inception
+from gan_eval.features.inception import register as register_inception_fast
+
+register_inception_fast()  # "inception-fast" in torch-fidelity's registry; loads no weights
 
 __all__ = [
     "EMBEDDING_DIM",
+    "FAST_EXTRACTOR_NAME",
     "FEATURE_EXTRACTOR_NAME",
     "DlibFaceNet",
     "FeatureExtractorDlibFace",
@@ -28,8 +34,10 @@ __all__ = [
     "dlib_weights_sha256",
     "embed_faces",
     "load_dlib_face_net",
+    "load_inception",
     "read_dlib_net",
     "register_dlib_face_extractor",
+    "register_inception_fast",
 ]
 
 

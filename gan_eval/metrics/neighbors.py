@@ -11,8 +11,7 @@ How the search works
    ``‖a−b‖² = ‖a‖² + ‖b‖² − 2a·b`` is folded into the product by appending the norms as extra
    columns (``[a, ‖a‖², 1] · [−2b, 1, ‖b‖²]``). Tiles are wide strips (few, large operations:
    on a CPU shared with other jobs each parallel operation can cost milliseconds of thread
-   wake-up). Each query row keeps its ``k + margin`` smallest values (``topk``, or for
-   ``D < 512``, where the matmul per score is cheap, a two-stage selection,
+   wake-up). Each query row keeps its ``k + margin`` smallest values (a two-stage selection,
    :func:`smallest_per_row`). When a set is searched against itself a strip is multiplied only
    with the columns at and after it, and each tile updates both its rows and its columns.
 2. **Exact distances in float64.** The answer's distances are recomputed from the original rows
@@ -106,6 +105,10 @@ def check_features(x: object, name: str, *, min_rows: int = 2) -> torch.Tensor:
         raise InputError(
             f"{name}: needs at least {min_rows} samples, got {x.shape[0]} (shape {tuple(x.shape)})"
         )
+    # a finite sum proves every entry finite (NaN and ±inf propagate); only a failed (or
+    # overflowed) sum pays for the per-row check
+    if bool(torch.isfinite(x.sum())):
+        return x
     finite_rows = torch.isfinite(x).all(dim=1)
     if not bool(finite_rows.all()):
         bad = (~finite_rows).nonzero().flatten()
@@ -357,8 +360,9 @@ def smallest_per_column(
 
 
 def _grouped_selection(d: int) -> bool:
-    """Use the two-stage selection when the matmul costs few FLOPs per score (``D < 512``)."""
-    return d < 512
+    """Use the two-stage selection (always: tiles are few and large, so its six operations per
+    tile are cheap next to a full ``topk``; kept as a switch for tuning)."""
+    return True
 
 
 class _Candidates:
@@ -740,8 +744,9 @@ def self_search_squared(
         qa = prep.query_block(i0, i1, sq[i0:i1])
         for j0, j1 in block_ranges(n, tiles.cols, start=i0):
             s = qa @ ref_tiles(j0, j1).T  # approximate squared distances (i0:i1) × (j0:j1)
-            if j0 == i0:
-                s.diagonal().fill_(math.inf)  # a row is not its own neighbour
+            lo, hi = max(i0, j0), min(i1, j1)
+            if lo < hi:  # a row is not its own neighbour (tiles may be narrower than strips)
+                s[lo - i0 : hi - i0, lo - j0 : hi - j0].diagonal().fill_(math.inf)
             v, p = smallest_per_row(s, c, grouped)
             cands[si].add(v, p + j0)
             # columns beyond the strip: pairs (i, j) with i < j seen from j's side
@@ -750,9 +755,16 @@ def self_search_squared(
                 v, p = smallest_per_column(s[:, lo - j0 :], c, grouped)
                 v, p = v.T, p.T + i0
                 for sj in range(lo // tiles.rows, (j1 - 1) // tiles.rows + 1):
-                    a, b = strips[sj]
-                    a, b = max(a, lo), min(b, j1)
-                    cands[sj].add(v[a - lo : b - lo], p[a - lo : b - lo])
+                    s0, s1 = strips[sj]
+                    a, b = max(s0, lo), min(s1, j1)
+                    if a == s0 and b == s1:
+                        cands[sj].add(v[a - lo : b - lo], p[a - lo : b - lo])
+                    else:  # the tile covers part of that strip: pad the other rows
+                        pv = torch.full((s1 - s0, v.shape[1]), math.inf, device=x.device)
+                        pi = torch.full((s1 - s0, v.shape[1]), -1, device=x.device)
+                        pv[a - s0 : b - s0] = v[a - lo : b - lo]
+                        pi[a - s0 : b - s0] = p[a - lo : b - lo]
+                        cands[sj].add(pv, pi)
     results = [cd.result() for cd in cands]
     vals = torch.cat([r[0] for r in results])
     idx = torch.cat([r[1] for r in results])
