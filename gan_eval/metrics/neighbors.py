@@ -359,12 +359,6 @@ def smallest_per_column(
     return v, rows.gather(0, p)
 
 
-def _grouped_selection(d: int) -> bool:
-    """Use the two-stage selection (always: tiles are few and large, so its six operations per
-    tile are cheap next to a full ``topk``; kept as a switch for tuning)."""
-    return True
-
-
 class _Candidates:
     """Candidate lists of one block of rows, reduced to the ``c`` smallest lazily.
 
@@ -658,7 +652,6 @@ def cross_search_squared(
     r_prep = Centred(ref, center)
     ref_tiles = RefTiles(r_prep, r_prep.sqnorm, tiles.cache_ref)
     tau = squared_distance_tolerance(d, query.device)
-    grouped = _grouped_selection(d)
     out_d2 = torch.empty(nq, k, dtype=torch.float64, device=query.device)
     out_idx = torch.empty(nq, k, dtype=torch.int64, device=query.device)
     col_ranges = block_ranges(nr, tiles.cols)
@@ -672,7 +665,7 @@ def cross_search_squared(
                 hit = ((e >= j0) & (e < j1)).nonzero().flatten()
                 if hit.numel():
                     s[hit, e[hit] - j0] = math.inf
-            v, p = smallest_per_row(s, c, grouped)
+            v, p = smallest_per_row(s, c)
             cands.add(v, p + j0)
         vals, idx = cands.result()
         q_sq = q_prep.sqnorm[i0:i1]
@@ -737,7 +730,6 @@ def self_search_squared(
     if ref_tiles is None:
         ref_tiles = RefTiles(prep, sq, tiles.cache_ref)
     tau = squared_distance_tolerance(d, x.device)
-    grouped = _grouped_selection(d)
     strips = block_ranges(n, tiles.rows)
     cands = [_Candidates(c) for _ in strips]
     for si, (i0, i1) in enumerate(strips):
@@ -747,12 +739,12 @@ def self_search_squared(
             lo, hi = max(i0, j0), min(i1, j1)
             if lo < hi:  # a row is not its own neighbour (tiles may be narrower than strips)
                 s[lo - i0 : hi - i0, lo - j0 : hi - j0].diagonal().fill_(math.inf)
-            v, p = smallest_per_row(s, c, grouped)
+            v, p = smallest_per_row(s, c)
             cands[si].add(v, p + j0)
             # columns beyond the strip: pairs (i, j) with i < j seen from j's side
             lo = max(j0, i1)
             if lo < j1:
-                v, p = smallest_per_column(s[:, lo - j0 :], c, grouped)
+                v, p = smallest_per_column(s[:, lo - j0 :], c)
                 v, p = v.T, p.T + i0
                 for sj in range(lo // tiles.rows, (j1 - 1) // tiles.rows + 1):
                     s0, s1 = strips[sj]

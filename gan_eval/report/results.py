@@ -33,6 +33,9 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "leakage_rate": False,
     "identity_diversity": True,
     "faceness": True,
+    "dodging_success": False,
+    "discriminator_fooled": False,
+    "corruption_match_rate": True,
 }
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -45,6 +48,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "copy_rate": (0.0, 1.0),
     "leakage_rate": (0.0, 1.0),
     "faceness": (0.0, 1.0),
+    "dodging_success": (0.0, 1.0),
+    "discriminator_fooled": (0.0, 1.0),
+    "corruption_match_rate": (0.0, 1.0),
 }
 """The range a metric can take; intervals are clipped to it (a bias-shifted bootstrap interval
 of a rate near 0 would otherwise reach below 0)."""
