@@ -9,11 +9,14 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from gan_eval.errors import GanEvalError
+from gan_eval.gan.losses import LossName  # the registry's names are the --loss choices
+from gan_eval.robustness.attacks import TargetModel, attack_choices  # foolbox loads lazily
 
 app = typer.Typer(
     name="gan-eval",
@@ -191,9 +194,7 @@ def recognition_cmd(
         typer.echo(f"\nresults written to {json_path}")
 
 
-from pathlib import Path  # noqa: E402  (imports for the train/sample commands below)
 
-from gan_eval.gan.losses import LossName  # noqa: E402  (the registry's names are the choices)
 
 
 @command("train")
@@ -347,12 +348,6 @@ def sample_cmd(
     folder = sample(checkpoint, n=n, out=out, seed=seed, npz=npz, device=device,
                     batch_size=batch_size)
     typer.echo(f"wrote {n} images to {folder}")
-
-
-from gan_eval.robustness.attacks import (  # noqa: E402  (the registry's names are the choices)
-    TargetModel,
-    attack_choices,
-)
 
 
 @command("attack")

@@ -32,8 +32,7 @@ from gan_eval.metrics import (
     memorization,
     prdc,
 )
-from gan_eval.metrics.bootstrap import _interval as interval_from_values
-from gan_eval.metrics.bootstrap import resample_indices
+from gan_eval.metrics.bootstrap import interval_from_values, resample_indices
 from gan_eval.report.results import Metric, Results, provenance
 
 

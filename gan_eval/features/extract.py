@@ -93,16 +93,18 @@ def extract(
         weights=extractor.weights_sha256(),
         version=__version__,
     )
-    common = dict(
+    features = Features(
         extractor=extractor.name,
         primary=extractor.primary,
+        tensors={},
         source=source.data,
         source_hash=source.content_hash(),
         weights_sha256=extractor.weights_sha256(),
     )
     cached = cache.load(key) if cache is not None else None
     if cached is not None:
-        return Features(tensors=cached, from_cache=True, **common)  # type: ignore[arg-type]
+        features.tensors, features.from_cache = cached, True
+        return features
 
     start = time.perf_counter()
     shard = _shard(n)
@@ -134,9 +136,6 @@ def extract(
         )
     if cache is not None:
         cache.store(key, tensors, {"source": source.data, "extractor": extractor.name})
-    return Features(
-        tensors=tensors,
-        forward_passes=passes,
-        seconds=time.perf_counter() - start,
-        **common,  # type: ignore[arg-type]
-    )
+    features.tensors, features.forward_passes = tensors, passes
+    features.seconds = time.perf_counter() - start
+    return features

@@ -41,6 +41,7 @@ __all__ = [
     "Method",
     "bootstrap_ci",
     "fid_bootstrap_ci",
+    "interval_from_values",
     "resample_indices",
 ]
 
@@ -125,12 +126,17 @@ def bootstrap_ci(
     values = torch.empty(n_resamples, dtype=torch.float64)
     for r, idx in enumerate(resample_indices(n_generated, n_resamples, seed)):
         values[r] = float(metric_fn(idx))
-    return _interval(values, estimate, n_resamples, seed, level, method)
+    return interval_from_values(values, estimate, n_resamples, seed, level, method)
 
 
-def _interval(
+def interval_from_values(
     values: torch.Tensor, estimate: float, n_resamples: int, seed: int, level: float, method: str
 ) -> BootstrapCI:
+    """The interval of float64 resample ``values`` around ``estimate`` (see ``method`` above).
+
+    For callers that compute several metrics per resample themselves (same index stream:
+    :func:`resample_indices`). Raises :class:`InputError` on NaN/inf.
+    """
     if not (bool(torch.isfinite(values).all()) and math.isfinite(estimate)):
         raise InputError("the metric returned NaN or inf on the generated set or a resample")
     alpha = (1.0 - level) / 2.0
@@ -272,4 +278,4 @@ def fid_bootstrap_ci(
         counts = torch.zeros(idx.shape[0], n, dtype=torch.float64)
         counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
         values[r0 : r0 + idx.shape[0]] = resampler.from_counts_batch(counts.to(resampler.device))
-    return _interval(values, estimate, n_resamples, seed, level, method)
+    return interval_from_values(values, estimate, n_resamples, seed, level, method)
