@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,21 +20,13 @@ from gan_eval.cli import app
 from gan_eval.errors import InputError
 from gan_eval.fileio import sha256_file
 from gan_eval.gan.checkpoint import load_checkpoint
-from gan_eval.gan.train import TrainConfig, train
 
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A 2-step run of a tiny model (its checkpoint folder)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    run = tmp_path_factory.mktemp("gan") / "run"
-    train(TrainConfig(data="builtin:lfw-subset", out=run, steps=2, batch_size=16, width=8, nz=16,
-                      quiet=True, device="cpu"))
-    torch.set_num_threads(threads)
-    yield run / "checkpoint"
+@pytest.fixture
+def trained(tiny_run: Path) -> Path:
+    return tiny_run / "checkpoint"
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from gan_eval.cli import app
 from gan_eval.data import open_source
 from gan_eval.gan.source import CheckpointSource, open_checkpoint_source
-from gan_eval.gan.train import TrainConfig, train
 
 
 @pytest.fixture(autouse=True)
@@ -26,15 +25,9 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("gan") / "run"
-    train(TrainConfig(data="builtin:lfw-subset", out=out, steps=2, batch_size=16, width=8, nz=16,
-                      quiet=True, device="cpu"))
-    torch.set_num_threads(threads)
-    yield out
+@pytest.fixture
+def run(tiny_run: Path) -> Path:
+    return tiny_run
 
 
 def test_batch_size_invariance(run: Path) -> None:
