@@ -486,6 +486,63 @@ def evaluate_cmd(
         typer.echo(f"wrote {json_path}")
 
 
+@command("report")
+def report_cmd(
+    data: Annotated[
+        str | None,
+        typer.Option(metavar="DATA", help="Training/reference faces (default: the checkpoint's "
+                     "training data, else builtin:lfw-subset).", show_default=False),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(metavar="CKPT", help="Audit this checkpoint instead of training a DCGAN.",
+                     show_default=False),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/default"),
+    from_results: Annotated[
+        Path | None,
+        typer.Option(metavar="RESULTS_JSON", help="Only draw the report of this results.json.",
+                     show_default=False),
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Training steps (when training).")] = 300,
+    n: Annotated[int, typer.Option("--n", help="Generated faces for the metrics.")] = 1000,
+    attack_n: Annotated[int, typer.Option(help="Faces per set in the robustness sweep.")] = 8,
+    gates: Annotated[
+        Path | None,
+        typer.Option(metavar="GATES_TOML", help="Gates for the verdict (default: built-in).",
+                     show_default=False),
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(metavar="RESULTS_JSON", help="Baseline for the gates.",
+                                  show_default=False)
+    ] = None,
+    inception_weights: InceptionWeights = None,
+    seed: Annotated[int, typer.Option(help="Seed of training, sampling and bootstraps.")] = 0,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """The whole pipeline (train → evaluate → recognition → attacks → gates) as an HTML report.
+
+    With no options: a small DCGAN on the built-in LFW faces, reported in reports/default/.
+    """
+    from gan_eval.report.pipeline import ReportConfig, render_from_results, run_report
+
+    def say(message: str) -> None:
+        typer.echo(f"report: {message}", err=True)
+
+    if from_results is not None:
+        index = render_from_results(from_results, out)
+    else:
+        index = run_report(ReportConfig(
+            data=data, checkpoint=checkpoint, out=out, steps=steps, n=n, attack_n=attack_n,
+            gates=gates, baseline=baseline, inception_weights=inception_weights, seed=seed,
+            device=device, progress=None if quiet else say))
+    typer.echo(f"report       {index}")
+    typer.echo(f"results      {index.parent / 'results.json'}")
+
+
 @command("gate")
 def gate_cmd(
     results_path: Annotated[

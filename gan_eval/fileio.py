@@ -17,7 +17,9 @@ from pathlib import Path
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it is renamed onto ``path``.
 
-    On an exception the temporary file is removed and the target is left untouched.
+    On an exception the temporary file is removed and the target is left untouched. The file gets
+    the permissions a plain ``open(path, "w")`` would give (0666 less the umask), not mkstemp's
+    owner-only 0600: reports and results are meant to be shared.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -26,10 +28,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        tmp_path.chmod(0o666 & ~_umask())
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it, then restore it
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

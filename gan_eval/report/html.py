@@ -1,0 +1,241 @@
+"""The self-contained HTML report: a results JSON (+ figures and face tiles) → one HTML page.
+
+The page needs nothing but itself: figures and faces are PNG data URIs, the style sheet is inline,
+and there is no script. Jinja2 autoescaping is on for the whole template, so every string that
+comes from the user (paths, DATA strings, folder and identity names, gate labels) is shown as text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+
+from gan_eval.report.results import Metric, Results
+
+TEMPLATE = "report.html.j2"
+
+HEADLINES: tuple[tuple[str, str | None, str], ...] = (
+    ("fid", "inception", "FID (Inception)"),
+    ("fid", "dlib-face", "FID (face embeddings)"),
+    ("precision", "dlib-face", "Precision"),
+    ("recall", "dlib-face", "Recall"),
+    ("leakage_rate", "dlib-face", "Identity leakage"),
+    ("identity_diversity", "dlib-face", "Distinct identities"),
+    ("dodging_success", "dlib-face", "Dodging success"),
+)
+"""Summary cards, in order: (metric, extractor, label); a metric the results lack is left out."""
+
+
+def fmt(value: Any) -> str:
+    """A number as a reader wants it: 4 significant digits, integers whole, None as '–'."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value == int(value) and abs(value) < 1e6:
+            return str(int(value))
+        return f"{value:.4g}" if 1e-4 <= abs(value) < 1e5 else f"{value:.3e}"
+    return str(value)
+
+
+def fmt_ci(ci: Any) -> str:
+    return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "–"
+
+
+@dataclass
+class Pictures:
+    """Images that do not live in the results JSON: figure data URIs and face tiles."""
+
+    figures: dict[str, str] = field(default_factory=dict)  # name → data URI
+    pngs: dict[str, bytes] = field(default_factory=dict)  # name → PNG (written to plots/)
+    samples: str | None = None  # data URI of the sample grid
+    pairs: list[tuple[str, str]] = field(default_factory=list)  # (generated, reference) URIs
+    missing: dict[str, str] = field(default_factory=dict)  # picture → why it is not shown
+
+
+def _card(label: str, m: Metric) -> dict[str, str]:
+    """One summary card. A recognition metric whose match threshold does not separate people on
+    these images (``details.warning``) is shown at its calibrated threshold instead."""
+    value, ci, details = m.value, m.ci95, m.details
+    calibrated = details.get("calibrated")
+    if details.get("warning") and isinstance(calibrated, dict):
+        value, ci = calibrated["value"], calibrated.get("ci95")
+        where = f"at the calibrated threshold {fmt(calibrated['threshold'])}"
+    elif "epsilon" in details:
+        scale = 255 if details.get("norm") == "linf" else 1
+        eps = f"{details['epsilon'] * scale:.3g}" + ("/255" if scale == 255 else "")
+        where = f"{details.get('attack')} at ε = {eps} on {details.get('set')} faces"
+    elif isinstance(details.get("threshold"), int | float):
+        where = f"at threshold {fmt(details['threshold'])}"
+    else:
+        where = f"{fmt(m.n_generated)} vs {fmt(m.n_reference)} faces"
+    return {"label": label, "value": fmt(value), "ci": fmt_ci(ci), "where": where,
+            "better": "higher is better" if m.higher_is_better else "lower is better"}
+
+
+def _headlines(results: Results) -> list[dict[str, str]]:
+    return [
+        _card(label, found[0])
+        for name, extractor, label in HEADLINES
+        if (found := [m for m in results.metrics if m.name == name and m.extractor == extractor])
+    ]
+
+
+def _faceness(recognition: dict[str, Any]) -> dict[str, Any] | None:
+    faceness = recognition.get("faceness") or {}
+    if not faceness:
+        return None
+    if faceness.get("skipped"):
+        return {"note": faceness.get("reason"), "rows": []}
+    rows = [{"set": s, "rate": fmt(f.get("rate")), "ci": fmt_ci(f.get("ci95")),
+             "found": fmt(f.get("with_face")), "n": fmt(f.get("n"))}
+            for s in ("generated", "reference") if isinstance(f := faceness.get(s), dict)]
+    return {"note": None, "rows": rows, "detector": faceness.get("description"),
+            "detection": faceness.get("detection")}
+
+
+def _metric_row(m: Metric) -> dict[str, str]:
+    detail = m.details.get("threshold")
+    where = f"threshold {fmt(detail)}" if isinstance(detail, int | float) else ""
+    return {"name": m.name, "extractor": m.extractor, "value": fmt(m.value), "ci": fmt_ci(m.ci95),
+            "n_generated": fmt(m.n_generated), "n_reference": fmt(m.n_reference),
+            "better": "higher" if m.higher_is_better else "lower", "where": where}
+
+
+def flatten(data: Any, prefix: str = "", *, max_items: int = 12) -> list[tuple[str, str]]:
+    """Nested JSON → ("a.b.c", value) rows; long lists are summarised, not dumped."""
+    rows: list[tuple[str, str]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            rows += flatten(value, f"{prefix}.{key}" if prefix else str(key), max_items=max_items)
+    elif isinstance(data, list | tuple) and (len(data) > max_items or any(
+            isinstance(v, dict | list) for v in data)):
+        rows.append((prefix, f"({len(data)} entries)"))
+    elif isinstance(data, list | tuple):
+        rows.append((prefix, ", ".join(fmt(v) for v in data)))
+    else:
+        rows.append((prefix, fmt(data)))
+    return rows
+
+
+def _leakage(recognition: dict[str, Any], pictures: Pictures) -> dict[str, Any] | None:
+    leakage = recognition.get("leakage")
+    if not leakage:
+        return None
+    levels = [
+        {"name": name, "threshold": fmt(at.get("threshold")), "rate": fmt(at.get("rate")),
+         "ci": fmt_ci(at.get("ci95")), "leaked": fmt(at.get("leaked")), "n": fmt(at.get("n")),
+         "chance": fmt(at.get("chance_rate"))}
+        for name, at in leakage.get("at", {}).items()
+    ]
+    pairs = leakage.get("top_pairs", [])
+    tiles = pictures.pairs if len(pictures.pairs) == len(pairs) else []
+    gallery = [
+        {"generated": p["generated"], "reference": p["reference"], "distance": fmt(p["distance"]),
+         "leaked_at": ", ".join(p.get("leaked_at", [])) or "none",
+         "tiles": tiles[i] if tiles else None}
+        for i, p in enumerate(pairs)
+    ]
+    self_match = leakage.get("reference_self_match", {})
+    return {"levels": levels, "gallery": gallery, "meaning": leakage.get("chance_rate_meaning"),
+            "self_match": self_match.get("meaning"),
+            "missing": pictures.missing.get("pairs")}
+
+
+def _diversity(recognition: dict[str, Any]) -> list[dict[str, str]]:
+    rows = []
+    for set_name in ("generated", "reference"):
+        block = (recognition.get("diversity") or {}).get(set_name) or {}
+        for level, at in (block.get("at") or {}).items():
+            birthday = at.get("birthday") or {}
+            rows.append({"set": set_name, "level": level, "threshold": fmt(at.get("threshold")),
+                         "n": fmt(block.get("n")), "identities": fmt(at.get("identities")),
+                         "largest": fmt(at.get("largest_identity_share")),
+                         "support": fmt(birthday.get("support")),
+                         "support_ci": fmt_ci(birthday.get("support_ci95"))})
+    return rows
+
+
+def _section_note(section: Any) -> str | None:
+    if isinstance(section, dict) and section.get("skipped"):
+        return str(section.get("reason", "skipped"))
+    return None
+
+
+def _gates(results: Results) -> dict[str, Any]:
+    gates = results.gates or {}
+    checks = gates.get("checks") or []
+    status = "none" if not checks else ("pass" if gates.get("passed") else "fail")
+    return {"status": status, "config": gates.get("config"), "checks": [
+        {**c, "value": fmt(c.get("value"))} for c in checks]}
+
+
+def build_view(results: Results, pictures: Pictures) -> dict[str, Any]:
+    """Everything the template shows, as plain strings and lists (the template computes nothing)."""
+    rec = results.recognition
+    rob = results.robustness
+    training = results.training
+    prov = results.provenance
+    notes = list(dict.fromkeys(prov.get("notes", [])))
+    warning = (rec.get("thresholds") or {}).get("warning")
+    warnings = [f"recognition: {warning}"] if isinstance(warning, str) else []
+    return {
+        "title": prov.get("title") or "gan-eval report",
+        "subtitle": prov.get("subject") or "",
+        "created": prov.get("created", ""),
+        "gates": _gates(results),
+        "headlines": _headlines(results),
+        "notes": notes + warnings,
+        "samples": pictures.samples,
+        "samples_missing": pictures.missing.get("samples"),
+        "metrics": [_metric_row(m) for m in results.metrics],
+        "figures": pictures.figures,
+        "training": {
+            "rows": [(k, fmt(v)) for k, v in (training.get("config") or {}).items()
+                     if k in ("data", "resolution", "steps", "batch_size", "loss", "seed",
+                              "width", "nz", "lr", "ema_decay", "device")],
+            "source": training.get("run") or training.get("checkpoint"),
+            "reused": training.get("reused"),
+            "seconds": fmt(training.get("seconds")),
+            "missing": training.get("missing"),
+        } if training else None,
+        "leakage": _leakage(rec, pictures),
+        "diversity": _diversity(rec),
+        "diversity_method": (rec.get("diversity") or {}).get("method"),
+        "verification_note": _section_note(rec.get("verification")),
+        "verification": flatten(rec.get("verification")) if rec.get("verification") and not
+        _section_note(rec.get("verification")) else [],
+        "utility_note": _section_note(rec.get("utility")),
+        "faceness": _faceness(rec),
+        "robustness": {
+            "model": rob.get("model"), "units": rob.get("units"), "network": rob.get("network"),
+            "goals": rob.get("goals") or {},
+            "sets": [(name, s.get("data"), fmt(s.get("n"))) for name, s in
+                     (rob.get("sets") or {}).items()],
+        } if rob else None,
+        "provenance": flatten({k: v for k, v in prov.items() if k not in ("notes", "title",
+                                                                         "subject")}),
+    }
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("gan_eval.report", "templates"),
+        autoescape=True,  # every {{ }} is escaped, whatever the file extension
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(results: Results, pictures: Pictures) -> str:
+    """The report page as one HTML string (UTF-8, no external requests, no scripts)."""
+    return _environment().get_template(TEMPLATE).render(**build_view(results, pictures))

@@ -1,0 +1,98 @@
+"""Pictures of faces for the report: the sample grid and the closest generated ↔ training pairs.
+
+Pixels are never stored in the results JSON. The report reopens the sources the results name
+(DATA strings and checkpoints, with their content hashes), so ``gan-eval report --from-results``
+draws the same pictures as the run did — or says why it cannot (source moved or changed).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from gan_eval.data import open_source
+from gan_eval.data.source import ImageSource
+from gan_eval.errors import GanEvalError
+from gan_eval.gan.sample import image_grid
+
+CELL = 96
+"""Shown size of one face (pixels): small images are upscaled so a reader can see them."""
+
+
+def data_uri(png: bytes) -> str:
+    """PNG bytes → ``data:image/png;base64,…`` (the report needs no file but itself)."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """uint8 H×W or H×W×3 → PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def upscale(images: torch.Tensor, size: int = CELL) -> torch.Tensor:
+    """uint8 B×3×H×W → uint8 B×3×size×size (bicubic up, antialiased down; square crops only)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = F.interpolate(images.float(), size=(size, size), mode="bicubic", align_corners=False,
+                        antialias=images.shape[-1] > size)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def grid_png(images: torch.Tensor, *, nrow: int = 8, cell: int = 64) -> bytes:
+    """uint8 B×3×H×W → one PNG of rows of ``nrow`` faces, each ``cell`` pixels wide."""
+    return png_bytes(image_grid(upscale(images, cell), nrow=nrow, padding=2))
+
+
+@dataclass(frozen=True)
+class Reopened:
+    """A source named in a results JSON, reopened; ``source`` is None with ``reason`` when not."""
+
+    source: ImageSource | None
+    reason: str = ""
+
+
+def reopen(record: dict[str, Any], *, seed: int = 0, device: str | None = "cpu") -> Reopened:
+    """Open ``record["data"]`` as the run did (``n`` samples, ``seed``) and check its content hash.
+
+    ``record``: ``{"data": DATA, "content_hash": sha256, "n": count, "resize": size | None}`` as
+    results store it.
+    """
+    data = record.get("data")
+    if not isinstance(data, str):
+        return Reopened(None, "the results name no source")
+    try:
+        source = open_source(data, resolution=record.get("resize"), n=record.get("n"), seed=seed,
+                             device=device)
+    except GanEvalError as exc:
+        return Reopened(None, f"{data} cannot be opened now ({exc})")
+    expected = record.get("content_hash")
+    if expected and source.content_hash() != expected:
+        return Reopened(None, f"{data} has changed since the run (content hash differs)")
+    return Reopened(source)
+
+
+def pair_tiles(
+    generated: ImageSource, reference: ImageSource, pairs: list[dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """Data URIs of (generated, reference) faces for each ``{"generated": i, "reference": j}``."""
+    if not pairs:
+        return []
+    gen = upscale(generated.read([int(p["generated"]) for p in pairs]))
+    ref = upscale(reference.read([int(p["reference"]) for p in pairs]))
+    return [
+        (data_uri(png_bytes(_hwc(g))), data_uri(png_bytes(_hwc(r))))
+        for g, r in zip(gen, ref, strict=True)
+    ]
+
+
+def _hwc(image: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(image.cpu().numpy().transpose(1, 2, 0))
