@@ -545,21 +545,49 @@ def report_cmd(
 
 @command("gate")
 def gate_cmd(
-    results_path: Annotated[
-        Path, typer.Argument(metavar="RESULTS_JSON", help="The results.json to judge.")
+    target: Annotated[
+        Path,
+        typer.Argument(metavar="RESULTS_JSON_OR_CHECKPOINT",
+                       help="A results.json to judge, or a generator checkpoint to evaluate "
+                       "(only the metrics the gates name are computed).", show_default=False),
     ],
     config: Annotated[Path, typer.Option("--config", "-c", help="Gates TOML file.")],
     baseline: Annotated[Path | None, typer.Option(help="Baseline results.json.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(metavar="DATA", help="Reference faces for a checkpoint (default: its "
+                     "training data).", show_default=False),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", help="Samples drawn from a checkpoint.")] = 1000,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", metavar="PATH", help="Write a checkpoint's results here (a "
+                     "baseline for the next run).", show_default=False),
+    ] = None,
+    inception_weights: InceptionWeights = None,
+    seed: Annotated[int, typer.Option(help="Seed of sampling and bootstraps.")] = 0,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
+    ] = None,
 ) -> None:
     """Exit 0 when every gate passes, 1 when one fails, 2 on a bad config or results file."""
+    from gan_eval.gan.checkpoint import is_checkpoint
     from gan_eval.report.gates import evaluate_gates, format_table, load_config, write_junit
+    from gan_eval.report.pipeline import ReportConfig, gate_checkpoint
     from gan_eval.report.results import Results
 
     gates = load_config(config)
-    results = Results.load(results_path)
     base = Results.load(baseline) if baseline is not None else None
-    checks = evaluate_gates(gates, results, base, source=str(results_path))
+    if is_checkpoint(target):
+        results = gate_checkpoint(target, gates, ReportConfig(
+            data=data, n=n, seed=seed, device=device, inception_weights=inception_weights,
+            progress=lambda message: typer.echo(f"gate: {message}", err=True)))
+        if json_path is not None:
+            results.save(json_path)
+    else:
+        results = Results.load(target)
+    checks = evaluate_gates(gates, results, base, source=str(target))
     typer.echo(format_table(checks))
     if junit is not None:
         write_junit(checks, junit)

@@ -153,3 +153,34 @@ def test_cli_gate_exit_codes_and_junit(tmp_path: Path) -> None:
     broken = _config(tmp_path, "[[gate]\nmetric = 'fid'\n")
     malformed = runner.invoke(app, ["gate", str(good), "--config", str(broken)])
     assert malformed.exit_code == 2 and "line 1" in malformed.output
+
+
+def test_cli_gate_on_a_checkpoint_computes_only_what_the_gates_name(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from gan_eval.cli import app
+
+    monkeypatch.setenv("GAN_EVAL_CACHE_DIR", str(tmp_path / "cache"))
+    runner = CliRunner()
+    loose = tmp_path / "loose.toml"
+    loose.write_text('[[gate]]\nmetric = "fid"\nmax = 1e9\n')
+    out = tmp_path / "ckpt-results.json"
+    passed = runner.invoke(app, ["gate", str(tiny_run), "--config", str(loose), "--n", "20",
+                                 "--device", "cpu", "--json", str(out)])
+    assert passed.exit_code == 0, passed.output
+    results = Results.load(out)
+    assert {m.name for m in results.metrics} == {
+        "fid", "kid", "precision", "recall", "density", "coverage", "copy_rate"}
+    assert results.metric("fid").n_generated == 20
+    assert results.provenance["data"]["reference"]["data"] == "builtin:lfw-subset"
+
+    strict = tmp_path / "strict.toml"
+    strict.write_text('[[gate]]\nmetric = "fid"\nmax = 0.0\n\n'
+                      '[[gate]]\nmetric = "leakage_rate"\nmax = 1.0\n')
+    failed = runner.invoke(app, ["gate", str(tiny_run), "--config", str(strict), "--n", "20",
+                                 "--device", "cpu", "--json", str(out)])
+    assert failed.exit_code == 1, failed.output
+    assert "leakage_rate" in {m.name for m in Results.load(out).metrics}  # recognition ran
+    assert "dodging_success" not in {m.name for m in Results.load(out).metrics}

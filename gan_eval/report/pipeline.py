@@ -27,7 +27,7 @@ from gan_eval.errors import InputError, MissingAssetError
 from gan_eval.fileio import atomic_write_bytes, atomic_write_text
 from gan_eval.report import images as pics
 from gan_eval.report import plots
-from gan_eval.report.gates import evaluate_gates, load_config
+from gan_eval.report.gates import GateConfig, evaluate_gates, load_config
 from gan_eval.report.html import Pictures, render_html
 from gan_eval.report.results import Results, provenance
 
@@ -154,15 +154,94 @@ def _record(source: Any, resize: int | None = None) -> dict[str, Any]:
             "resize": resize}
 
 
-def run_report(config: ReportConfig) -> Path:
-    """Run the whole pipeline and write ``config.out``; returns the path of index.html."""
+PART_METRICS: dict[str, frozenset[str]] = {
+    "evaluate": frozenset({"fid", "kid", "is", "precision", "recall", "density", "coverage",
+                           "copy_rate"}),
+    "recognition": frozenset({"leakage_rate", "identity_diversity", "faceness"}),
+    "attack": frozenset({"dodging_success", "corruption_match_rate"}),
+}
+"""Which step of the audit computes which metric (``gan-eval gate CKPT`` runs only those needed)."""
+
+
+def audit_checkpoint(
+    checkpoint: Path,
+    data: str,
+    config: ReportConfig,
+    *,
+    parts: tuple[str, ...] = tuple(PART_METRICS),
+    extractors: tuple[str, ...] | None = None,
+) -> Results:
+    """Distribution metrics, recognition tests and the robustness sweep of ``checkpoint``'s
+    samples against ``data``, as one :class:`Results` (no training section, no gates).
+
+    ``extractors`` default: dlib-face, plus Inception when its weights are installed (otherwise
+    a note says how to enable it).
+    """
     from gan_eval.data import open_source
     from gan_eval.evaluate import EvaluateConfig, evaluate
     from gan_eval.features.cache import FeatureCache
-    from gan_eval.gan.checkpoint import load_checkpoint
-    from gan_eval.gan.train import CHECKPOINT_DIR
     from gan_eval.recognition import recognition
     from gan_eval.robustness import AttackOptions, attack
+
+    generated = open_source(str(checkpoint), n=config.n, seed=config.seed, device=config.device)
+    resolution = generated.resolution[0]
+    reference = open_source(data, resolution=resolution)
+    notes: list[str] = []
+    if extractors is None:
+        extractors, notes = _extractors(config)
+    done: dict[str, Results] = {}
+    if "evaluate" in parts:
+        config.say(f"distribution metrics on {', '.join(extractors)}: {config.n} generated vs "
+                   f"{len(reference)} reference faces")
+        done["evaluate"] = evaluate(generated, reference, EvaluateConfig(
+            extractors=extractors, bootstrap=config.bootstrap, seed=config.seed,
+            device=config.device, inception_weights=config.inception_weights,
+            progress=config.progress is not None))
+        notes += done["evaluate"].provenance.get("notes", [])
+    if "recognition" in parts:
+        config.say("recognition tests: leakage, identity diversity, faceness")
+        done["recognition"] = recognition(generated, reference, seed=config.seed,
+                                          device=config.device, cache=FeatureCache.default())
+    if "attack" in parts:
+        config.say(f"robustness sweep: {', '.join(config.attacks)} on {config.attack_n} faces per"
+                   " set, and corruption curves")
+        done["attack"] = attack(str(checkpoint), attacks=config.attacks, n=config.attack_n,
+                                reference=data, options=AttackOptions(), seed=config.seed,
+                                device=config.device, progress=config.progress)
+    shared = provenance()
+    return Results(
+        provenance={
+            **shared,
+            "command": "report",
+            "title": "gan-eval report",
+            "subject": f"{checkpoint} · trained on {data}",
+            "seed": config.seed,
+            "data": {"generated": _record(generated), "reference": _record(reference, resolution)},
+            "checkpoint": str(checkpoint),
+            "notes": notes,
+            "parts": {name: {k: v for k, v in part.provenance.items()
+                             if k not in shared or k == "created"}
+                      for name, part in done.items()},
+        },
+        metrics=[m for part in done.values() for m in part.metrics],
+        recognition=done["recognition"].recognition if "recognition" in done else {},
+        robustness=done["attack"].robustness if "attack" in done else {},
+    )
+
+
+def judge(results: Results, gates: GateConfig, baseline: Results | None, label: str) -> bool:
+    """Run the gates on ``results`` and record them in ``results.gates``; True when all pass."""
+    checks = evaluate_gates(gates, results, baseline, source="results")
+    passed = all(c.passed for c in checks)
+    results.gates = {"config": label, "passed": passed, "checks": [vars(c) for c in checks]}
+    return passed
+
+
+def run_report(config: ReportConfig) -> Path:
+    """Run the whole pipeline and write ``config.out``; returns the path of index.html."""
+    from gan_eval.data import open_source
+    from gan_eval.gan.checkpoint import load_checkpoint
+    from gan_eval.gan.train import CHECKPOINT_DIR
 
     gates = load_config(config.gates or default_gates())  # a bad config fails before any work
     baseline = Results.load(config.baseline) if config.baseline is not None else None
@@ -175,56 +254,31 @@ def run_report(config: ReportConfig) -> Path:
         data = config.data or DEFAULT_DATA
         run, train_info = _train_or_reuse(config, data)
         checkpoint = run / CHECKPOINT_DIR
-    generated = open_source(str(checkpoint), n=config.n, seed=config.seed, device=config.device)
-    resolution = generated.resolution[0]
-    reference = open_source(data, resolution=resolution)
-
-    extractors, notes = _extractors(config)
-    config.say(f"distribution metrics on {', '.join(extractors)}: {config.n} generated vs "
-               f"{len(reference)} reference faces")
-    evaluated = evaluate(generated, reference, EvaluateConfig(
-        extractors=extractors, bootstrap=config.bootstrap, seed=config.seed, device=config.device,
-        inception_weights=config.inception_weights, progress=config.progress is not None))
-    config.say("recognition tests: leakage, identity diversity, faceness")
-    recognised = recognition(generated, reference, seed=config.seed, device=config.device,
-                             cache=FeatureCache.default())
-    config.say(f"robustness sweep: {', '.join(config.attacks)} on {config.attack_n} faces per set"
-               " and corruption curves")
-    attacked = attack(str(checkpoint), attacks=config.attacks, n=config.attack_n, reference=data,
-                      options=AttackOptions(), seed=config.seed, device=config.device,
-                      progress=config.progress)
-
+    results = audit_checkpoint(checkpoint, data, config)
     samples = open_source(str(checkpoint), n=SAMPLE_GRID, seed=config.seed, device=config.device)
-    parts = {"evaluate": evaluated, "recognition": recognised, "attack": attacked}
-    shared = provenance()
-    results = Results(
-        provenance={
-            **shared,
-            "command": "report",
-            "title": "gan-eval report",
-            "subject": f"{checkpoint} · trained on {data}",
-            "seed": config.seed,
-            "data": {"generated": _record(generated), "reference": _record(reference, resolution)},
-            "checkpoint": str(checkpoint),
-            "notes": notes + evaluated.provenance.get("notes", []),
-            "parts": {name: {k: v for k, v in part.provenance.items()
-                             if k not in shared or k == "created"}
-                      for name, part in parts.items()},
-        },
-        metrics=evaluated.metrics + recognised.metrics + attacked.metrics,
-        recognition=recognised.recognition,
-        robustness=attacked.robustness,
-        training={**training_section(run, checkpoint), **train_info,
-                  "samples": _record(samples)},
-    )
-    checks = evaluate_gates(gates, results, baseline, source="report")
-    results.gates = {"config": str(config.gates or "built-in default gates"),
-                     "passed": all(c.passed for c in checks),
-                     "checks": [vars(c) for c in checks]}
+    results.training = {**training_section(run, checkpoint), **train_info,
+                        "samples": _record(samples)}
+    judge(results, gates, baseline, str(config.gates or "built-in default gates"))
     config.out.mkdir(parents=True, exist_ok=True)
     results.save(config.out / "results.json")
     config.say("writing the report")
     return render_report(results, config.out, device=config.device)
+
+
+def gate_checkpoint(checkpoint: Path, gates: GateConfig, config: ReportConfig) -> Results:
+    """``gan-eval gate CKPT``: the parts of the audit the gates need, on ``checkpoint``'s samples
+    against ``config.data`` (default: its training data)."""
+    from gan_eval.gan.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint, groups=())
+    data = config.data or _training_data(ckpt)
+    named = {g.metric for g in gates.gates}
+    parts = tuple(p for p, metrics in PART_METRICS.items() if named & metrics)
+    inception = any(g.extractor == "inception" or g.metric == "is" for g in gates.gates)
+    dlib_face = any(g.extractor in (None, "dlib-face") and g.metric != "is" for g in gates.gates)
+    extractors = ("dlib-face",) * dlib_face + ("inception",) * inception
+    return audit_checkpoint(ckpt.folder, data, config, parts=parts or ("evaluate",),
+                            extractors=extractors or ("dlib-face",))
 
 
 def _first(*candidates: Any) -> dict[str, Any] | None:
