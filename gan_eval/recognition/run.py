@@ -52,6 +52,7 @@ from gan_eval.recognition.utility import (
     INTERPRETATION,
     distractor_identification,
     generated_impostors,
+    generated_training_data,
 )
 from gan_eval.recognition.verification import (
     different_pairs,
@@ -500,11 +501,24 @@ def analyse_embeddings(
                 "generated_as_distractors": distractor_identification(
                     reference, labels, generated, seed=config.seed
                 ),
+                "generated_as_training_data": generated_training_data(
+                    reference, labels, generated, threshold=_label_threshold(thresholds,
+                                                                             thresholds_desc),
+                    seed=config.seed,
+                ),
                 "interpretation": INTERPRETATION,
             }
         else:
             section["utility"] = {"skipped": True, "reason": ver_section.get("reason")}
     return section
+
+
+def _label_threshold(values: dict[str, float], described: dict[str, Any]) -> float:
+    """The threshold that pseudo-labels generated faces: the match threshold, unless it does not
+    separate people on these images (the FAR warning) and a calibrated one exists."""
+    if described.get("warning") and "calibrated" in values:
+        return values["calibrated"]
+    return values["match"]
 
 
 def _weights_sha256() -> str:
@@ -660,6 +674,16 @@ def format_table(results: Results) -> str:
                     f"               rank-1 {_fmt(dis['rank1'])} → "
                     f"{_fmt(dis['rank1_with_distractors'])} with {dis['distractors']} generated "
                     f"distractors (Δ {dis['delta']:+.3f} {_ci(dis['delta_ci95'])})"
+                )
+            tra = util.get("generated_as_training_data", {})
+            if tra.get("skipped"):
+                lines.append(f"               as training data: skipped ({tra['reason']})")
+            elif tra:
+                lines.append(
+                    f"               classifier accuracy {_fmt(tra['accuracy_real_only'])} → "
+                    f"{_fmt(tra['accuracy_with_generated'])} with {tra['generated_added']} "
+                    f"pseudo-labelled generated faces (Δ {tra['delta']:+.3f} "
+                    f"{_ci(tra['delta_ci95'])})"
                 )
     if th.get("warning"):
         lines.append("")
