@@ -184,3 +184,23 @@ def test_cli_gate_on_a_checkpoint_computes_only_what_the_gates_name(
     assert failed.exit_code == 1, failed.output
     assert "leakage_rate" in {m.name for m in Results.load(out).metrics}  # recognition ran
     assert "dodging_success" not in {m.name for m in Results.load(out).metrics}
+
+
+def test_example_ci_workflow_uses_real_options() -> None:
+    """examples/ci: the gates file loads, and every option the workflow passes to `gan-eval gate`
+    is one the command has (the example cannot drift from the CLI unnoticed)."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from gan_eval.cli import app
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "ci"
+    assert load_config(root / "gates.toml").gates
+    workflow = (root / "gan-eval-gate.yml").read_text()
+    command = re.search(r"gan-eval gate (.+?)\n\s+- ", workflow, flags=re.S)
+    assert command is not None
+    used = set(re.findall(r"(--[a-z-]+)", command.group(1)))
+    assert used >= {"--config", "--baseline", "--junit", "--data", "--json"}
+    help_text = CliRunner().invoke(app, ["gate", "--help"], env={"COLUMNS": "200"}).output
+    assert all(option in help_text for option in used), used

@@ -133,6 +133,20 @@ def test_from_results_says_why_faces_are_missing(report_dir: Path, tmp_path: Pat
     assert not re.search(r'alt="generated \d+"', html)
 
 
+def test_page_shows_utility_protocols_and_their_skips() -> None:
+    from gan_eval.report.html import Pictures, render_html
+    from gan_eval.report.results import provenance
+
+    results = Results(provenance=provenance(), recognition={"utility": {
+        "generated_as_training_data": {"accuracy_real_only": 0.875, "delta_ci95": [-0.1, 0.05]},
+        "generated_as_impostors": {"skipped": True, "reason": "no <b>pairs</b>"},
+    }, "diversity": {"generated": {"n": 4, "at": {}}}})
+    html = render_html(results, Pictures())
+    assert "utility: generated as training data" in html
+    assert "accuracy_real_only</td><td>0.875" in html and "-0.1, 0.05" in html
+    assert "no &lt;b&gt;pairs&lt;/b&gt;" in html
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -160,7 +174,7 @@ def test_bad_input_exits_2_naming_it(
 def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        if os.environ.get("CI"):
+        if os.environ.get("GAN_EVAL_REQUIRE_BROWSER") or os.environ.get("CI"):
             pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
         pytest.skip("headless Chromium not installed (apt-get install chromium)")
     return found

@@ -170,6 +170,17 @@ def _section_note(section: Any) -> str | None:
     return None
 
 
+def _utility(section: Any) -> list[dict[str, Any]]:
+    """One block per utility protocol: its skip reason or its scalar numbers."""
+    if not isinstance(section, dict) or section.get("skipped"):
+        return []
+    return [
+        {"name": name.replace("_", " "), "note": _section_note(block),
+         "rows": [] if _section_note(block) else flatten(block)}
+        for name, block in section.items() if isinstance(block, dict)
+    ]
+
+
 def _gates(results: Results) -> dict[str, Any]:
     gates = results.gates or {}
     checks = gates.get("checks") or []
@@ -214,6 +225,7 @@ def build_view(results: Results, pictures: Pictures) -> dict[str, Any]:
         "verification": flatten(rec.get("verification")) if rec.get("verification") and not
         _section_note(rec.get("verification")) else [],
         "utility_note": _section_note(rec.get("utility")),
+        "utility": _utility(rec.get("utility")),
         "faceness": _faceness(rec),
         "robustness": {
             "model": rob.get("model"), "units": rob.get("units"), "network": rob.get("network"),
