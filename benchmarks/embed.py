@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Callable
 
 import torch
+from _rates import sgemm_gflops
 from torch.utils.flop_counter import FlopCounterMode
 
 from gan_eval.features.dlib_face import DlibFaceNet, default_weights_path
@@ -80,23 +81,19 @@ def main() -> None:
         (f"fast with oneDNN off (mkldnn flags), batch {b}", run_no_mkldnn, b),
     ]
     n = args.sgemm
-    a, c = torch.randn(n, n), torch.randn(n, n)
-
-    def sgemm() -> object:
-        return torch.mm(a, c)
-
     for _, fn, _ in variants:  # warm-up (oneDNN primitive creation)
         fn()
         fn()
-    sgemm()
+    sgemm_gflops("cpu", size=n, repeats=1, warmup=1)
     times: dict[str, list[float]] = {name: [] for name, _, _ in variants}
-    sgemm_times: list[float] = []
+    sgemm_rates: list[float] = []
     for _ in range(args.repeats):  # alternate A B C ... A B C ..., the matmul in every round
-        for name, fn, _ in [*variants, ("sgemm", sgemm, 0)]:
+        for name, fn, _ in variants:
             start = time.perf_counter()
             fn()
-            (sgemm_times if name == "sgemm" else times[name]).append(time.perf_counter() - start)
-    peak = 2.0 * n**3 / statistics.median(sgemm_times)
+            times[name].append(time.perf_counter() - start)
+        sgemm_rates.append(sgemm_gflops("cpu", size=n, repeats=1, warmup=0))
+    peak = statistics.median(sgemm_rates) * 1e9
 
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "

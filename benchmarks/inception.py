@@ -39,11 +39,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
-for _p in (ROOT, ROOT / "tests"):
+for _p in (ROOT, ROOT / "tests", ROOT / "benchmarks"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
 import inception_fixture as fx  # noqa: E402
+from _rates import sgemm_gflops  # noqa: E402
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3  # noqa: E402
 
 from gan_eval.features.inception import InceptionFeatures, load_inception  # noqa: E402
@@ -100,24 +101,6 @@ def cuda_settings(tf32: bool) -> Iterator[None]:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def sgemm_gflops(device: torch.device, repeats: int = 7) -> float:
-    """Median GFLOP/s of a 2048×2048×2048 fp32 ``torch.mm`` (TF32 off on CUDA)."""
-    a = torch.randn(2048, 2048, device=device)
-    b = torch.randn(2048, 2048, device=device)
-    ctx = cuda_settings(False) if device.type == "cuda" else contextlib.nullcontext()
-    times = []
-    with ctx:
-        for _ in range(2):
-            a @ b
-        sync(device)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            a @ b
-            sync(device)
-            times.append(time.perf_counter() - start)
-    return 2 * 2048**3 / statistics.median(times) / 1e9
 
 
 def count_flops(fn: Callable[[torch.Tensor], object], image: torch.Tensor) -> float:

@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import platform
 import resource
-import statistics
 import sys
 import time
-from collections.abc import Callable
 
 import torch
+from _rates import sgemm_gflops
 
 from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET, nearest_peak_bytes
 from gan_eval.recognition import leakage_at, nearest_reference
@@ -32,22 +31,9 @@ from gan_eval.recognition import leakage_at, nearest_reference
 GiB = 2**30
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs, seconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def sgemm_rate(n: int, repeats: int) -> float:
     """Measured float32 ``torch.mm`` rate on n×n×n, FLOP/s (median)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2.0 * n**3 / median_seconds(lambda: torch.mm(a, b), repeats)
+    return sgemm_gflops("cpu", size=n, repeats=repeats, warmup=1) * 1e9
 
 
 def peak_rss_bytes() -> int:

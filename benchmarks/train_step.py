@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from _rates import sgemm_gflops
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -151,20 +152,7 @@ def sync(device: torch.device) -> None:
 def matmul_rate(device: torch.device, precision: str) -> float:
     """Measured FLOP/s of a large square matmul at ``precision`` (median of 5 after warm-up)."""
     n = 2048 if device.type == "cpu" else 8192
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    set_tf32(precision == "tf32")
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(2):
-        torch.mm(a, b)
-    sync(device)
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times)
+    return sgemm_gflops(device, size=n, precision=precision, repeats=5, warmup=2) * 1e9
 
 
 def count_flops(variant: Variant, real: torch.Tensor, noise: torch.Tensor) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -461,23 +462,32 @@ def evaluate_cmd(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """FID, KID, precision/recall, density/coverage (and IS on Inception) with 95% intervals."""
+    """FID, KID, precision/recall, density/coverage (and IS on Inception) with 95% intervals.
+
+    Under torchrun each process extracts a shard of the images; rank 0 prints and writes.
+    """
+    from gan_eval import dist
     from gan_eval.evaluate import EvaluateConfig, evaluate
+    from gan_eval.features.extractors import resolve_device
     from gan_eval.report.tables import metrics_table
 
-    config = EvaluateConfig(
-        extractors=tuple(extractor or ("dlib-face",)),
-        n=n,
-        resolution=resolution,
-        batch_size=batch_size,
-        device=device,
-        inception_weights=inception_weights,
-        use_cache=not no_cache,
-        bootstrap=bootstrap,
-        seed=seed,
-        progress=not quiet,
-    )
-    results = evaluate(generated, reference, config)
+    run_device = resolve_device(device)
+    with dist.job(run_device) as env:
+        config = EvaluateConfig(
+            extractors=tuple(extractor or ("dlib-face",)),
+            n=n,
+            resolution=resolution,
+            batch_size=batch_size,
+            device=str(dist.rank_device(env, run_device)),
+            inception_weights=inception_weights,
+            use_cache=not no_cache,
+            bootstrap=bootstrap,
+            seed=seed,
+            progress=not quiet,
+        )
+        results = evaluate(generated, reference, config)
+    if env is not None and not env.is_main:
+        return  # every rank holds the same results; rank 0 reports them
     for note in results.provenance.get("notes", []):
         typer.echo(f"note: {note}", err=True)
     typer.echo(metrics_table(results.metrics))
@@ -529,8 +539,10 @@ def report_cmd(
     """
     from gan_eval.report.pipeline import ReportConfig, render_from_results, run_report
 
+    start = time.perf_counter()
+
     def say(message: str) -> None:
-        typer.echo(f"report: {message}", err=True)
+        typer.echo(f"report [{time.perf_counter() - start:6.1f} s] {message}", err=True)
 
     if from_results is not None:
         index = render_from_results(from_results, out)

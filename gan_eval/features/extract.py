@@ -1,8 +1,11 @@
 """``extract(source, extractor)``: batched feature extraction with caching and sharding.
 
-Under torchrun (an initialised ``torch.distributed`` process group) each rank extracts one
-contiguous shard of the source and the shards are gathered in order, so every rank ends with the
-same features as a single process.
+Under torchrun (a ``torch.distributed`` process group the caller initialised, e.g. with
+:func:`gan_eval.dist.job`) each rank extracts one contiguous shard of the source made of whole
+batches (:func:`gan_eval.dist.batch_shard`) and the shards are gathered in order, so every rank
+ends with bitwise the same features as a single process with the same batch size, device and
+thread count. A rank left without images (fewer batches than ranks) still takes part in the
+gather with an empty shard.
 """
 
 from __future__ import annotations
@@ -11,10 +14,9 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
-from gan_eval import __version__
+from gan_eval import __version__, dist
 from gan_eval.data import RESIZE_FILTER, ImageSource
 from gan_eval.errors import InputError
 from gan_eval.features.cache import FeatureCache, cache_key
@@ -45,29 +47,13 @@ class Features:
         return int(self.main.shape[0])
 
 
-def _shard(n: int) -> range:
-    if not (dist.is_available() and dist.is_initialized()):
-        return range(n)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    per = -(-n // world)
-    return range(min(rank * per, n), min((rank + 1) * per, n))
+def _empty_features(source: ImageSource, extractor: FeatureExtractor) -> dict[str, torch.Tensor]:
+    """0×D tensors with the names, widths and dtypes the extractor gives (for an empty shard).
 
-
-def _gather(tensors: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
-    """Concatenate each rank's contiguous shard in rank order (shards padded to equal size)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return tensors
-    world = dist.get_world_size()
-    per = -(-n // world)
-    gathered = {}
-    backend_device = torch.device("cuda") if dist.get_backend() == "nccl" else torch.device("cpu")
-    for name, local in tensors.items():
-        padded = torch.zeros((per, *local.shape[1:]), dtype=local.dtype, device=backend_device)
-        padded[: local.shape[0]] = local
-        parts = [torch.empty_like(padded) for _ in range(world)]
-        dist.all_gather(parts, padded)
-        gathered[name] = torch.cat(parts)[:n].cpu()
-    return gathered
+    The widths are only known from a forward pass: one image, whose features are discarded.
+    """
+    probe = extractor(source.read(range(1)).to(extractor.device))
+    return {name: value[:0].float() for name, value in probe.items()}
 
 
 def extract(
@@ -80,10 +66,15 @@ def extract(
 ) -> Features:
     """Features of every image of ``source`` (in order), from the cache when present.
 
-    Raises :class:`InputError` when the extractor yields NaN or infinite features (for example
-    a generator that diverged), naming the source.
+    Raises :class:`InputError` when the source is empty or the extractor yields NaN or infinite
+    features (for example a generator that diverged), naming the source. Under torchrun every
+    rank must call this with the same source, extractor and ``batch_size``; each returns all
+    ``len(source)`` features, and only rank 0 writes the cache entry.
     """
     n = len(source)
+    if n == 0:
+        raise InputError(f"{source.data}: no images to extract {extractor.name} features from")
+    env = dist.current()
     key = cache_key(
         source=source.content_hash(),
         n=n,
@@ -102,19 +93,20 @@ def extract(
         weights_sha256=extractor.weights_sha256(),
     )
     cached = cache.load(key) if cache is not None else None
-    if cached is not None:
+    # Under torchrun every rank must take the same branch: the gather below is collective.
+    if dist.all_true(cached is not None, env) and cached is not None:
         features.tensors, features.from_cache = cached, True
         return features
 
     start = time.perf_counter()
-    shard = _shard(n)
+    shard = range(n) if env is None else dist.batch_shard(n, batch_size, env.rank, env.world_size)
     parts: dict[str, list[torch.Tensor]] = {}
     passes = 0
     bar = tqdm(
         total=len(shard),
         desc=f"{extractor.name} ← {source.data}",
         unit="img",
-        disable=not progress,
+        disable=not progress or (env is not None and not env.is_main),
         delay=2.0,
         leave=False,
     )
@@ -125,8 +117,17 @@ def extract(
                 parts.setdefault(name, []).append(value.float())
             passes += 1
             bar.update(batch.shape[0])
-    local = {name: torch.cat(values) for name, values in parts.items()}
-    tensors = _gather(local, n) if len(shard) < n or dist.is_initialized() else local
+        if parts:
+            local = {name: torch.cat(values) for name, values in parts.items()}
+        else:  # only a rank with an empty shard (n = 0 was refused above)
+            local = _empty_features(source, extractor)
+    if env is None:
+        tensors = local
+    else:
+        device = dist.collective_device(env)
+        # same names in the same order on every rank (one extractor): the gathers pair up
+        tensors = {name: dist.all_gather_cat(v.to(device), env) for name, v in local.items()}
+        passes = dist.all_reduce_sum_int(passes, env)  # = the single process's count
     tensors = {name: value.cpu().contiguous() for name, value in tensors.items()}
     bad = int((~torch.isfinite(tensors[extractor.primary])).any(dim=1).sum())
     if bad:
@@ -134,7 +135,7 @@ def extract(
             f"{source.data}: {bad} of {n} images give NaN or infinite {extractor.name} features "
             "(a diverged generator or corrupt images?)"
         )
-    if cache is not None:
+    if cache is not None and (env is None or env.is_main):
         cache.store(key, tensors, {"source": source.data, "extractor": extractor.name})
     features.tensors, features.forward_passes = tensors, passes
     features.seconds = time.perf_counter() - start
