@@ -119,6 +119,23 @@ def test_from_results_renders_the_same_page(report_dir: Path, tmp_path: Path) ->
         Results.load(report_dir / "results.json").to_json()
 
 
+def test_a_moved_report_folder_still_finds_its_run(report_dir: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "moved"
+    shutil.copytree(report_dir, moved)
+    raw = json.loads((moved / "results.json").read_text())
+    records = [raw["training"]["samples"], raw["provenance"]["data"]["generated"]]
+    assert all(r["relative"] == "run/checkpoint" for r in records)
+    for record in records:  # as if the original machine's absolute path were gone
+        record["data"] = "/nonexistent/" + record["relative"]
+    (moved / "results.json").write_text(json.dumps(raw))
+    result = runner.invoke(app, ["report", "--from-results", str(moved / "results.json"),
+                                 "--out", str(moved)])
+    assert result.exit_code == 0, result.output
+    html = (moved / "index.html").read_text()
+    assert "Samples are not shown" not in html
+    assert re.search(r'alt="generated \d+"', html)
+
+
 def test_from_results_says_why_faces_are_missing(report_dir: Path, tmp_path: Path) -> None:
     raw = json.loads((report_dir / "results.json").read_text())
     raw["provenance"]["data"]["reference"]["content_hash"] = "0" * 64  # the faces "changed"

@@ -105,6 +105,12 @@ def _faceness(recognition: dict[str, Any]) -> dict[str, Any] | None:
 def _metric_row(m: Metric) -> dict[str, str]:
     detail = m.details.get("threshold")
     where = f"threshold {fmt(detail)}" if isinstance(detail, int | float) else ""
+    calibrated = m.details.get("calibrated")
+    if isinstance(calibrated, dict) and calibrated.get("value") is not None:
+        where += (f"; at the calibrated threshold {fmt(calibrated.get('threshold'))}: "
+                  f"{fmt(calibrated['value'])}")
+        if calibrated.get("ci95"):
+            where += f" {fmt_ci(calibrated['ci95'])}"
     return {"name": m.name, "extractor": m.extractor, "value": fmt(m.value), "ci": fmt_ci(m.ci95),
             "n_generated": fmt(m.n_generated), "n_reference": fmt(m.n_reference),
             "better": "higher" if m.higher_is_better else "lower", "where": where}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,24 +61,34 @@ class Reopened:
     reason: str = ""
 
 
-def reopen(record: dict[str, Any], *, seed: int = 0, device: str | None = "cpu") -> Reopened:
+def reopen(
+    record: dict[str, Any], base: Path | None = None, *, seed: int = 0, device: str | None = "cpu"
+) -> Reopened:
     """Open ``record["data"]`` as the run did (``n`` samples, ``seed``) and check its content hash.
 
     ``record``: ``{"data": DATA, "content_hash": sha256, "n": count, "resize": size | None}`` as
-    results store it.
+    results store it, optionally with ``"relative"``: the path relative to ``base`` (tried when
+    ``data`` itself is gone, e.g. a report folder copied elsewhere with its run).
     """
     data = record.get("data")
     if not isinstance(data, str):
         return Reopened(None, "the results name no source")
-    try:
-        source = open_source(data, resolution=record.get("resize"), n=record.get("n"), seed=seed,
-                             device=device)
-    except GanEvalError as exc:
-        return Reopened(None, f"{data} cannot be opened now ({exc})")
-    expected = record.get("content_hash")
-    if expected and source.content_hash() != expected:
-        return Reopened(None, f"{data} has changed since the run (content hash differs)")
-    return Reopened(source)
+    candidates = [data]
+    if base is not None and isinstance(record.get("relative"), str):
+        candidates.append(str(base / record["relative"]))
+    reason = ""
+    for candidate in candidates:
+        try:
+            source = open_source(candidate, resolution=record.get("resize"), n=record.get("n"),
+                                 seed=seed, device=device)
+        except GanEvalError as exc:
+            reason = reason or f"{data} cannot be opened now ({exc})"
+            continue
+        expected = record.get("content_hash")
+        if expected and source.content_hash() != expected:
+            return Reopened(None, f"{candidate} has changed since the run (content hash differs)")
+        return Reopened(source)
+    return Reopened(None, reason)
 
 
 def pair_tiles(

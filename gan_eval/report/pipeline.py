@@ -16,6 +16,7 @@ come from reopening the sources the results name, checked by content hash.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,9 +150,19 @@ def _extractors(config: ReportConfig) -> tuple[tuple[str, ...], list[str]]:
 
 
 def _record(source: Any, resize: int | None = None) -> dict[str, Any]:
-    """How to reopen ``source`` for pictures: DATA string, size, count and content hash."""
-    return {"data": source.data, "content_hash": source.content_hash(), "n": len(source),
-            "resize": resize}
+    """How to reopen ``source`` for pictures: DATA string (a path made absolute), size, count
+    and content hash."""
+    data = Path(source.data)
+    return {"data": str(data.resolve()) if data.exists() else source.data,
+            "content_hash": source.content_hash(), "n": len(source), "resize": resize}
+
+
+def _relative_to(out: Path, *records: dict[str, Any]) -> None:
+    """Add each path's location relative to the report folder (``relative``), so that a report
+    folder moved with its run can still be redrawn with faces."""
+    for record in records:
+        if Path(record["data"]).is_absolute():
+            record["relative"] = os.path.relpath(record["data"], out.resolve())
 
 
 PART_METRICS: dict[str, frozenset[str]] = {
@@ -258,6 +269,7 @@ def run_report(config: ReportConfig) -> Path:
     samples = open_source(str(checkpoint), n=SAMPLE_GRID, seed=config.seed, device=config.device)
     results.training = {**training_section(run, checkpoint), **train_info,
                         "samples": _record(samples)}
+    _relative_to(config.out, *results.provenance["data"].values(), results.training["samples"])
     judge(results, gates, baseline, str(config.gates or "built-in default gates"))
     config.out.mkdir(parents=True, exist_ok=True)
     results.save(config.out / "results.json")
@@ -288,8 +300,9 @@ def _first(*candidates: Any) -> dict[str, Any] | None:
     return None
 
 
-def pictures(results: Results, *, device: str | None = "cpu") -> Pictures:
-    """Figures drawn from the results, and the faces the results point to (when reachable)."""
+def pictures(results: Results, base: Path, *, device: str | None = "cpu") -> Pictures:
+    """Figures drawn from the results, and the faces the results point to (when reachable;
+    ``base``: the report folder, for paths recorded relative to it)."""
     figures = {
         "training": plots.training_curves(results.training),
         "birthday": plots.birthday_curves(results.recognition),
@@ -305,7 +318,7 @@ def pictures(results: Results, *, device: str | None = "cpu") -> Pictures:
     if sample_record is None:
         found.missing["samples"] = "the results name no generated images"
     else:
-        opened = pics.reopen(sample_record, seed=seed, device=device)
+        opened = pics.reopen(sample_record, base, seed=seed, device=device)
         if opened.source is None:
             found.missing["samples"] = opened.reason
         else:
@@ -315,7 +328,8 @@ def pictures(results: Results, *, device: str | None = "cpu") -> Pictures:
             found.pngs["samples"] = png
     pairs = (results.recognition.get("leakage") or {}).get("top_pairs") or []
     if pairs:
-        gen, ref = (pics.reopen(data.get(role) or {}, seed=seed, device=device)
+        gen, ref = (pics.reopen(data.get(role) or {}, base, seed=seed,
+                                device=device)
                     for role in ("generated", "reference"))
         if gen.source is None or ref.source is None:
             found.missing["pairs"] = gen.reason or ref.reason
@@ -324,9 +338,14 @@ def pictures(results: Results, *, device: str | None = "cpu") -> Pictures:
     return found
 
 
-def render_report(results: Results, out: Path, *, device: str | None = "cpu") -> Path:
-    """Write ``out/plots/*.png`` and ``out/index.html`` from ``results``; returns index.html."""
-    found = pictures(results, device=device)
+def render_report(
+    results: Results, out: Path, *, base: Path | None = None, device: str | None = "cpu"
+) -> Path:
+    """Write ``out/plots/*.png`` and ``out/index.html`` from ``results``; returns index.html.
+
+    ``base``: the folder that recorded relative paths start from (default ``out``).
+    """
+    found = pictures(results, base or out, device=device)
     for name, png in found.pngs.items():
         atomic_write_bytes(out / "plots" / f"{name}.png", png)
     index = out / "index.html"
@@ -339,6 +358,6 @@ def render_from_results(path: Path, out: Path) -> Path:
     results = Results.load(path)
     if not (out / "results.json").exists() or not (out / "results.json").samefile(path):
         results.save(out / "results.json")  # the folder holds what its page shows
-    return render_report(results, out)
+    return render_report(results, out, base=path.parent)
 
 

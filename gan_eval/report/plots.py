@@ -45,6 +45,17 @@ def _png(fig: Figure, *, layout: bool = True) -> bytes:
     return buffer.getvalue()
 
 
+def _running_mean(values: list[float], window: int) -> list[float]:
+    """Trailing mean over up to ``window`` points (shorter at the start), same length."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
 def training_curves(training: dict[str, Any]) -> bytes | None:
     """D and G losses against the step (``training["curve"]``: step, d_loss, g_loss lists)."""
     curve = training.get("curve") or {}
@@ -53,10 +64,14 @@ def training_curves(training: dict[str, Any]) -> bytes | None:
         return None
     with _figure(6.4, 2.8) as fig:
         ax = fig.add_subplot()
+        window = max(1, len(steps) // 25)
         for key, label, color in (("d_loss", "D loss", "#1c7ed6"), ("g_loss", "G loss", "#d9480f")):
             values = curve.get(key) or []
-            if len(values) == len(steps):
-                ax.plot(steps, values, label=label, color=color, linewidth=1.2)
+            if len(values) != len(steps) or any(v is None for v in values):
+                continue
+            ax.plot(steps, values, color=color, linewidth=0.8, alpha=0.3)
+            ax.plot(steps, _running_mean(values, window), color=color, linewidth=1.6,
+                    label=f"{label} (mean of {window} points)" if window > 1 else label)
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         ax.set_title(f"Training losses ({training.get('config', {}).get('loss', 'ns')} loss)")
