@@ -67,10 +67,10 @@ class ReportConfig:
     progress: Progress | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "n", "attack_n", "bootstrap"):
-            if getattr(self, name) < (2 if name in ("n", "bootstrap") else 1):
+        for name, least in (("steps", 1), ("n", 2), ("attack_n", 1), ("bootstrap", 2)):
+            if getattr(self, name) < least:
                 option = "--" + name.replace("_", "-")
-                raise InputError(f"{option}: {getattr(self, name)} is too small")
+                raise InputError(f"{option}: got {getattr(self, name)}; need at least {least}")
 
     def say(self, message: str) -> None:
         if self.progress is not None:
