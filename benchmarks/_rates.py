@@ -49,18 +49,21 @@ def sgemm_gflops(
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a = torch.randn(m, k, device=device, dtype=dtype)
     b = torch.randn(k, n, device=device, dtype=dtype)
+    # A preallocated product: a fresh output per call measures page faults as much as the
+    # matmul on large outputs (e.g. 4096 × 32768 float32 = 512 MiB).
+    out = torch.empty(m, n, device=device, dtype=dtype)
     cuda = device.type == "cuda"
     old_tf32 = torch.backends.cuda.matmul.allow_tf32
     times = []
     try:
         torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
         for _ in range(warmup):
-            torch.mm(a, b)
+            torch.mm(a, b, out=out)
         for _ in range(repeats):
             if cuda:
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
-            torch.mm(a, b)
+            torch.mm(a, b, out=out)
             if cuda:
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)

@@ -48,8 +48,10 @@ from gan_eval.metrics.neighbors import (
     check_same_dim,
     exact_sqdist_pairs,
     plan_tiles,
+    score_buffer,
     self_search_squared,
     squared_distance_tolerance,
+    tile_product,
 )
 
 __all__ = [
@@ -240,12 +242,13 @@ def _prdc_core(
     ref_tiles = real_tiles
     ref_tiles.set_beta(beta)
     work = torch.empty(min(tiles.rows, m_gen), min(tiles.cols, n_real), dtype=f32, device=dev)
+    scores = score_buffer(min(tiles.rows, m_gen), min(tiles.cols, n_real), dev)
     mask = torch.empty(work.shape, dtype=torch.bool, device=dev)
     for i0, i1 in block_ranges(m_gen, tiles.rows):
         qa = gp.query_block(i0, i1, alpha[i0:i1])
         for j0, j1 in real_ranges:
             # D² − fold_j (− row_fold_i), float32, generated rows × real columns
-            s = qa @ ref_tiles(j0, j1).T
+            s = tile_product(qa, ref_tiles(j0, j1), scores)
             w = work[: i1 - i0, : j1 - j0]
             if p_min is not None:
                 m = s.amin(1) if delta is None else torch.add(s, delta[j0:j1], out=w).amin(1)
