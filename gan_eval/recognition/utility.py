@@ -21,11 +21,13 @@ Three protocols (the reference must have identity labels):
    regression (scikit-learn, lbfgs, C = 1) on float64 embeddings standardised on its own training
    set, trained on the real training images. Classifier B: the same, trained on the real
    training images plus every generated face whose nearest real face (held-out images excluded)
-   is a training face within the match threshold, pseudo-labelled with that face's identity; the
-   others are left out (also those nearest a real person outside the classifier), and how many
-   were added is reported. Both are scored on the same held-out real images: accuracy of each
-   (Wilson intervals), the paired difference B − A with a paired bootstrap interval over test
-   images (1,000 resamples, seeded), and the test images that adding the generated faces fixed /
+   is a training face within the labelling threshold (the match threshold, or the calibrated one
+   when the audit warns that the match threshold does not separate people on these images),
+   pseudo-labelled with that face's identity; the others are left out (also those nearest a real
+   person outside the classifier), and how many were added is reported. Both are scored on the same
+   held-out real images: accuracy of each (Wilson intervals), the paired difference B − A with a
+   paired bootstrap interval over test images (1,000 resamples, seeded), and the test images that
+   adding the generated faces fixed /
    broke.
    Skipped (with the reason) when fewer than two identities have two images or no generated face
    is within the threshold of a training face.
