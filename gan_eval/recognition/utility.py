@@ -27,8 +27,7 @@ Three protocols (the reference must have identity labels):
    person outside the classifier), and how many were added is reported. Both are scored on the same
    held-out real images: accuracy of each (Wilson intervals), the paired difference B − A with a
    paired bootstrap interval over test images (1,000 resamples, seeded), and the test images that
-   adding the generated faces fixed /
-   broke.
+   adding the generated faces fixed / broke.
    Skipped (with the reason) when fewer than two identities have two images or no generated face
    is within the threshold of a training face.
 
