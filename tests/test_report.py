@@ -87,6 +87,7 @@ def test_page_is_self_contained(report_dir: Path) -> None:
     assert len(re.findall(r'alt="generated \d+"', html)) == n_pairs  # each pair shows both faces
     assert len(re.findall(r'alt="training \d+"', html)) == n_pairs
     assert 'alt="generated samples"' in html
+    assert "birthday support (generated)" in html  # the recognition audit as the CLI prints it
 
 
 def test_user_strings_are_escaped(report_dir: Path) -> None:

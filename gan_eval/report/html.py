@@ -176,6 +176,18 @@ def _section_note(section: Any) -> str | None:
     return None
 
 
+def _recognition_table(results: Results) -> str | None:
+    """The recognition audit as ``gan-eval recognition`` prints it (one summary, one wording)."""
+    from gan_eval.recognition import format_table
+
+    if not results.recognition.get("leakage"):
+        return None
+    try:
+        return format_table(results)
+    except (KeyError, TypeError, ValueError):  # a results file from another version: skip it
+        return None
+
+
 def _utility(section: Any) -> list[dict[str, Any]]:
     """One block per utility protocol: its skip reason or its scalar numbers."""
     if not isinstance(section, dict) or section.get("skipped"):
@@ -231,6 +243,7 @@ def build_view(results: Results, pictures: Pictures) -> dict[str, Any]:
         "verification": flatten(rec.get("verification")) if rec.get("verification") and not
         _section_note(rec.get("verification")) else [],
         "utility_note": _section_note(rec.get("utility")),
+        "recognition_table": _recognition_table(results),
         "utility": _utility(rec.get("utility")),
         "faceness": _faceness(rec),
         "robustness": {
