@@ -131,6 +131,14 @@ class Checkpoint:
         """Training steps done when it was written."""
         return int(self.meta["step"])
 
+    def training_data(self, option: str) -> str:
+        """The DATA string the run trained on; :class:`InputError` naming the file and ``option``
+        (how to give the data instead) when the checkpoint names none."""
+        data = self.meta.get("data", {}).get("data") or self.meta.get("config", {}).get("data")
+        if not isinstance(data, str):
+            raise InputError(f"{self.json_path}: names no training data; pass {option} DATA")
+        return data
+
     def tensors(self, group: str) -> dict[str, torch.Tensor]:
         """Tensors under ``group.`` (prefix removed), on CPU: e.g. ``tensors("g_ema")``."""
         prefix = group + "."

@@ -77,13 +77,6 @@ class ReportConfig:
             self.progress(message)
 
 
-def _training_data(checkpoint: Any) -> str:
-    data = checkpoint.meta.get("config", {}).get("data")
-    if not isinstance(data, str):
-        raise InputError(f"{checkpoint.json_path}: names no training data; pass --data DATA")
-    return data
-
-
 def _train_or_reuse(config: ReportConfig, data: str) -> tuple[Path, dict[str, Any]]:
     """The run folder ``out/run``: trained now, resumed to ``steps``, or reused when finished."""
     from gan_eval.gan.checkpoint import is_checkpoint, load_checkpoint
@@ -94,9 +87,10 @@ def _train_or_reuse(config: ReportConfig, data: str) -> tuple[Path, dict[str, An
     info: dict[str, Any] = {"run": str(run), "reused": False}
     if is_checkpoint(run / CHECKPOINT_DIR):
         done = load_checkpoint(run / CHECKPOINT_DIR, groups=())
-        if _training_data(done) != data:
-            raise InputError(f"--out {config.out}: {run} holds a run on "
-                             f"{_training_data(done)!r}, not {data!r}; choose another --out")
+        trained_on = done.training_data("--data")
+        if trained_on != data:
+            raise InputError(f"--out {config.out}: {run} holds a run on {trained_on!r}, not "
+                             f"{data!r}; choose another --out")
         if done.step >= config.steps:
             config.say(f"reusing the finished run in {run} ({done.step} steps)")
             return run, {**info, "reused": True}
@@ -257,8 +251,9 @@ def run_report(config: ReportConfig) -> Path:
     gates = load_config(config.gates or default_gates())  # a bad config fails before any work
     baseline = Results.load(config.baseline) if config.baseline is not None else None
     if config.checkpoint is not None:
-        checkpoint = load_checkpoint(config.checkpoint, groups=()).folder
-        data = config.data or _training_data(load_checkpoint(checkpoint, groups=()))
+        given = load_checkpoint(config.checkpoint, groups=())
+        checkpoint = given.folder
+        data = config.data or given.training_data("--data")
         run: Path | None = None
         train_info: dict[str, Any] = {}
     else:
@@ -283,7 +278,7 @@ def gate_checkpoint(checkpoint: Path, gates: GateConfig, config: ReportConfig) -
     from gan_eval.gan.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint, groups=())
-    data = config.data or _training_data(ckpt)
+    data = config.data or ckpt.training_data("--data")
     named = {g.metric for g in gates.gates}
     parts = tuple(p for p, metrics in PART_METRICS.items() if named & metrics)
     inception = any(g.extractor == "inception" or g.metric == "is" for g in gates.gates)

@@ -78,15 +78,6 @@ def _subset(source: Any, n: int, seed: int) -> tuple[torch.Tensor, list[int]]:
     return source.read(indices), indices
 
 
-def _reference_data(ckpt: Any, reference: str | None) -> str:
-    if reference is not None:
-        return reference
-    data = ckpt.meta.get("data", {}).get("data") or ckpt.meta.get("config", {}).get("data")
-    if not isinstance(data, str):
-        raise InputError(f"{ckpt.json_path}: names no training data; pass --reference DATA")
-    return data
-
-
 def _load_sets(
     target: str, *, checkpoint: bool, reference: str | None, n: int, seed: int,
     device: torch.device,
@@ -103,7 +94,7 @@ def _load_sets(
         sets["generated"] = source.load()
         info["generated"] = {"data": source.data, "content_hash": source.content_hash(),
                              "role": f"samples of the checkpoint (seed {seed})"}
-        ref = _reference_data(ckpt, reference)
+        ref = reference if reference is not None else ckpt.training_data("--reference")
         try:
             real = open_source(ref, resolution=ckpt.spec.resolution)
         except InputError as exc:
