@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -10,15 +12,29 @@ import torch
 from gan_eval.gan.train import TrainConfig, train
 
 
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Tiny models run as fast on one thread; a second one only spins when the CPUs are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for the test (modules of tiny models use it: ``pytestmark``)."""
+    with single_thread():
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-step run of a tiny DCGAN on the built-in faces (read-only: copy it to damage it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: a second thread only spins on shared CPUs
-    try:
-        run = tmp_path_factory.mktemp("gan") / "run"
+    run = tmp_path_factory.mktemp("gan") / "run"
+    with single_thread():
         train(TrainConfig(data="builtin:lfw-subset", out=run, steps=2, batch_size=16, width=8,
                           nz=16, quiet=True, device="cpu"))
-    finally:
-        torch.set_num_threads(threads)
     return run

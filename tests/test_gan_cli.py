@@ -5,11 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from gan_eval.cli import app
@@ -19,12 +17,7 @@ runner = CliRunner()
 TINY = ["--width", "8", "--batch-size", "16", "--quiet", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def train(tmp_path: Path, *args: str) -> tuple[int, str]:
