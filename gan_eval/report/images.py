@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from gan_eval.data import open_source
+from gan_eval.data.convert import resize_uint8
 from gan_eval.data.source import ImageSource
 from gan_eval.errors import GanEvalError
 from gan_eval.gan.sample import image_grid
@@ -39,18 +39,9 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def upscale(images: torch.Tensor, size: int = CELL) -> torch.Tensor:
-    """uint8 B×3×H×W → uint8 B×3×size×size (bicubic up, antialiased down; square crops only)."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    out = F.interpolate(images.float(), size=(size, size), mode="bicubic", align_corners=False,
-                        antialias=images.shape[-1] > size)
-    return out.round_().clamp_(0, 255).to(torch.uint8)
-
-
 def grid_png(images: torch.Tensor, *, nrow: int = 8, cell: int = 64) -> bytes:
     """uint8 B×3×H×W → one PNG of rows of ``nrow`` faces, each ``cell`` pixels wide."""
-    return png_bytes(image_grid(upscale(images, cell), nrow=nrow, padding=2))
+    return png_bytes(image_grid(resize_uint8(images, cell), nrow=nrow, padding=2))
 
 
 @dataclass(frozen=True)
@@ -97,8 +88,8 @@ def pair_tiles(
     """Data URIs of (generated, reference) faces for each ``{"generated": i, "reference": j}``."""
     if not pairs:
         return []
-    gen = upscale(generated.read([int(p["generated"]) for p in pairs]))
-    ref = upscale(reference.read([int(p["reference"]) for p in pairs]))
+    gen = resize_uint8(generated.read([int(p["generated"]) for p in pairs]), CELL)
+    ref = resize_uint8(reference.read([int(p["reference"]) for p in pairs]), CELL)
     return [
         (data_uri(png_bytes(_hwc(g))), data_uri(png_bytes(_hwc(r))))
         for g, r in zip(gen, ref, strict=True)
