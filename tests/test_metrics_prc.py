@@ -27,11 +27,15 @@ def _reference_dc(gen: torch.Tensor, real: torch.Tensor, k: int) -> tuple[float,
     return float(inside.sum(1).mean() / k), float(inside.any(0).mean())
 
 
+PRODUCTS = ["float32", "bfloat16"]  # both first passes must give the exact answers
+
+
+@pytest.mark.parametrize("products", PRODUCTS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_precision_recall_equal_torch_fidelity(dtype: torch.dtype) -> None:
+def test_precision_recall_equal_torch_fidelity(dtype: torch.dtype, products: str) -> None:
     gen, real = _sets(420, 510, 16, seed=0, dtype=dtype)
     ref = prc_features_to_metric(gen, real, verbose=False)
-    ours = precision_recall(gen, real, block_rows=128)
+    ours = precision_recall(gen, real, block_rows=128, products=products)
     # exact counts (torch-fidelity returns float32 fractions)
     assert round(ref["precision"] * 420) == round(ours.precision * 420)
     assert round(ref["recall"] * 510) == round(ours.recall * 510)
@@ -48,23 +52,25 @@ def test_precision_recall_neighbourhood_parameter() -> None:
     assert ours.recall == pytest.approx(ref["recall"], abs=1e-6)
 
 
+@pytest.mark.parametrize("products", PRODUCTS)
 @pytest.mark.parametrize("k", [5, 2])
-def test_density_coverage_equal_direct_computation(k: int) -> None:
+def test_density_coverage_equal_direct_computation(k: int, products: str) -> None:
     gen, real = _sets(300, 350, 12, seed=2)
-    ours = density_coverage(gen, real, k=k, block_rows=100)
+    ours = density_coverage(gen, real, k=k, block_rows=100, products=products)
     density, coverage = _reference_dc(gen, real, k)
     assert ours.density == pytest.approx(density, abs=1e-12)
     assert ours.coverage == pytest.approx(coverage, abs=1e-12)
 
 
-def test_prdc_equals_separate_calls_and_block_invariance() -> None:
+@pytest.mark.parametrize("products", PRODUCTS)
+def test_prdc_equals_separate_calls_and_block_invariance(products: str) -> None:
     gen, real = _sets(250, 230, 10, seed=3)
-    both = prdc(gen, real, block_rows=64)
-    pr = precision_recall(gen, real, block_rows=1000)
-    dc = density_coverage(gen, real, block_rows=33)
+    both = prdc(gen, real, block_rows=64, products=products)
+    pr = precision_recall(gen, real, block_rows=1000, products=products)
+    dc = density_coverage(gen, real, block_rows=33, products=products)
     assert (both.precision, both.recall, both.f_score) == (pr.precision, pr.recall, pr.f_score)
     assert (both.density, both.coverage) == (dc.density, dc.coverage)
-    small = prdc(gen, real, memory_budget=2**20)  # uncached, tiles narrower than strips
+    small = prdc(gen, real, memory_budget=2**20, products=products)  # uncached, narrow tiles
     assert small == both
     assert set(both.to_dict()) == {
         "precision",
@@ -122,16 +128,38 @@ def _brute_prdc(gen: torch.Tensor, real: torch.Tensor, k_pr: int, k_dc: int) -> 
     )
 
 
-def test_lattice_points_with_many_exact_ties() -> None:
+@pytest.mark.parametrize("products", PRODUCTS)
+@pytest.mark.parametrize(("k_pr", "k_dc"), [(3, 5), (5, 2)])
+def test_lattice_points_with_many_exact_ties(products: str, k_pr: int, k_dc: int) -> None:
     # integer coordinates: many distances equal a radius exactly and many rows are duplicates;
     # every such decision goes through the float64 resolution and must match closed balls
     g = torch.Generator().manual_seed(0)
     real = torch.randint(0, 5, (300, 3), generator=g).float()
     gen = torch.randint(0, 5, (260, 3), generator=g).float() + torch.tensor([1.0, 0.0, 0.0])
-    res = prdc(gen, real, block_rows=64)
-    p, r, d, c = _brute_prdc(gen, real, 3, 5)
+    res = prdc(gen, real, k_pr=k_pr, k_dc=k_dc, block_rows=64, products=products)
+    p, r, d, c = _brute_prdc(gen, real, k_pr, k_dc)
     assert (res.precision, res.recall, res.coverage) == (p, r, c)
     assert res.density == pytest.approx(d, abs=1e-12)
+
+
+def _pool3_like(n: int, d: int, seed: int, scale: float) -> torch.Tensor:
+    # non-negative, correlated, wide: where the bfloat16 bound leaves many samples undecided
+    basis = torch.randn(32, d, generator=torch.Generator().manual_seed(0)) / 6
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, 32, generator=g) * scale
+    return torch.relu(z @ basis + 0.3 + 0.1 * torch.randn(n, d, generator=g))
+
+
+@pytest.mark.parametrize("budget", [512 * 2**20, 2**20])
+def test_bfloat16_first_pass_equals_brute_force_on_wide_features(budget: int) -> None:
+    gen, real = _pool3_like(500, 1024, 1, 1.05), _pool3_like(450, 1024, 2, 1.0)
+    expected = _brute_prdc(gen, real, 3, 5)
+    for products in PRODUCTS:
+        res = prdc(gen, real, memory_budget=budget, products=products)
+        assert (res.precision, res.recall, res.coverage) == expected[:2] + expected[3:]
+        assert res.density == pytest.approx(expected[2], abs=1e-12)
+        pr = precision_recall(gen, real, memory_budget=budget, products=products)
+        assert (pr.precision, pr.recall) == expected[:2]
 
 
 def test_input_errors() -> None:

@@ -25,9 +25,14 @@ How the search works
    values are separated by more than their error bounds; otherwise all its candidates are
    reranked exactly, and if its worst candidate minus the largest possible error still does not
    clear the exact k-th distance (more than ``margin`` near-ties) the row is recomputed against
-   every reference row in float64 — rare, slower, still exact.
+   every reference row in float64 — rare, slower, still exact. Rerank only the candidates
+   whose value minus its bound can still beat the k-th's value plus its bound.
+4. **Other first passes.** :func:`self_search_squared` takes a :class:`SelfProducts` instead of
+   float32 tiles, with its own :class:`ErrorModel` and margin (the bfloat16 pass of
+   :mod:`gan_eval.metrics.bf16_tiles`, used by precision/recall); the steps above are the same.
 
-Memory (bytes beyond the inputs; ``h × w`` the score tile, ``c = k + 2``; :func:`plan_tiles`)::
+Memory (bytes beyond the inputs; ``h × w`` the score tile, ``c = k + margin``, the margin 2 for
+float32 and 10 for bfloat16; :func:`plan_tiles`)::
 
     peak ≈ min(4·N_r·(D+2), budget/4)    augmented float32 reference set, cached if it fits,
                                          else one rebuilt tile ≤ budget/8
@@ -39,15 +44,17 @@ Memory (bytes beyond the inputs; ``h × w`` the score tile, ``c = k + 2``; :func
 
 so it does not grow with ``N_q·N_r`` (a lower estimate: allocator caching and short-lived
 temporaries add some; precision/recall at 50,000 × 50,000 × 2048-d measured 0.34 GiB of working
-memory with the default budget). With the default ``memory_budget`` of 512 MiB, 50,000 ×
-200,000 × 128-d needs ≈ 0.35 GiB beyond its 128 MB of inputs (:func:`nearest_peak_bytes`), far
-inside 24 GiB; a larger budget only makes tiles bigger.
+memory with the default budget and float32 first passes, 0.46 GiB with bfloat16 ones). With the
+default ``memory_budget`` of 512 MiB, 50,000 × 200,000 × 128-d needs ≈ 0.35 GiB beyond its
+128 MB of inputs (:func:`nearest_peak_bytes`), far inside 24 GiB; a larger budget only makes
+tiles bigger.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -316,9 +323,11 @@ class RefTiles:
         return self.prep.ref_block(j0, j1, self.beta[j0:j1])
 
 
-def score_buffer(rows: int, cols: int, device: torch.device | str) -> torch.Tensor:
-    """A flat float32 buffer for :func:`tile_product` tiles of up to ``rows × cols``."""
-    return torch.empty(rows * cols, dtype=torch.float32, device=device)
+def score_buffer(
+    rows: int, cols: int, device: torch.device | str, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """A flat buffer for :func:`tile_product` tiles of up to ``rows × cols`` (float32 default)."""
+    return torch.empty(rows * cols, dtype=dtype, device=device)
 
 
 def tile_product(a: torch.Tensor, b: torch.Tensor, buffer: torch.Tensor) -> torch.Tensor:
@@ -462,6 +471,56 @@ def _stable_order(d2: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, to
     return d2.gather(1, o), idx.gather(1, o)
 
 
+class ErrorModel(Protocol):
+    """Bounds on the error of a first-pass squared distance (``vals``: its float64 value)."""
+
+    def pair(self, rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
+        """Per pair: query ``rows`` ``(m, 1)`` or ``(m,)``, reference ``cols`` of one shape."""
+        ...
+
+    def row(self, rows: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
+        """Per query row ``(m,)``, valid for any reference row whose value is ``vals``."""
+        ...
+
+
+class Float32Error:
+    """The float32 model: ``|error| ≤ τ(‖a‖² + ‖b‖²)`` (:func:`squared_distance_tolerance`)."""
+
+    def __init__(self, tau: float, q_sq: torch.Tensor, r_sq: torch.Tensor) -> None:
+        self.tau, self.q_sq, self.r_sq = tau, q_sq, r_sq
+        self.r_max = float(r_sq.max())
+
+    def pair(self, rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
+        return self.tau * (self.q_sq[rows] + self.r_sq[cols])
+
+    def row(self, rows: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
+        return self.tau * (self.q_sq[rows] + self.r_max)
+
+
+class SelfProducts(Protocol):
+    """First-pass products of a set with itself (another arithmetic than float32 tiles).
+
+    ``query(i0, i1) @ ref(j0, j1).T`` (in ``dtype``) approximates ``D² − shift``; ``error``
+    bounds it; ``margin`` candidates beyond ``k`` are kept per row.
+    """
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    @property
+    def shift(self) -> float: ...
+
+    @property
+    def margin(self) -> int: ...
+
+    @property
+    def error(self) -> ErrorModel: ...
+
+    def query(self, i0: int, i1: int) -> torch.Tensor: ...
+
+    def ref(self, j0: int, j1: int) -> torch.Tensor: ...
+
+
 def _finalize(
     q_prep: Centred,
     r_prep: Centred,
@@ -470,7 +529,7 @@ def _finalize(
     cand_idx: torch.Tensor,
     k: int,
     certify: bool,
-    tau: float,
+    error: ErrorModel,
     excl: torch.Tensor | None,
     memory_budget: int,
     exact_cols: tuple[int, ...] | None = None,
@@ -478,8 +537,8 @@ def _finalize(
     """Exact k nearest for query ``rows`` from their candidates; squared distances, indices.
 
     ``cand_vals`` (float64 ``(m, c)``, ascending) are the approximate squared distances of the
-    candidates ``cand_idx``; the pair ``(i, j)`` is within ``τ(‖q_i‖² + ‖r_j‖²)`` of the exact
-    value (centred norms from the preps).
+    candidates ``cand_idx``; ``error`` bounds how far each is from the exact value (float32
+    tiles: ``τ(‖q_i‖² + ‖r_j‖²)`` with the centred norms).
 
     * Rows whose first ``k + 1`` approximate values are separated by more than their error
       bounds (and, with ``certify``, whose worst candidate minus the largest possible error of
@@ -491,13 +550,13 @@ def _finalize(
       every non-candidate goes to :func:`_rescue`.
     """
     query, ref = q_prep.x, r_prep.x
-    q_sq, r_sq = q_prep.sqnorm[rows], r_prep.sqnorm
     c = cand_vals.shape[1]
     upto = min(k + 1, c)
-    cand_tol = tau * (q_sq[:, None] + r_sq[cand_idx[:, :upto]])
+    cand_tol = error.pair(rows[:, None], cand_idx[:, :upto], cand_vals[:, :upto])
     gaps = cand_vals[:, 1:upto] - cand_vals[:, : upto - 1]
     clear = (gaps > cand_tol[:, 1:] + cand_tol[:, :-1]).all(dim=1)
-    row_tol = tau * (q_sq + float(r_sq.max()))  # bounds the error of any reference row
+    # bounds the error of any reference row whose value is at least the worst candidate's
+    row_tol = error.row(rows, cand_vals[:, -1])
     if certify:
         if c <= k:
             clear[:] = False
@@ -516,7 +575,15 @@ def _finalize(
     hard = (~clear).nonzero().flatten()
     if hard.numel():
         cand = cand_idx[hard]
-        hd2 = exact_sqdist_pairs(query, ref, rows[hard, None].expand_as(cand), cand, memory_budget)
+        hv = cand_vals[hard]
+        err = error.pair(rows[hard, None], cand, hv)
+        # the first k candidates are within `upper` exactly; one whose value minus its error
+        # exceeds that is farther than k others and needs no exact distance
+        upper = (hv[:, :k] + err[:, :k]).amax(dim=1)
+        plausible = hv - err <= upper[:, None]
+        ii, jj = plausible.nonzero(as_tuple=True)
+        hd2 = torch.full(cand.shape, math.inf, dtype=torch.float64, device=cand.device)
+        hd2[ii, jj] = exact_sqdist_pairs(query, ref, rows[hard[ii]], cand[ii, jj], memory_budget)
         hd2, hidx = _stable_order(hd2, cand)
         hd2, hidx = hd2[:, :k].contiguous(), hidx[:, :k].contiguous()
         if certify:
@@ -524,7 +591,7 @@ def _finalize(
             bad = (worst - row_tol[hard] <= hd2[:, -1]).nonzero().flatten()
             if bad.numel():
                 rd2, ridx = _rescue(
-                    q_prep, r_prep, rows[hard[bad]], hd2[bad, -1], k, tau, excl, memory_budget
+                    q_prep, r_prep, rows[hard[bad]], hd2[bad, -1], k, excl, memory_budget
                 )
                 hd2[bad] = rd2
                 hidx[bad] = ridx
@@ -539,11 +606,10 @@ def _rescue(
     rows: torch.Tensor,
     bound: torch.Tensor,
     k: int,
-    tau: float,
     excl: torch.Tensor | None,
     memory_budget: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact k nearest for rows with many near-ties, against every reference row.
+    """Exact k nearest for rows with many near-ties, against every reference row (float32).
 
     ``bound`` (float64 ``(m,)``) is an exact squared distance no smaller than each row's true
     k-th. A reference row can be among the k nearest only if its float32 value minus its error
@@ -551,6 +617,7 @@ def _rescue(
     index).
     """
     sub = Centred(q_prep.x[rows], q_prep.center)
+    tau = squared_distance_tolerance(r_prep.d, rows.device)
     # rare path: no second cached copy of the reference set next to the caller's
     tiles = plan_tiles(rows.numel(), r_prep.n, r_prep.d, memory_budget, allow_cache=False)
     ref_tiles = RefTiles(r_prep, r_prep.sqnorm, cache=False)
@@ -695,7 +762,7 @@ def cross_search_squared(
     q_prep = Centred(query, center)
     r_prep = Centred(ref, center)
     ref_tiles = RefTiles(r_prep, r_prep.sqnorm, tiles.cache_ref)
-    tau = squared_distance_tolerance(d, query.device)
+    error = Float32Error(squared_distance_tolerance(d, query.device), q_prep.sqnorm, r_prep.sqnorm)
     out_d2 = torch.empty(nq, k, dtype=torch.float64, device=query.device)
     out_idx = torch.empty(nq, k, dtype=torch.int64, device=query.device)
     col_ranges = block_ranges(nr, tiles.cols)
@@ -717,7 +784,9 @@ def cross_search_squared(
         q_sq = q_prep.sqnorm[i0:i1]
         approx = vals.double() + q_sq[:, None]
         rows = torch.arange(i0, i1, device=query.device)
-        d2, ix = _finalize(q_prep, r_prep, rows, approx, idx, k, certify, tau, excl, memory_budget)
+        d2, ix = _finalize(
+            q_prep, r_prep, rows, approx, idx, k, certify, error, excl, memory_budget
+        )
         out_d2[i0:i1] = d2
         out_idx[i0:i1] = ix
     return out_d2, out_idx
@@ -759,24 +828,38 @@ def self_search_squared(
     exact_cols: tuple[int, ...] | None = None,
     prep: Centred | None = None,
     ref_tiles: RefTiles | None = None,
+    products: SelfProducts | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Squared exact distances (float64) and indices of the k nearest other rows.
 
     With ``exact_cols`` only those columns of the distances are guaranteed exact (e.g. the
-    k-th, the radius of precision/recall); the others may hold the float32 approximations. The
-    indices are always exact. ``prep`` / ``ref_tiles`` (with ``beta = prep.sqnorm``) let a
-    caller share the centred rows and the cached reference matrix with a later pass.
+    k-th, the radius of precision/recall); the others may hold the first-pass approximations.
+    The indices are always exact. ``prep`` / ``ref_tiles`` (with ``beta = prep.sqnorm``) let a
+    caller share the centred rows and the cached reference matrix with a later pass;
+    ``products`` replaces the float32 first pass (e.g. bfloat16 tiles, built on ``prep``).
     """
     n, d = x.shape
-    c = min(k + _MARGIN, n - 1)
-    certify = c < n - 1
     tiles = plan_tiles(n, n, d, memory_budget, block_rows, symmetric=True)
     if prep is None:
         prep = Centred(x, blocked_mean(x))
     sq = prep.sqnorm
-    if ref_tiles is None:
-        ref_tiles = RefTiles(prep, sq, tiles.cache_ref)
-    tau = squared_distance_tolerance(d, x.device)
+    if products is None:
+        if ref_tiles is None:
+            ref_tiles = RefTiles(prep, sq, tiles.cache_ref)
+        f32_tiles = ref_tiles
+        error: ErrorModel = Float32Error(squared_distance_tolerance(d, x.device), sq, sq)
+        dtype, shift, margin = torch.float32, 0.0, _MARGIN
+
+        def query(i0: int, i1: int) -> torch.Tensor:
+            return prep.query_block(i0, i1, sq[i0:i1])
+
+        def ref(j0: int, j1: int) -> torch.Tensor:
+            return f32_tiles(j0, j1)
+    else:
+        query, ref, error = products.query, products.ref, products.error
+        dtype, shift, margin = products.dtype, products.shift, products.margin
+    c = min(k + margin, n - 1)
+    certify = c < n - 1
     # Candidates are kept per unit (a quarter strip). A strip's diagonal block is computed as
     # one tile per unit, rows u0:u1 × columns u0:i1, so only the lower halves of the unit
     # squares are computed twice; the rest of the strip is one wide tile per column range.
@@ -799,24 +882,24 @@ def self_search_squared(
                 pi[a - u0 : b - u0] = p[a - r0 : b - r0]
                 cands[u].add(pv, pi)
 
-    scores = score_buffer(min(n, tiles.rows), min(n, max(tiles.cols, tiles.rows)), x.device)
+    scores = score_buffer(min(n, tiles.rows), min(n, max(tiles.cols, tiles.rows)), x.device, dtype)
     for i0, i1 in block_ranges(n, tiles.rows):
-        qa = prep.query_block(i0, i1, sq[i0:i1])
+        qa = query(i0, i1)
         diagonal = [(u0, u1, u0, i1) for u0, u1 in block_ranges(i1, unit, start=i0)]
         wide = [(i0, i1, j0, j1) for j0, j1 in block_ranges(n, tiles.cols, start=i1)]
         for r0, r1, j0, j1 in diagonal + wide:
-            # approximate squared distances (r0:r1) × (j0:j1)
-            s = tile_product(qa[r0 - i0 : r1 - i0], ref_tiles(j0, j1), scores)
+            # approximate squared distances (− shift) (r0:r1) × (j0:j1)
+            s = tile_product(qa[r0 - i0 : r1 - i0], ref(j0, j1), scores)
             lo, hi = max(r0, j0), min(r1, j1)
             if lo < hi:  # a row is not its own neighbour
                 s[lo - r0 : hi - r0, lo - j0 : hi - j0].diagonal().fill_(math.inf)
             v, p = smallest_per_row(s, c)
-            add(r0, v, p + j0)
+            add(r0, v.float(), p + j0)
             # columns beyond the tile's rows: pairs (i, j) with i < j seen from j's side
             lo = max(j0, r1)
             if lo < j1:
                 v, p = smallest_per_column(s[:, lo - j0 :], c)
-                add(lo, v.T, p.T + r0)
+                add(lo, v.T.float(), p.T + r0)
     results = [cd.result() for cd in cands]
     vals = torch.cat([r[0] for r in results])
     idx = torch.cat([r[1] for r in results])
@@ -824,11 +907,11 @@ def self_search_squared(
         prep,
         prep,
         torch.arange(n, device=x.device),
-        vals.double(),
+        vals.double() + shift,
         idx,
         k,
         certify,
-        tau,
+        error,
         torch.arange(n, device=x.device),
         memory_budget,
         exact_cols,
