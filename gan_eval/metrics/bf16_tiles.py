@@ -1,9 +1,11 @@
 """bfloat16 tile products with a proven error bound, for the first pass of a blocked comparison.
 
 On CPUs with native bfloat16 dot products (AVX512-BF16, AMX) a bfloat16 matmul runs at ~2.3×
-the float32 rate (measured on this project's 2-core AVX512-BF16 box: 388 vs 160 GFLOP/s). The
-precision/recall cross pass uses it to decide most pairs and sends the rest (those within the
-bound of a threshold) to the exact path, so the answers stay those of exact arithmetic.
+the float32 rate (measured on this project's 2-core AVX512-BF16 box: 388 vs 160 GFLOP/s).
+Precision/recall uses it for its first passes (the k-NN radius searches, through
+:class:`Bf16SelfProducts`, and the generated × real pass): they decide most pairs and send the
+rest (those within the bound of a decision) to the exact path, so the answers stay those of
+exact arithmetic.
 
 Augmented rows (``d`` feature columns plus four)::
 
@@ -143,12 +145,12 @@ class Bf16Rows:
             torch.linalg.vector_norm(hat, dim=1, dtype=torch.float32, out=norm[i0:i1])
             # a32 − â is exact in float32
             torch.linalg.vector_norm(a32.sub_(hat), dim=1, out=resid[i0:i1])
-        # float32 norms are within (d + 2)·2⁻²⁴ relative; ‖a − a32‖ ≤ 2⁻²⁴‖a‖ (one rounding
-        # per entry of the centring)
-        up = 1.0 + (d + 8) * 2.0**-22
-        n32d = n32.double() * up
-        self.norm = torch.maximum(n32d, norm.double() * up)
-        self.resid = resid.double() * up + n32d * 2.0**-23
+        # float32 norms are within (d + 2)·2⁻²⁴ relative, plus what squares below 2⁻¹²⁶ lose
+        # (2⁻⁶³ per entry); ‖a − a32‖ ≤ 2⁻²⁴‖a‖ (one rounding per entry of the centring)
+        up, floor = 1.0 + (d + 8) * 2.0**-22, d**0.5 * 2.0**-62
+        n32d = n32.double() * up + floor
+        self.norm = torch.maximum(n32d, norm.double() * up + floor)
+        self.resid = resid.double() * up + floor + n32d * 2.0**-23
 
     def rows(self, i0: int, i1: int) -> torch.Tensor:
         """``â`` for rows ``i0:i1`` (bfloat16 ``(i1 − i0, D)``)."""

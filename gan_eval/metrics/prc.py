@@ -143,7 +143,7 @@ class _Raw:
     coverage_hit: torch.Tensor | None = None  # (N,) bool
 
 
-Block = Callable[[int, int], torch.Tensor]
+_Block = Callable[[int, int], torch.Tensor]
 
 
 def _first_pass(
@@ -154,7 +154,7 @@ def _first_pass(
     tol: float,
     r_tiles: RefTiles,
     bf16: tuple[Bf16Rows, Bf16SelfProducts] | None,
-) -> tuple[Block, Block, torch.Tensor]:
+) -> tuple[_Block, _Block, torch.Tensor]:
     """Products of query ``rows`` (by position) with all of ``r``, for :func:`_resolve`.
 
     Returns ``query(i0, i1)``, ``ref(j0, j1)`` (their product approximates ``D²``) and a
@@ -181,42 +181,38 @@ def _first_pass(
 
 
 def _resolve(
+    q: Centred,
     rows: torch.Tensor,
     r: Centred,
-    thresholds: list[tuple[torch.Tensor, bool]],
-    first: tuple[Block, Block, torch.Tensor],
-    q: Centred,
+    thr: torch.Tensor,
+    first: tuple[_Block, _Block, torch.Tensor],
     memory_budget: int,
-) -> list[torch.Tensor]:
+) -> torch.Tensor:
     """Exact in-ball counts for a few query rows, recomputed against every reference row.
 
-    For each threshold (float64 squared radii, per reference column when ``per_query`` is False,
-    per query row when True) returns int64 ``(len(rows),)``: the number of reference rows ``j``
-    with ``D²_ij ≤ thr``. Pairs more than the band (:func:`_first_pass`) below a threshold count
-    directly; pairs within the band are decided in float64.
+    ``thr``: float64 squared radii of the reference rows. Returns int64 ``(len(rows),)``: the
+    number of reference rows ``j`` with ``D²_ij ≤ thr_j``. Pairs more than the band
+    (:func:`_first_pass`) below the threshold count directly; pairs within the band are decided
+    in float64.
     """
     query, ref, band = first
-    counts = [torch.zeros(rows.numel(), dtype=torch.int64, device=rows.device) for _ in thresholds]
-    near: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in thresholds]
+    counts = torch.zeros(rows.numel(), dtype=torch.int64, device=rows.device)
+    near_i, near_j = [], []
     tiles = plan_tiles(rows.numel(), r.n, r.d, memory_budget)
+    thr32 = thr.float()
     for i0, i1 in block_ranges(rows.numel(), tiles.rows):
         qa = query(i0, i1)
         b = band[i0:i1, None]
         for j0, j1 in block_ranges(r.n, tiles.cols):
-            s = qa @ ref(j0, j1).T  # approximate D²
-            for t, (thr, per_query) in enumerate(thresholds):
-                thr32 = (thr[rows[i0:i1], None] if per_query else thr[None, j0:j1]).float()
-                w = s - thr32
-                counts[t][i0:i1] += (w < -b).sum(1)
-                ii, jj = (w.abs_() <= b).nonzero(as_tuple=True)
-                near[t].append((ii + i0, jj + j0))
-    for t, (thr, per_query) in enumerate(thresholds):
-        ii = torch.cat([p[0] for p in near[t]])
-        jj = torch.cat([p[1] for p in near[t]])
-        if ii.numel():
-            d2 = exact_sqdist_pairs(q.x, r.x, rows[ii], jj, memory_budget)
-            inside = d2 <= (thr[rows[ii]] if per_query else thr[jj])
-            counts[t].index_add_(0, ii, inside.long())
+            w = qa @ ref(j0, j1).T - thr32[j0:j1]  # approximate D² − r²
+            counts[i0:i1] += (w < -b).sum(1)
+            ii, jj = (w.abs_() <= b).nonzero(as_tuple=True)
+            near_i.append(ii + i0)
+            near_j.append(jj + j0)
+    ii, jj = torch.cat(near_i), torch.cat(near_j)
+    if ii.numel():
+        d2 = exact_sqdist_pairs(q.x, r.x, rows[ii], jj, memory_budget)
+        counts.index_add_(0, ii, (d2 <= thr[jj]).long())
     return counts
 
 
@@ -386,7 +382,7 @@ def _prdc_core(
         if rows.numel():
             pair = (gq, real_sp) if gq is not None and real_sp is not None else None
             first = _first_pass(gp, rows, rp, float(r_pr.max()), tol, real_tiles, pair)
-            (count,) = _resolve(rows, rp, [(r_pr, False)], first, gp, memory_budget)
+            count = _resolve(gp, rows, rp, r_pr, first, memory_budget)
             raw.precision_hit[rows] = count > 0
     if r_min is not None and g_pr is not None:
         extra = thr_max if g_pr32 is not None else 0.0
@@ -395,7 +391,7 @@ def _prdc_core(
         if rows.numel():
             pair = (rq, gen_sp) if rq is not None and gen_sp is not None else None
             first = _first_pass(rp, rows, gp, float(g_pr.max()), tol, gen_tiles, pair)
-            (count,) = _resolve(rows, gp, [(g_pr, False)], first, rp, memory_budget)
+            count = _resolve(rp, rows, gp, g_pr, first, memory_budget)
             raw.recall_hit[rows] = count > 0
     return raw
 
