@@ -86,7 +86,8 @@ def test_use_bf16_resolution() -> None:
     assert use_bf16("bfloat16", cpu, 64) is True  # forced on any CPU whose probe passes
     assert use_bf16("bfloat16", torch.device("cuda"), 64) is False  # CUDA keeps float32
     native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    assert use_bf16("auto", cpu, 64) is bool(native)
+    assert use_bf16("auto", cpu, 2048) is bool(native)
+    assert use_bf16("auto", cpu, 128) is False  # dlib-face features: float32 is faster
     with pytest.raises(InputError, match="products must be"):
         use_bf16("half", cpu, 64)  # type: ignore[arg-type]
 

@@ -30,10 +30,12 @@ generated × real follows, one matmul per tile with the radii folded into it:
 
 Every decision is therefore that of exact arithmetic on the given features (torch-fidelity
 decides in float32, so a pair within ~1e-6 relative of a radius may go the other way there).
-The first passes (k-NN candidates and the cross pass) run in bfloat16 on CPUs that have it
-natively (:mod:`gan_eval.metrics.bf16_tiles`: ~2.3× the float32 matmul rate there, with a
-proven bound of ~1 % of ``D²`` that sends more samples to the exact stage), else in float32
-(``products`` forces either; the answers are the same).
+The first passes (k-NN candidates and the cross pass) run in bfloat16 for ``D ≥ 1024`` on
+CPUs that have it natively (:mod:`gan_eval.metrics.bf16_tiles`: ~2.3× the float32 matmul rate
+there, with a proven bound of ~1 % of ``D²`` that sends more samples to the exact stage), else
+in float32 (``products`` forces either; the answers are the same). Data where most pairs sit
+within that bound of a radius (e.g. every generated sample inside hundreds of balls) can make
+the bfloat16 pass slower than float32 (measured: 2× slower on such a 1,000 × 2,048 set).
 
 Measured on 2 CPU threads (AVX512-BF16), 10,000 × 10,000 × 2,048, side by side with
 torch-fidelity's ``prc_features_to_metric`` (``benchmarks/metrics_math.py --only prc``):
