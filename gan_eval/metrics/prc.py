@@ -367,34 +367,38 @@ def _prdc_core(
 
     # Decisions from the main pass: a minimum m (float32) plus x (float64) is decided unless it
     # lies within tol + out_unit·(|m| + extra) of 0 (extra: the largest threshold added to the
-    # products elementwise before the minimum); those samples are redone exactly.
+    # products elementwise before the minimum); those samples (rows of q) are redone exactly
+    # against every row of r with the thresholds thr of r's rows.
     def decide(
-        m: torch.Tensor, x: torch.Tensor | float, bound: torch.Tensor | float, extra: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        m: torch.Tensor,
+        x: torch.Tensor | float,
+        bound: torch.Tensor | float,
+        extra: float,
+        sides: tuple[Centred, Centred, RefTiles, tuple[Bf16Rows, Bf16SelfProducts] | None],
+        thr: torch.Tensor,
+    ) -> torch.Tensor:
         v = m.double() + x
         b = bound + out_unit * (m.double().abs() + extra)
-        return v <= -b, (v > -b) & (v <= b)
+        hit = v <= -b
+        rows = ((v > -b) & (v <= b)).nonzero().flatten()
+        if rows.numel():
+            q, r, r_tiles, pair = sides
+            first = _first_pass(q, rows, r, float(thr.max()), tol, r_tiles, pair)
+            hit[rows] = _resolve(q, rows, r, thr, first, memory_budget) > 0
+        return hit
 
     raw = _Raw()
     if balls is not None:
         raw.density_count, raw.coverage_hit, raw.precision_hit = balls.result(gp, rp, memory_budget)
     if p_min is not None and r_pr is not None and row_fold is not None:
-        raw.precision_hit, unsure = decide(p_min, row_fold - shift, row_tol, 0.0)
-        rows = unsure.nonzero().flatten()
-        if rows.numel():
-            pair = (gq, real_sp) if gq is not None and real_sp is not None else None
-            first = _first_pass(gp, rows, rp, float(r_pr.max()), tol, real_tiles, pair)
-            count = _resolve(gp, rows, rp, r_pr, first, memory_budget)
-            raw.precision_hit[rows] = count > 0
+        pair = (gq, real_sp) if gq is not None and real_sp is not None else None
+        sides = (gp, rp, real_tiles, pair)
+        raw.precision_hit = decide(p_min, row_fold - shift, row_tol, 0.0, sides, r_pr)
     if r_min is not None and g_pr is not None:
         extra = thr_max if g_pr32 is not None else 0.0
-        raw.recall_hit, unsure = decide(r_min, fold - shift, col_tol, extra)
-        rows = unsure.nonzero().flatten()
-        if rows.numel():
-            pair = (rq, gen_sp) if rq is not None and gen_sp is not None else None
-            first = _first_pass(rp, rows, gp, float(g_pr.max()), tol, gen_tiles, pair)
-            count = _resolve(rp, rows, gp, g_pr, first, memory_budget)
-            raw.recall_hit[rows] = count > 0
+        pair = (rq, gen_sp) if rq is not None and gen_sp is not None else None
+        sides = (rp, gp, gen_tiles, pair)
+        raw.recall_hit = decide(r_min, fold - shift, col_tol, extra, sides, g_pr)
     return raw
 
 
