@@ -239,8 +239,8 @@ def _prdc_core(
     dev = gen.device
     k_real = max(k for k in (k_pr, k_dc) if k is not None)
     # One centre (the real mean) and one set of centred rows for all three passes; each set's
-    # augmented matrix is cached (if it fits) for its own pass, the cross pass (real) and the
-    # exact re-decisions (both).
+    # augmented matrix (float32 or bfloat16, whichever the first passes use) is cached if it
+    # fits, for its own pass, the cross pass (real) and the exact re-decisions (both).
     tiles = plan_tiles(m_gen, n_real, d, memory_budget, block_rows)
     center = blocked_mean(real)
     gp = Centred(gen, center)
@@ -269,7 +269,7 @@ def _prdc_core(
     g_pr = None
     cache32 = not bf16 and plan_tiles(m_gen, m_gen, d, memory_budget).cache_ref
     gen_tiles = RefTiles(gp, gp.sqnorm, cache32)
-    gen_sp = Bf16SelfProducts(gq, k_pr, memory_budget) if gq is not None and k_pr else None
+    gen_sp = None if gq is None or k_pr is None else Bf16SelfProducts(gq, k_pr, memory_budget)
     if k_pr is not None:
         g_d2, _ = self_search_squared(
             gen,
