@@ -16,6 +16,8 @@ Rows (each: warm-up, then baseline and candidate alternated A B A B, median of `
   note gives the float32 first pass's time too, and which was used); plus the peak RSS of
   ``precision_recall`` at N = 50,000 measured in a subprocess
   (``resource.getrusage().ru_maxrss``), next to the memory formula.
+* ``boot`` — 20 bootstrap resamples of prdc at N = 4,000, D = 2048: a loop of ``prdc`` calls
+  vs one ``PRDCResampler`` (what ``gan-eval evaluate`` uses for its intervals).
 * ``nn``   — exact 1-NN of 50,000 queries in 200,000 references, 128-d, vs the matmul floor
   ``2·N1·N2·D / (measured sgemm rate)``.
 
@@ -44,10 +46,12 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 
 from gan_eval.metrics.bf16_tiles import Bf16SelfProducts, use_bf16
+from gan_eval.metrics.bootstrap import resample_indices
 from gan_eval.metrics.frechet import FeatureStats, SmallSampleFIDWarning, frechet_distance
 from gan_eval.metrics.kid import kid
 from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET, nearest, nearest_peak_bytes
-from gan_eval.metrics.prc import precision_recall
+from gan_eval.metrics.prc import prdc, precision_recall
+from gan_eval.metrics.prdc_resample import PRDCResampler
 
 
 @dataclass
@@ -195,6 +199,30 @@ print(base, inputs, peak, dt, res.precision, res.recall)
 """
 
 
+def bench_prdc_bootstrap(n: int, d: int, resamples: int) -> Row:
+    """``resamples`` bootstrap values of prdc: a loop of ``prdc(gen[idx], real)`` (the baseline
+    column here) vs one :class:`PRDCResampler` and its calls; every value compared."""
+    gen = _inception_like(n, d, 7, scale=1.05)
+    real = _inception_like(n, d, 8)
+    idxs = list(resample_indices(n, resamples, seed=0))
+    t0 = time.perf_counter()
+    loop = [prdc(gen[i], real) for i in idxs]
+    t_loop = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    resampler = PRDCResampler(gen, real)
+    fast = [resampler(i) for i in idxs]
+    t_fast = time.perf_counter() - t0
+    same = all(a == b for a, b in zip(loop, fast, strict=True))
+    return Row(
+        f"prdc bootstrap, {resamples} resamples",
+        f"N={n} D={d}",
+        t_loop,
+        t_fast,
+        f"{resamples} of {resamples} equal" if same else "DIFFERENT",
+        "baseline column: a loop of gan-eval prdc calls (torch-fidelity has no bootstrap)",
+    )
+
+
 def bench_prc_memory(n: int, d: int) -> Row:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = _MEMORY_CHILD.format(root=root, n=n, d=d, threads=torch.get_num_threads())
@@ -245,7 +273,9 @@ def bench_nn(n1: int, n2: int, d: int, repeats: int) -> Row:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
-    parser.add_argument("--only", default="fid,kid,prc,mem,nn", help="comma-separated rows")
+    parser.add_argument(
+        "--only", default="fid,kid,prc,mem,nn,boot", help="comma-separated rows"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--threads",
@@ -277,6 +307,9 @@ def main() -> None:
         print(rows[-1], flush=True)
     if "prc" in only:
         rows.append(bench_prc(3000 if q else 10_000, 512 if q else 2048, args.repeats))
+        print(rows[-1], flush=True)
+    if "boot" in only:
+        rows.append(bench_prdc_bootstrap(1500 if q else 4000, 512 if q else 2048, 20))
         print(rows[-1], flush=True)
     if "mem" in only:
         rows.append(bench_prc_memory(10_000 if q else 50_000, 2048))

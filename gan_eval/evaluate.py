@@ -24,13 +24,13 @@ from gan_eval.features.extract import Features, extract
 from gan_eval.features.extractors import EXTRACTORS, FeatureExtractor, build_extractor
 from gan_eval.metrics import (
     FeatureStats,
+    PRDCResampler,
     bootstrap_ci,
     fid_bootstrap_ci,
     frechet_distance,
     inception_score,
     kid,
     memorization,
-    prdc,
 )
 from gan_eval.metrics.bootstrap import interval_from_values, resample_indices
 from gan_eval.report.results import Metric, Results, provenance
@@ -153,10 +153,12 @@ def _metrics_for(
 
     k_needed = 5
     if min(n_g, n_r) > k_needed:
-        scores = prdc(g, r)
+        # one pass for the estimate and every resample (each equals prdc(g[idx], r))
+        resampler = PRDCResampler(g, r)
+        scores = resampler(torch.arange(n_g))
         names = ("precision", "recall", "density", "coverage")
         intervals, record = _joint_intervals(
-            lambda idx: {m: float(v) for m, v in prdc(g[idx], r).to_dict().items()},
+            lambda idx: {m: float(v) for m, v in resampler(idx).to_dict().items()},
             {m: getattr(scores, m) for m in names},
             n_g,
             min(config.bootstrap, 100),

@@ -170,3 +170,18 @@ def test_input_errors() -> None:
         prdc(gen, real[:, :2])
     with pytest.raises(InputError, match="at least 2 samples"):
         density_coverage(gen[:1], real, k=1)
+
+
+@pytest.mark.parametrize("products", PRODUCTS)
+def test_large_offset_and_mixed_scales_stay_exact(products: str) -> None:
+    # a common offset far larger than the spread (centring must remove it before any rounding)
+    # and dimensions whose scales differ by 10⁶ (the bound must follow the large ones)
+    g = torch.Generator().manual_seed(11)
+    scales = torch.logspace(-3, 3, 64, dtype=torch.float64)
+    gen = torch.randn(300, 64, generator=g, dtype=torch.float64) * scales * 1.1 + 1e5
+    real = torch.randn(280, 64, generator=g, dtype=torch.float64) * scales + 1e5
+    res = prdc(gen, real, block_rows=96, products=products)
+    p, r, d, c = _brute_prdc(gen, real, 3, 5)
+    assert (res.precision, res.recall, res.coverage) == (p, r, c)
+    assert res.density == pytest.approx(d, abs=1e-12)
+    assert 0 < p < 1 and 0 < r < 1

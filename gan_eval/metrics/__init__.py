@@ -7,6 +7,10 @@ tested equal on the same features; statistics accumulate in float64. Modules:
 * :mod:`~gan_eval.metrics.kid` — :func:`kid`.
 * :mod:`~gan_eval.metrics.isc` — :func:`inception_score`.
 * :mod:`~gan_eval.metrics.prc` — :func:`precision_recall`, :func:`density_coverage`, :func:`prdc`.
+* :mod:`~gan_eval.metrics.prdc_resample` — :class:`PRDCResampler` (``prdc`` of many resamples
+  of the generated set from one pass, for bootstrap intervals).
+* :mod:`~gan_eval.metrics.bf16_tiles` — the bfloat16 first pass of precision/recall and its
+  error bound.
 * :mod:`~gan_eval.metrics.neighbors` — exact blocked k-NN (:func:`nearest`,
   :func:`kth_neighbor_distance`) shared with memorization and recognition.
 * :mod:`~gan_eval.metrics.memorization` — :func:`memorization`.
@@ -38,6 +42,7 @@ from gan_eval.metrics.prc import (
     prdc,
     precision_recall,
 )
+from gan_eval.metrics.prdc_resample import PRDCResampler
 
 __all__ = [
     "DLIB_MATCH_THRESHOLD",
@@ -51,6 +56,7 @@ __all__ = [
     "KIDResult",
     "MemorizationResult",
     "Neighbors",
+    "PRDCResampler",
     "PrecisionRecall",
     "SmallSampleFIDWarning",
     "bootstrap_ci",
