@@ -102,6 +102,7 @@ class PRDCResampler:
 
     def __call__(self, idx: torch.Tensor) -> PRDC:
         """The metrics of the generated rows ``idx`` (int64, repeats allowed)."""
+        idx = idx.to(self.gen.device)
         if self.direct:
             return prdc(
                 self.gen[idx], self.real, k_pr=self.k_pr, k_dc=self.k_dc,
