@@ -103,20 +103,15 @@ class PRDCResampler:
     def __call__(self, idx: torch.Tensor) -> PRDC:
         """The metrics of the generated rows ``idx`` (int64, repeats allowed)."""
         idx = idx.to(self.gen.device)
-        if self.direct:
+        count = None if self.direct else torch.bincount(idx, minlength=self.gen.shape[0])
+        # None also when a present sample lacks k present neighbours in its list
+        radius2 = None if count is None else self._radii(count)
+        if count is None or radius2 is None:  # recompute this resample
             return prdc(
                 self.gen[idx], self.real, k_pr=self.k_pr, k_dc=self.k_dc,
                 memory_budget=self.memory_budget,
             )  # fmt: skip
-        m = self.gen.shape[0]
-        count = torch.bincount(idx, minlength=m)
         present = count > 0
-        radius2 = self._radii(count)
-        if radius2 is None:  # a present sample without k present neighbours in its list
-            return prdc(
-                self.gen[idx], self.real, k_pr=self.k_pr, k_dc=self.k_dc,
-                memory_budget=self.memory_budget,
-            )  # fmt: skip
         # integer sums divided once, as prdc's means of per-row values
         weight = count.double()
         precision = float((weight * self.precision_hit).sum() / idx.numel())
