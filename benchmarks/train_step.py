@@ -13,7 +13,7 @@ median time per step. FLOPs per step come from ``torch.utils.flop_counter.FlopCo
 TF32 / bf16 rates for those variants on GPU) to say how far from the limit a number is.
 
     python benchmarks/train_step.py                      # CPU: plain fp32 vs ours (NCHW, NHWC)
-    python benchmarks/train_step.py --device cuda        # + TF32/channels_last and bf16 variants
+    python benchmarks/train_step.py --device cuda        # + TF32/channels_last, bf16, CUDA graphs
 """
 
 from __future__ import annotations
@@ -125,10 +125,11 @@ class PlainLoop:
 
 # -- gan-eval's step ----------------------------------------------------------------------------
 
-def ours(device: torch.device, *, channels_last: bool, bf16: bool) -> GanStep:
+def ours(device: torch.device, *, channels_last: bool, bf16: bool,
+         cuda_graphs: bool = False) -> GanStep:
     spec = ModelSpec(resolution=RES, channels=NC, nz=NZ, ngf=NGF, ndf=NDF)
     return GanStep(Generator(spec), Discriminator(spec), get_loss("ns"), device=device,
-                   channels_last=channels_last, bf16=bf16)
+                   channels_last=channels_last, bf16=bf16, cuda_graphs=cuda_graphs)
 
 
 @dataclass
@@ -137,6 +138,7 @@ class Variant:
     step: Callable[[torch.Tensor, torch.Tensor], object]
     precision: str  # fp32 | tf32 | bf16: which matmul rate it is compared with
     times: list[float]
+    flops_as: str | None = None  # a replayed CUDA graph hides its ops: count this variant's
 
 
 def set_tf32(on: bool) -> None:
@@ -156,6 +158,7 @@ def matmul_rate(device: torch.device, precision: str) -> float:
 
 
 def count_flops(variant: Variant, real: torch.Tensor, noise: torch.Tensor) -> int:
+    """Matmul/conv FLOPs of one step (run under the counter: not for a graphed variant)."""
     counter = FlopCounterMode(display=False)
     with counter:
         variant.step(real, noise)
@@ -175,6 +178,28 @@ def check_same_objective(device: torch.device, batch: int) -> float:
     a = float(plain.step(real, noise))
     b = float(candidate(real, noise).d_loss)
     return abs(a - b) / abs(a)
+
+
+def check_graphs_match(device: torch.device, batch: int, steps: int = 8) -> float:
+    """Same weights and inputs: largest relative D-loss difference, eager vs CUDA-graph steps.
+
+    ``steps`` covers the eager warm-up, the capture and several replays, so a replay that reused
+    stale inputs or skipped an update would show here.
+    """
+    set_tf32(False)
+    torch.manual_seed(0)
+    eager = ours(device, channels_last=True, bf16=False)
+    graphed = ours(device, channels_last=True, bf16=False, cuda_graphs=True)
+    graphed.g.load_state_dict(eager.g.state_dict())
+    graphed.d.load_state_dict(eager.d.state_dict())
+    worst = 0.0
+    for step in range(steps):
+        real = torch.rand(batch, NC, RES, RES, device=device) * 2 - 1
+        noise = torch.randn(batch, NZ, 1, 1, device=device)
+        a = float(eager(real, noise, step=step).d_loss)
+        b = float(graphed(real, noise, step=step).d_loss)
+        worst = max(worst, abs(a - b) / abs(a))
+    return worst
 
 
 def main() -> None:
@@ -199,6 +224,11 @@ def main() -> None:
     print(f"check: first-step D loss, plain vs ours (same weights, fp32): rel. diff {rel:.1e}")
     if not rel < 1e-4:
         raise SystemExit("the two loops do not compute the same objective")
+    if gpu:
+        rel = check_graphs_match(device, batch)
+        print(f"check: D loss over 8 steps, eager vs CUDA graphs (fp32): max rel. diff {rel:.1e}")
+        if not rel < 1e-3:
+            raise SystemExit("the CUDA-graph step does not train like the eager step")
 
     torch.manual_seed(0)
     plain = PlainLoop(device, batch)
@@ -213,10 +243,16 @@ def main() -> None:
         plain_cl = PlainLoop(device, batch, channels_last=True)
         mine_cl = ours(device, channels_last=True, bf16=False)
         mine_bf16 = ours(device, channels_last=True, bf16=True)
+        graphed = ours(device, channels_last=True, bf16=False, cuda_graphs=True)
+        graphed_bf16 = ours(device, channels_last=True, bf16=True, cuda_graphs=True)
         variants += [
             Variant("plain TF32+channels_last", plain_cl.step, "tf32", []),
             Variant("gan-eval TF32+channels_last", lambda r, z: mine_cl(r, z), "tf32", []),
             Variant("gan-eval bf16+channels_last", lambda r, z: mine_bf16(r, z), "bf16", []),
+            Variant("gan-eval TF32+CL+CUDA graphs", lambda r, z: graphed(r, z), "tf32", [],
+                    flops_as="gan-eval TF32+channels_last"),
+            Variant("gan-eval bf16+CL+CUDA graphs", lambda r, z: graphed_bf16(r, z), "bf16", [],
+                    flops_as="gan-eval bf16+channels_last"),
         ]
     real = torch.rand(batch, NC, RES, RES, device=device) * 2 - 1
     noise = torch.randn(batch, NZ, 1, 1, device=device)
@@ -236,7 +272,8 @@ def main() -> None:
         for variant in variants:  # A B A B: drifts in machine load hit every variant alike
             variant.times.append(run(variant, steps))
 
-    flops = {v.name: count_flops(v, real, noise) for v in variants}
+    flops = {v.name: count_flops(v, real, noise) for v in variants if v.flops_as is None}
+    flops |= {v.name: flops[v.flops_as] for v in variants if v.flops_as is not None}
     rates = {p: matmul_rate(device, p) for p in {v.precision for v in variants}}
     base = statistics.median(variants[0].times)
     name = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} threads"

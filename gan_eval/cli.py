@@ -280,6 +280,12 @@ def train_cmd(
         typer.Option("--tf32/--no-tf32", help="TF32 math on GPU. (default: on)",
                      show_default=False),
     ] = None,
+    cuda_graphs: Annotated[
+        bool | None,
+        typer.Option("--cuda-graphs/--no-cuda-graphs",
+                     help="Replay each step as a CUDA graph (GPU, single process). "
+                          "(default: off)", show_default=False),
+    ] = None,
     channels_last: Annotated[
         bool | None,
         typer.Option("--channels-last/--no-channels-last",
@@ -311,7 +317,8 @@ def train_cmd(
         "loss": loss, "seed": seed, "width": width, "channels": channels,
         "spectral_norm": spectral_norm, "lr": lr, "ema_decay": ema_decay, "flip": flip,
         "sample_every": sample_every, "checkpoint_every": checkpoint_every, "device": device,
-        "bf16": bf16, "tf32": tf32, "channels_last": channels_last, "sync_bn": sync_bn,
+        "bf16": bf16, "tf32": tf32, "cuda_graphs": cuda_graphs,
+        "channels_last": channels_last, "sync_bn": sync_bn,
         "threads": threads, "quiet": quiet, "out": out,
     }
     if resume:

@@ -21,6 +21,7 @@ from gan_eval.gan.train import (
     cpu_threads,
     ema_decay_at,
     train,
+    update_ema,
 )
 
 DATA = "builtin:lfw-subset"  # 100 images: with batch 32, 3 batches per epoch
@@ -173,6 +174,27 @@ def test_ema_ramp() -> None:
     assert ema_decay_at(0.999, 0) == pytest.approx(0.1)
     assert ema_decay_at(0.999, 300) == pytest.approx(301 / 310)
     assert ema_decay_at(0.999, 100_000) == 0.999
+
+
+def test_update_ema_is_the_weighted_average() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4))
+    ema = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4))
+    model(torch.randn(8, 5))  # BN running statistics move away from ema's
+    before = [p.detach().clone() for p in ema.parameters()]
+    update_ema(ema, model, torch.tensor(1.0 - 0.9))
+    for old, new, target in zip(before, ema.parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(new, 0.9 * old + 0.1 * target, rtol=1e-6, atol=1e-7)
+    for copied, source in zip(ema.buffers(), model.buffers(), strict=True):
+        assert torch.equal(copied, source)
+
+
+def test_cuda_graphs_option_changes_nothing_on_cpu(tmp_path: Path) -> None:
+    train(tiny(tmp_path / "a", 3))
+    train(tiny(tmp_path / "b", 3, cuda_graphs=True))
+    a, b = state(tmp_path / "a"), state(tmp_path / "b")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_cpu_threads(tmp_path: Path) -> None:

@@ -27,11 +27,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import json
 import math
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ from gan_eval.gan.checkpoint import (
     load_checkpoint,
     write_checkpoint,
 )
+from gan_eval.gan.cuda_graph import GraphedStep
 from gan_eval.gan.losses import GanLoss, LossName, get_loss, gradient_penalty
 from gan_eval.gan.models import RESOLUTIONS, Discriminator, Generator, ModelSpec
 from gan_eval.gan.rng import derive_seed
@@ -95,6 +97,7 @@ class TrainConfig:
     channels_last: bool = True  # NHWC tensors: faster convs on GPU and CPU (oneDNN); see PERF
     tf32: bool = True  # TF32 matmul/conv on GPU (ignored on CPU)
     bf16: bool = False  # bf16 autocast of forward passes on GPU (ignored on CPU)
+    cuda_graphs: bool = False  # replay each step as a CUDA graph (GPU without torchrun only)
     sync_bn: bool = False  # SyncBatchNorm across torchrun ranks (GPU only)
     threads: int | None = None  # CPU intra-op threads; None: 1 at 32 px, torch's default above
     quiet: bool = False  # no progress bar
@@ -135,7 +138,7 @@ class TrainConfig:
 # Options a resumed run may change; every other option must equal the checkpoint's.
 RESUME_MAY_CHANGE = frozenset({
     "data", "out", "steps", "resume", "sample_every", "checkpoint_every", "log_every", "device",
-    "channels_last", "tf32", "bf16", "sync_bn", "quiet", "threads",
+    "channels_last", "tf32", "bf16", "cuda_graphs", "sync_bn", "quiet", "threads",
 })
 
 _OPTION = {f.name: "--" + f.name.replace("_", "-") for f in dataclasses.fields(TrainConfig)}
@@ -197,13 +200,18 @@ def is_gray(images: torch.Tensor) -> bool:
     return bool(torch.equal(images[:, 0], images[:, 1]) and torch.equal(images[:, 0], images[:, 2]))
 
 
-def adam(params: Iterator[nn.Parameter], *, lr: float, betas: tuple[float, float],
-         device: torch.device) -> torch.optim.Adam:
-    """Adam, fused (one kernel for all parameters) where this PyTorch supports it on ``device``."""
+def adam(params: Iterable[nn.Parameter], *, lr: float, betas: tuple[float, float],
+         device: torch.device, capturable: bool = False) -> torch.optim.Adam:
+    """Adam, fused (one kernel for all parameters) where this PyTorch supports it on ``device``.
+
+    ``capturable``: step counters stay on the device, so that a CUDA graph can replay the step.
+    """
+    params = list(params)  # the fallback needs them a second time
     try:
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=device.type in ("cpu", "cuda"))
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=device.type in ("cpu", "cuda"),
+                                capturable=capturable)
     except RuntimeError:  # older builds: no fused kernel for this device
-        return torch.optim.Adam(params, lr=lr, betas=betas)
+        return torch.optim.Adam(params, lr=lr, betas=betas, capturable=capturable)
 
 
 class _DObjective(nn.Module):
@@ -230,10 +238,18 @@ class _DObjective(nn.Module):
 
 
 @torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema ← decay · ema + (1 - decay) · model for parameters; buffers (BN statistics) copied."""
-    # one multi-tensor kernel each instead of one launch per tensor (matters on GPU)
-    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
+def update_ema(ema: nn.Module, model: nn.Module, weight: torch.Tensor) -> None:
+    """ema ← ema + weight · (model − ema) for parameters; buffers (BN statistics) copied.
+
+    ``weight`` = 1 − decay, a 0-dim tensor on the models' device: a Python number would be
+    frozen into a captured CUDA graph (and ``_foreach_lerp_`` reads a tensor weight back to the
+    host), so the update is written with multi-tensor kernels that take a device scalar.
+    """
+    ema_params: list[torch.Tensor] = list(ema.parameters())
+    model_params: list[torch.Tensor] = list(model.parameters())
+    delta = list(torch._foreach_sub(model_params, ema_params))
+    torch._foreach_mul_(delta, weight)
+    torch._foreach_add_(ema_params, delta)
     torch._foreach_copy_(list(ema.buffers()), list(model.buffers()))
 
 
@@ -262,7 +278,8 @@ class GanStep:
     textbook loop, all exact: G's forward pass is shared by both updates (its output is detached
     for D); D's parameters are frozen during G's backward so their weight gradients are not
     computed (the textbook loop computes and discards them); on steps without a G update, G runs
-    without autograd; fused Adam.
+    without autograd; fused Adam. With ``cuda_graphs`` (CUDA, no DDP) each step after a short
+    eager warm-up is one replayed CUDA graph (:mod:`gan_eval.gan.cuda_graph`).
     """
 
     def __init__(
@@ -279,6 +296,7 @@ class GanStep:
         bf16: bool = False,
         env: dist.DistEnv | None = None,
         sync_bn: bool = False,
+        cuda_graphs: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.loss = loss
@@ -291,8 +309,16 @@ class GanStep:
         self.g = g.to(self.device).to(memory_format=self.memory_format)
         self.d = d.to(self.device).to(memory_format=self.memory_format)
         self.ema = copy.deepcopy(self.g).eval().requires_grad_(False)
-        self.opt_g = adam(self.g.parameters(), lr=lr, betas=betas, device=self.device)
-        self.opt_d = adam(self.d.parameters(), lr=lr, betas=betas, device=self.device)
+        self.ema_weight = torch.zeros((), device=self.device)  # 1 − decay of the current step
+        graphs = cuda_graphs and self.device.type == "cuda" and env is None
+        self.opt_g = adam(self.g.parameters(), lr=lr, betas=betas, device=self.device,
+                          capturable=graphs)
+        self.opt_d = adam(self.d.parameters(), lr=lr, betas=betas, device=self.device,
+                          capturable=graphs)
+        # one graph per kind of step: with and without the G update (WGAN-GP's n_critic)
+        self.graphs = {update_g: GraphedStep(functools.partial(self._step, update_g=update_g),
+                                             self.device)
+                       for update_g in (True, False)} if graphs else None
         self.g_run: nn.Module = self.g
         self.d_objective: nn.Module = _DObjective(self.d, loss)
         if env is not None:
@@ -305,8 +331,8 @@ class GanStep:
             self.d_objective = DistributedDataParallel(self.d_objective, device_ids=ids)
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
-        if self.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.bf16:  # a graph capture needs autocast's cast cache off
+            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=self.graphs is None)
         return contextlib.nullcontext()
 
     def __call__(
@@ -322,7 +348,18 @@ class GanStep:
 
         ``eps``: float B in [0, 1], the WGAN-GP mix weights; ``step``: 0-based index (EMA ramp).
         """
+        self.ema_weight.fill_(1.0 - ema_decay_at(self.ema_decay, step))
         real = real.contiguous(memory_format=self.memory_format)
+        if self.graphs is not None:
+            d_loss, g_loss, gp = self.graphs[update_g](real, z, eps)
+        else:
+            d_loss, g_loss, gp = self._step(real, z, eps, update_g=update_g)
+        assert d_loss is not None
+        return StepLosses(d_loss, g_loss, gp)
+
+    def _step(self, real: torch.Tensor, z: torch.Tensor, eps: torch.Tensor | None, *,
+              update_g: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The step's device work (what a CUDA graph captures): (D loss, G loss, penalty)."""
         with self._autocast():
             if update_g:
                 fake = self.g_run(z)
@@ -345,9 +382,9 @@ class GanStep:
             finally:
                 self.d.requires_grad_(True)
             self.opt_g.step()
-            update_ema(self.ema, self.g, ema_decay_at(self.ema_decay, step))
+            update_ema(self.ema, self.g, self.ema_weight)
             g_loss = g_loss.detach()
-        return StepLosses(d_loss.detach(), g_loss, gp.detach() if self.loss.gp_weight else None)
+        return d_loss.detach(), g_loss, gp.detach() if self.loss.gp_weight else None
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Every tensor a resume needs, flattened under the checkpoint's group names."""
@@ -446,7 +483,7 @@ class _Run:
             betas=(cfg.beta1, cfg.beta2), ema_decay=cfg.ema_decay, device=self.device,
             channels_last=cfg.channels_last,
             bf16=cfg.bf16 and is_cuda, env=env,
-            sync_bn=cfg.sync_bn,
+            sync_bn=cfg.sync_bn, cuda_graphs=cfg.cuda_graphs,
         )
         self.start_step = 0
         self.last_good: Checkpoint | None = checkpoint
