@@ -96,17 +96,31 @@ def test_user_strings_are_escaped(report_dir: Path) -> None:
     assert HOSTILE not in html
 
 
-def test_report_reuses_a_finished_run(report_dir: Path, tmp_path: Path) -> None:
+def test_report_reuses_a_finished_run(report_dir: Path, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "again"
     shutil.copytree(report_dir / "run", out / "run")
     data = json.loads((report_dir / "results.json").read_text())["training"]["config"]["data"]
-    result = runner.invoke(app, ["report", "--data", data, "--out", str(out), "--steps", "2",
+    monkeypatch.chdir(tmp_path)
+    spelled = os.path.relpath(data)  # the same folder, spelled differently from the run's
+    assert spelled != data
+    result = runner.invoke(app, ["report", "--data", spelled, "--out", str(out), "--steps", "2",
                                  "--n", "24", "--attack-n", "2", "--device", "cpu"],
                            env={"GAN_EVAL_CACHE_DIR": str(tmp_path / "cache"),
                                 "TORCH_HOME": str(tmp_path / "torch-home")})
     assert result.exit_code == 0, result.output
     assert "reusing the finished run" in result.output
     assert Results.load(out / "results.json").training["reused"] is True
+
+
+def test_report_refuses_a_run_on_other_images(report_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "other"
+    shutil.copytree(report_dir / "run", out / "run")
+    result = runner.invoke(app, ["report", "--data", "builtin:lfw-nonfaces", "--out", str(out),
+                                 "--steps", "2", "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    assert "images differ from --data 'builtin:lfw-nonfaces'" in " ".join(result.output.split())
+    assert not (out / "index.html").exists()
 
 
 def test_from_results_renders_the_same_page(report_dir: Path, tmp_path: Path) -> None:

@@ -79,6 +79,7 @@ class ReportConfig:
 
 def _train_or_reuse(config: ReportConfig, data: str) -> tuple[Path, dict[str, Any]]:
     """The run folder ``out/run``: trained now, resumed to ``steps``, or reused when finished."""
+    from gan_eval.data import open_source
     from gan_eval.gan.checkpoint import is_checkpoint, load_checkpoint
     from gan_eval.gan.train import CHECKPOINT_DIR, TrainConfig, config_for_resume, train
 
@@ -88,14 +89,16 @@ def _train_or_reuse(config: ReportConfig, data: str) -> tuple[Path, dict[str, An
     if is_checkpoint(run / CHECKPOINT_DIR):
         done = load_checkpoint(run / CHECKPOINT_DIR, groups=())
         trained_on = done.training_data("--data")
-        if trained_on != data:
-            raise InputError(f"--out {config.out}: {run} holds a run on {trained_on!r}, not "
-                             f"{data!r}; choose another --out")
+        # the same images however DATA is spelled (./faces, faces, an absolute path), and not
+        # images that changed since the run was trained
+        if open_source(data).content_hash() != done.meta["data"].get("content_hash"):
+            raise InputError(f"--out {config.out}: {run} holds a run on {trained_on!r}, whose "
+                             f"images differ from --data {data!r}; choose another --out")
         if done.step >= config.steps:
             config.say(f"reusing the finished run in {run} ({done.step} steps)")
             return run, {**info, "reused": True}
         config.say(f"resuming {run} from step {done.step} to {config.steps}")
-        train_config = config_for_resume(run, steps=config.steps, quiet=quiet)
+        train_config = config_for_resume(run, data=data, steps=config.steps, quiet=quiet)
     else:
         config.say(f"training a DCGAN on {data}: {config.steps} steps at {config.resolution} px")
         train_config = TrainConfig(data=data, out=run, steps=config.steps,
