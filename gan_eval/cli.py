@@ -299,7 +299,7 @@ def train_cmd(
     ] = None,
     threads: Annotated[
         int | None,
-        typer.Option(help="CPU threads. (default: 1 at 32 px, torch's default above)",
+        typer.Option(help="CPU threads; 1 helps on a busy shared CPU. (default: torch's)",
                      show_default=False),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,

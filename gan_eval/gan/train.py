@@ -99,7 +99,7 @@ class TrainConfig:
     bf16: bool = False  # bf16 autocast of forward passes on GPU (ignored on CPU)
     cuda_graphs: bool = False  # replay each step as a CUDA graph (GPU without torchrun only)
     sync_bn: bool = False  # SyncBatchNorm across torchrun ranks (GPU only)
-    threads: int | None = None  # CPU intra-op threads; None: 1 at 32 px, torch's default above
+    threads: int | None = None  # CPU intra-op threads; None: torch's current setting
     quiet: bool = False  # no progress bar
 
     def __post_init__(self) -> None:
@@ -719,13 +719,12 @@ def train(config: TrainConfig) -> Path:
 
 
 def cpu_threads(config: TrainConfig) -> int:
-    """Intra-op threads for training on the CPU.
+    """Intra-op threads for training on the CPU: ``--threads``, else torch's current setting.
 
-    At 32 px the convolutions are small: a second thread gains little, and on a shared CPU the
-    threads wait for each other at every parallel region (measured on 2 busy cores, load ≈ 6:
-    0.16 s per default step with 1 thread, 2.4 s with 2; the 300-step default run 40 s vs
-    8.5 min). Larger models keep torch's default. Bit-exact resume assumes the same count.
+    Measured on a quiet 2-core box (the 300-step default run at 32 px, wall clock): 2 threads
+    23.4-24.1 s, 1 thread 32.2-32.3 s. An earlier default of 1 thread at 32 px was chosen on an
+    overloaded box (load ≈ 6), where threads waiting for each other at every parallel region
+    made 2 threads far slower; ``--threads 1`` is the answer there. Bit-exact resume assumes the
+    same count.
     """
-    if config.threads is not None:
-        return config.threads
-    return 1 if config.resolution <= 32 else torch.get_num_threads()
+    return config.threads if config.threads is not None else torch.get_num_threads()
