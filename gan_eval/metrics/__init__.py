@@ -5,6 +5,8 @@ tested equal on the same features; statistics accumulate in float64. Modules:
 
 * :mod:`~gan_eval.metrics.frechet` — :class:`FeatureStats`, :func:`frechet_distance` (FID).
 * :mod:`~gan_eval.metrics.kid` — :func:`kid`.
+* :mod:`~gan_eval.metrics.kid_resample` — :func:`kid_resample_means` (``kid`` of many resamples
+  of the generated set from one pass, for bootstrap intervals).
 * :mod:`~gan_eval.metrics.isc` — :func:`inception_score`.
 * :mod:`~gan_eval.metrics.prc` — :func:`precision_recall`, :func:`density_coverage`, :func:`prdc`.
 * :mod:`~gan_eval.metrics.prdc_resample` — :class:`PRDCResampler` (``prdc`` of many resamples
@@ -27,6 +29,7 @@ from gan_eval.metrics.frechet import (
 )
 from gan_eval.metrics.isc import ISResult, inception_score
 from gan_eval.metrics.kid import KIDResult, kid
+from gan_eval.metrics.kid_resample import kid_resample_means
 from gan_eval.metrics.memorization import DLIB_MATCH_THRESHOLD, MemorizationResult, memorization
 from gan_eval.metrics.neighbors import (
     Neighbors,
@@ -65,6 +68,7 @@ __all__ = [
     "frechet_distance",
     "inception_score",
     "kid",
+    "kid_resample_means",
     "kth_neighbor_distance",
     "memorization",
     "nearest",

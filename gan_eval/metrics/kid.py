@@ -70,6 +70,26 @@ def kid_subset_indices(
     return idx1, idx2
 
 
+def check_kid_args(generated: torch.Tensor, real: torch.Tensor, subsets: int, subset_size: int,
+                   degree: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated ``(generated, real)`` features for KID; :class:`InputError` names what is wrong."""
+    x = check_features(generated, "generated", min_rows=2)
+    y = check_features(real, "real", min_rows=2)
+    check_same_dim(x, y, "generated", "real")
+    if subsets < 1:
+        raise InputError(f"subsets must be ≥ 1, got {subsets}")
+    if subset_size < 2:
+        raise InputError(f"subset_size must be ≥ 2, got {subset_size}")
+    if subset_size > min(len(x), len(y)):
+        raise InputError(
+            f"subset_size={subset_size} is larger than a feature set (generated: {len(x)}, "
+            f"real: {len(y)} rows); lower subset_size or provide more samples"
+        )
+    if degree < 1:
+        raise InputError(f"degree must be ≥ 1, got {degree}")
+    return x, y
+
+
 def _kernel(
     a: torch.Tensor, b: torch.Tensor, degree: int, gamma: float, coef0: float
 ) -> torch.Tensor:
@@ -150,22 +170,9 @@ def kid(
         InputError: bad features, mismatched ``D``, ``subset_size`` larger than a set or < 2,
             bad kernel parameters.
     """
-    x = check_features(generated, "generated", min_rows=2)
-    y = check_features(real, "real", min_rows=2)
-    check_same_dim(x, y, "generated", "real")
+    x, y = check_kid_args(generated, real, subsets, subset_size, degree)
     n1, d = x.shape
     n2 = y.shape[0]
-    if subsets < 1:
-        raise InputError(f"subsets must be ≥ 1, got {subsets}")
-    if subset_size < 2:
-        raise InputError(f"subset_size must be ≥ 2, got {subset_size}")
-    if subset_size > min(n1, n2):
-        raise InputError(
-            f"subset_size={subset_size} is larger than a feature set (generated: {n1}, "
-            f"real: {n2} rows); lower subset_size or provide more samples"
-        )
-    if degree < 1:
-        raise InputError(f"degree must be ≥ 1, got {degree}")
     g = 1.0 / d if gamma is None else float(gamma)
     if strategy not in ("auto", "full", "subsets"):
         raise InputError(f"strategy must be 'auto', 'full' or 'subsets', got {strategy!r}")
