@@ -3,11 +3,12 @@
 A bootstrap interval of KID needs ``kid(generated[idx], real, subsets=S, subset_size=m).mean``
 for ~100 index vectors ``idx`` (rows drawn with replacement). One by one, each call draws S
 subsets and computes 3·S kernel blocks of m × m: at 10,000 × 2,048 features that is 1.9 s per
-resample on 2 CPU cores, 3.2 minutes for 100 (this function: 14.4 s for the 100). But every call draws the *same* subset positions (torch-fidelity's
-subset sequence depends only on the set sizes and the seed), so subset s of resample t holds the
-generated rows ``idx_t[p]`` for the fixed positions p of subset s, and the real rows of subset s
-for every t. With ``c`` the multiplicities of generated rows in that subset and ``w`` the
-indicator of its real rows, the unbiased MMD² terms are
+resample on 2 CPU cores, 3.2 minutes for 100 (this function: 14.4 s for the 100). But every
+call draws the *same* subset positions (torch-fidelity's subset sequence depends only on the set
+sizes and the seed), so subset s of resample t holds the generated rows ``idx_t[p]`` for the
+fixed positions p of subset s, and the real rows of subset s for every t. With ``c`` the
+multiplicities of generated rows in that subset and ``w`` the indicator of its real rows, the
+unbiased MMD² terms are
 
     Σ_{i≠j} k(x_i, x_j) = cᵀ K_gg c − Σ_u c_u K_uu,    Σ_{i,j} k(x_i, y_j) = cᵀ (K_gr w),
 
