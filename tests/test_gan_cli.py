@@ -60,11 +60,14 @@ def test_train_then_resume_with_fewer_options(tmp_path: Path) -> None:
     code, output = train(tmp_path, "--steps", "2", "--seed", "5", "--loss", "hinge", *TINY)
     assert code == 0, output
     run = tmp_path / "run"
-    # --resume keeps the checkpointed options (loss, seed, width, …) not given again
-    result = runner.invoke(app, ["train", "--out", str(run), "--resume", "--steps", "3", "--quiet"])
+    # --resume keeps the checkpointed options (loss, seed, width, …) not given again; speed
+    # options such as --cuda-graphs (ignored on CPU) may change
+    result = runner.invoke(app, ["train", "--out", str(run), "--resume", "--steps", "3",
+                                 "--cuda-graphs", "--quiet"])
     assert result.exit_code == 0, result.output
     meta = json.loads((run / "checkpoint" / "checkpoint.json").read_text())
     assert (meta["step"], meta["config"]["loss"], meta["config"]["seed"]) == (3, "hinge", 5)
+    assert meta["config"]["cuda_graphs"] is True
     # changing a fixed option on resume is refused, naming it
     result = runner.invoke(app, ["train", "--out", str(run), "--resume", "--steps", "4",
                                  "--loss", "ns", "--quiet"])
