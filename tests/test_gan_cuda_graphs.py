@@ -45,6 +45,26 @@ def test_graphed_step_replays_with_new_inputs_and_keeps_old_outputs() -> None:
 
 
 @needs_cuda
+def test_a_step_that_cannot_be_captured_runs_eagerly() -> None:
+    device = torch.device("cuda")
+    state = torch.zeros((), device=device)
+
+    def fn(x: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        state.add_(1.0)
+        if float(state) < 0:  # reads a value back to the host: not capturable
+            raise AssertionError
+        return (x * state,)
+
+    step = GraphedStep(fn, device)
+    outs = [step(torch.ones((), device=device))[0] for _ in range(WARMUP_STEPS)]
+    with pytest.warns(UserWarning, match="capture of the training step failed"):
+        outs.append(step(torch.ones((), device=device))[0])
+    outs.append(step(torch.ones((), device=device))[0])
+    assert step.failed and step.graph is None
+    assert [float(t) for t in outs] == [1.0, 2.0, 3.0, 4.0, 5.0]  # no step lost or doubled
+
+
+@needs_cuda
 @pytest.mark.parametrize(("loss", "bf16"), [("ns", False), ("wgan-gp", False), ("ns", True)])
 def test_graphed_training_equals_eager_training(loss: str, bf16: bool,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:

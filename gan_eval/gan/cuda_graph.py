@@ -17,6 +17,9 @@ What replay needs, and how :class:`GraphedStep` provides it:
   side stream (these are real training steps, not discarded ones: they create Adam's moments
   and let cuDNN pick its algorithms), the next call captures and then replays.
 
+A capture that fails (an operation that cannot be captured) has run nothing: that step and the
+later ones run eagerly, with one warning.
+
 A captured graph does exactly the kernels of the eager step, so training is the same algorithm;
 :class:`gan_eval.gan.train.GanStep` keeps one graph per step kind (with and without the G update).
 Not used under DistributedDataParallel (its gradient buckets are filled by hooks that a capture
@@ -51,6 +54,7 @@ class GraphedStep:
         self.device = device
         self.warmup = warmup
         self.calls = 0
+        self.failed = False  # capture failed: every call runs eagerly
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_inputs: list[torch.Tensor | None] = []
         self.static_outputs: Outputs = ()
@@ -58,10 +62,18 @@ class GraphedStep:
 
     def __call__(self, *inputs: torch.Tensor | None) -> Outputs:
         self.calls += 1
-        if self.graph is None and self.calls <= self.warmup:
+        if self.graph is None and (self.calls <= self.warmup or self.failed):
             return self._eager(inputs)
         if self.graph is None:
-            self._capture(inputs)
+            try:
+                self._capture(inputs)
+            except RuntimeError as exc:  # e.g. an op that synchronises with the host
+                # a failed capture ran nothing: this step and the later ones run eagerly
+                self.failed = True
+                torch.cuda.synchronize(self.device)
+                warnings.warn(f"CUDA graph capture of the training step failed, running it "
+                              f"eagerly instead: {str(exc).splitlines()[0]}", stacklevel=2)
+                return self._eager(inputs)
         for static, given in zip(self.static_inputs, inputs, strict=True):
             if static is not None and given is not None:
                 static.copy_(given)
