@@ -56,11 +56,13 @@ def test_a_step_that_cannot_be_captured_runs_eagerly() -> None:
         return (x * state,)
 
     step = GraphedStep(fn, device)
+    stream = torch.cuda.current_stream(device)
     outs = [step(torch.ones((), device=device))[0] for _ in range(WARMUP_STEPS)]
     with pytest.warns(UserWarning, match="capture of the training step failed"):
         outs.append(step(torch.ones((), device=device))[0])
     outs.append(step(torch.ones((), device=device))[0])
     assert step.failed and step.graph is None
+    assert torch.cuda.current_stream(device) == stream  # not left on the capture stream
     assert [float(t) for t in outs] == [1.0, 2.0, 3.0, 4.0, 5.0]  # no step lost or doubled
 
 

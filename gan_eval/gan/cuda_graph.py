@@ -65,12 +65,15 @@ class GraphedStep:
         if self.graph is None and (self.calls <= self.warmup or self.failed):
             return self._eager(inputs)
         if self.graph is None:
+            stream = torch.cuda.current_stream(self.device)
             try:
                 self._capture(inputs)
             except RuntimeError as exc:  # e.g. an op that synchronises with the host
-                # a failed capture ran nothing: this step and the later ones run eagerly
-                self.failed = True
+                # a failed capture ran nothing: this step and the later ones run eagerly.
+                # torch.cuda.graph leaves its capture stream current when capture_end raises.
+                torch.cuda.set_stream(stream)
                 torch.cuda.synchronize(self.device)
+                self.failed = True
                 warnings.warn(f"CUDA graph capture of the training step failed, running it "
                               f"eagerly instead: {str(exc).splitlines()[0]}", stacklevel=2)
                 return self._eager(inputs)
