@@ -42,8 +42,8 @@ class GraphedStep:
     """``fn(*inputs) -> outputs`` run eagerly for the first calls, then captured and replayed.
 
     ``inputs`` must keep their shapes, dtypes and memory formats from call to call (None stays
-    None); ``outputs`` are tensors or None. Outputs returned by a replay are copies, so a caller
-    may keep them across later calls.
+    None); ``outputs`` are 0-dim tensors (losses) or None. Outputs returned by a replay are
+    float32 copies, so a caller may keep them across later calls.
     """
 
     def __init__(self, fn: Callable[..., Outputs], device: torch.device,
@@ -96,13 +96,11 @@ class GraphedStep:
         return outputs
 
     def _capture(self, inputs: Sequence[torch.Tensor | None]) -> None:
+        # filled before each replay (capture reads addresses, not values)
         self.static_inputs = [
             None if t is None else torch.empty_like(t, memory_format=torch.preserve_format)
             for t in inputs
         ]
-        for static, given in zip(self.static_inputs, inputs, strict=True):
-            if static is not None and given is not None:
-                static.copy_(given)
         graph = torch.cuda.CUDAGraph()
         # capture records kernels without running them: the step is not taken twice
         with torch.cuda.graph(graph):
