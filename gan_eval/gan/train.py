@@ -310,11 +310,12 @@ class GanStep:
         self.d = d.to(self.device).to(memory_format=self.memory_format)
         self.ema = copy.deepcopy(self.g).eval().requires_grad_(False)
         self.ema_weight = torch.zeros((), device=self.device)  # 1 − decay of the current step
-        graphs = cuda_graphs and self.device.type == "cuda" and env is None
-        if cuda_graphs and self.device.type == "cuda" and env is not None:
+        graphs = cuda_graphs and self.device.type == "cuda"
+        if graphs and env is not None:
             warnings.warn("--cuda-graphs is not used under torchrun: DistributedDataParallel's "
                           "gradient hooks cannot be captured; training runs eagerly",
                           stacklevel=2)
+            graphs = False
         self.opt_g = adam(self.g.parameters(), lr=lr, betas=betas, device=self.device,
                           capturable=graphs)
         self.opt_d = adam(self.d.parameters(), lr=lr, betas=betas, device=self.device,
