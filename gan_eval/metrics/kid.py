@@ -104,13 +104,15 @@ def _mmd2_unbiased(kxx: torch.Tensor, kxy: torch.Tensor, kyy: torch.Tensor) -> f
     return (sxx + syy) / (m * (m - 1)) - 2.0 * float(kxy.sum()) / (m * m)
 
 
-def _indicator(idx: np.ndarray, n: int, device: torch.device) -> torch.Tensor:
-    """``(n, S)`` float64 with ``W[i, s] = 1`` when row ``i`` is in subset ``s``."""
-    s, m = idx.shape
+def _subset_counts(idx: np.ndarray | torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
+    """``(n, S)`` float64: ``W[i, s]`` = how often row ``i`` is in subset ``s`` (row ``s`` of the
+    ``(S, m)`` ``idx``); an indicator for subsets drawn without replacement."""
+    rows = torch.as_tensor(idx).to(device)
+    s, m = rows.shape
     w = torch.zeros(n, s, dtype=torch.float64, device=device)
-    rows = torch.from_numpy(idx).to(device)
     cols = torch.arange(s, device=device)[:, None].expand(s, m)
-    w[rows, cols] = 1.0
+    w.index_put_((rows, cols), torch.ones((), dtype=torch.float64, device=device),
+                 accumulate=True)
     return w
 
 
@@ -186,8 +188,8 @@ def kid(
     xd = x.double()
     yd = y.double()
     if strategy == "full":
-        w1 = _indicator(idx1, n1, x.device)
-        w2 = _indicator(idx2, n2, x.device)
+        w1 = _subset_counts(idx1, n1, x.device)
+        w2 = _subset_counts(idx2, n2, x.device)
         block = max(1, int(memory_budget // (16 * max(n1, n2))))
         qxx, dxx = _subset_quad_sums(xd, xd, w1, w1, True, degree, g, coef0, block)
         qyy, dyy = _subset_quad_sums(yd, yd, w2, w2, True, degree, g, coef0, block)

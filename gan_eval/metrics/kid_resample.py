@@ -28,7 +28,13 @@ from typing import Literal
 import torch
 
 from gan_eval.errors import InputError
-from gan_eval.metrics.kid import _kernel, check_kid_args, kid, kid_subset_indices
+from gan_eval.metrics.kid import (
+    _kernel,
+    _subset_counts,
+    check_kid_args,
+    kid,
+    kid_subset_indices,
+)
 from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET, block_ranges
 
 __all__ = ["kid_resample_means"]
@@ -96,12 +102,8 @@ def _shared(x: torch.Tensor, y: torch.Tensor, resamples: Sequence[torch.Tensor],
     device = x.device
     # counts[u, t·S + s]: how often generated row u sits in subset s of resample t
     rows = torch.stack([idx.to(device)[torch.from_numpy(pos1).to(device)] for idx in resamples])
-    cols = torch.arange(t * s, device=device)[:, None].expand(t * s, m)
-    counts = torch.zeros(n1, t * s, dtype=torch.float64, device=device)
-    counts.index_put_((rows.reshape(t * s, m), cols), torch.ones((), dtype=torch.float64,
-                                                                  device=device), accumulate=True)
-    real_in = torch.zeros(n2, s, dtype=torch.float64, device=device)  # real rows of subset s
-    real_in[torch.from_numpy(pos2).to(device), torch.arange(s, device=device)[:, None]] = 1.0
+    counts = _subset_counts(rows.reshape(t * s, m), n1, device)
+    real_in = _subset_counts(pos2, n2, device)  # indicator of the real rows of subset s
 
     quad = torch.zeros(t * s, dtype=torch.float64, device=device)  # cᵀ K_gg c
     cross = torch.zeros(n1, s, dtype=torch.float64, device=device)  # K_gr w, row by row
