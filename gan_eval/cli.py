@@ -543,6 +543,8 @@ def report_cmd(
     """The whole pipeline (train → evaluate → recognition → attacks → gates) as an HTML report.
 
     With no options: a small DCGAN on the built-in LFW faces, reported in reports/default/.
+    The gate verdict is shown on the page and in the last line; the exit code stays 0 (use
+    ``gan-eval gate`` to fail a CI job).
     """
     from gan_eval.report.pipeline import ReportConfig, render_from_results, run_report
 
@@ -560,6 +562,21 @@ def report_cmd(
             device=device, progress=None if quiet else say))
     typer.echo(f"report       {index}")
     typer.echo(f"results      {index.parent / 'results.json'}")
+    typer.echo(f"gates        {_verdict(index.parent / 'results.json')}")
+
+
+def _verdict(results_json: Path) -> str:
+    """One line of the report's gate verdict (the report exits 0 either way; ``gate`` fails CI)."""
+    from gan_eval.report.results import Results
+
+    gates = Results.load(results_json).gates
+    checks = gates.get("checks", [])
+    failed = [c["gate"] for c in checks if not c["passed"]]
+    if not checks:
+        return "none checked"
+    if not failed:
+        return f"all {len(checks)} passed ({gates.get('config', 'gates')})"
+    return f"{len(failed)} of {len(checks)} failed: {', '.join(failed)}"
 
 
 @command("gate")

@@ -134,6 +134,23 @@ def test_from_results_renders_the_same_page(report_dir: Path, tmp_path: Path) ->
         Results.load(report_dir / "results.json").to_json()
 
 
+def test_report_prints_the_gate_verdict_and_exits_0_either_way(
+        report_dir: Path, tmp_path: Path) -> None:
+    raw = json.loads((report_dir / "results.json").read_text())
+    checks = raw["gates"]["checks"]
+    for passed in (True, False):
+        for check in checks:
+            check["passed"] = passed or check is not checks[-1]
+        raw["gates"]["passed"] = passed
+        (tmp_path / "r.json").write_text(json.dumps(raw))
+        result = runner.invoke(app, ["report", "--from-results", str(tmp_path / "r.json"),
+                                     "--out", str(tmp_path / "o")])
+        assert result.exit_code == 0, result.output
+        verdict = (f"all {len(checks)} passed (built-in default gates)" if passed
+                   else f"1 of {len(checks)} failed: {checks[-1]['gate']}")
+        assert result.output.splitlines()[-1] == f"gates        {verdict}"
+
+
 def test_a_moved_report_folder_still_finds_its_run(report_dir: Path, tmp_path: Path) -> None:
     moved = tmp_path / "moved"
     shutil.copytree(report_dir, moved)
