@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gan_eval.data import ImageSource, open_source
@@ -34,6 +35,11 @@ from gan_eval.metrics import (
     memorization,
 )
 from gan_eval.metrics.bootstrap import interval_from_values, resample_indices
+from gan_eval.recognition.verification import (
+    CALIBRATION_PAIRS,
+    FAR_WARNING,
+    unlabelled_impostors,
+)
 from gan_eval.report.results import Metric, Results, provenance
 
 
@@ -211,17 +217,44 @@ def _metrics_for(
             n_g,
             config,
         )
+        chance = _chance_copy_rate(r, config)
+        if chance["warning"]:
+            notes.append(f"{name}: copy_rate {mem.copy_rate:.3g}: {chance['warning']}")
         metrics.append(
             Metric.of(
                 "copy_rate",
                 name,
                 mem.copy_rate,
                 ci95=ci,
-                details={**mem.to_json(), "bootstrap": record},
+                details={**mem.to_json(), "chance": chance, "bootstrap": record},
                 **counts,
             )
         )
     return metrics, notes
+
+
+def _chance_copy_rate(reference: torch.Tensor, config: EvaluateConfig) -> dict[str, Any]:
+    """The copy rate that faces of nobody in the reference would get: the match threshold's
+    false-accept rate on pairs of different reference images (FAR), and 1 − (1 − FAR)^M over
+    the M reference faces. A warning when FAR exceeds ``FAR_WARNING``: the threshold does not
+    separate people on these images (tiny or gray faces compress dlib's embedding space)."""
+    impostor = unlabelled_impostors(reference, CALIBRATION_PAIRS, config.seed)
+    far = float(np.mean(impostor <= config.match_threshold))
+    m = int(reference.shape[0])
+    rate = 1.0 - (1.0 - far) ** m
+    warning = None
+    if far > FAR_WARNING:
+        warning = (
+            f"the match threshold {config.match_threshold:g} accepts {far:.1%} of pairs of "
+            f"different reference images (> {FAR_WARNING:.0%}), so a face of nobody in the "
+            f"reference 'copies' one of its {m} faces with probability {rate:.3g}; it does not "
+            "separate people on these images — read gan-eval recognition's leakage at its "
+            "calibrated threshold"
+        )
+    return {"far_on_reference_pairs": far, "pairs": int(impostor.size), "rate": rate,
+            "meaning": "copy rate expected of faces of people absent from the reference "
+                       "(pairs of different images taken as different people)",
+            "warning": warning}
 
 
 def _open(data: str | ImageSource, config: EvaluateConfig, role: str) -> ImageSource:

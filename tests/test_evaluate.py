@@ -211,3 +211,34 @@ def test_missing_inception_weights_exit_3(tmp_path: Path, monkeypatch: pytest.Mo
     assert result.exit_code == 3
     assert "weights-inception-2015-12-05-6726825d.pth" in result.output
     assert "GAN_EVAL_INCEPTION_WEIGHTS" in result.output
+
+
+def test_copy_rate_reports_its_chance_level_and_says_when_the_threshold_is_uninformative(
+    tmp_path: Path, faces: torch.Tensor
+) -> None:
+    from sklearn.metrics import pairwise_distances
+
+    from gan_eval import embed_faces
+
+    reference = faces[12:40]
+    config = EvaluateConfig(use_cache=False, bootstrap=5, progress=False)
+    results = evaluate(_save(tmp_path, "g", _jittered(faces[:12], 6)),
+                       _save(tmp_path, "r", reference), config)
+    chance = results.metric("copy_rate").details["chance"]
+    d = pairwise_distances(embed_faces(reference).double().numpy())
+    far = float(np.mean(d[np.triu_indices(len(d), 1)] <= 0.6))  # all 378 pairs
+    assert chance["pairs"] == 378 and abs(chance["far_on_reference_pairs"] - far) <= 1 / 378
+    assert chance["rate"] == pytest.approx(1 - (1 - chance["far_on_reference_pairs"]) ** 28)
+    # 25×25 LFW crops: 0.6 accepts far more than 5% of pairs of different people
+    assert far > 0.05 and "does not separate people" in chance["warning"]
+    assert any("copy_rate" in note and "leakage" in note
+               for note in results.provenance["notes"])
+
+
+def test_copy_rate_chance_is_zero_for_well_separated_references() -> None:
+    from gan_eval.evaluate import _chance_copy_rate
+
+    spread = torch.eye(50, dtype=torch.float64)  # every pair √2 apart
+    chance = _chance_copy_rate(spread, EvaluateConfig())
+    assert chance["far_on_reference_pairs"] == 0 and chance["rate"] == 0
+    assert chance["warning"] is None

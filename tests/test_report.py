@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from gan_eval.cli import app
 from gan_eval.data import open_source
+from gan_eval.report.html import fmt
 from gan_eval.report.results import Results
 
 runner = CliRunner()
@@ -63,6 +64,8 @@ def test_report_writes_results_plots_and_page(report_dir: Path) -> None:
     assert results.recognition["leakage"]["top_pairs"]
     assert results.robustness["attacks"]
     assert any("Inception" in note for note in results.provenance["notes"])
+    chance = results.metric("copy_rate", "dlib-face").details["chance"]["rate"]
+    assert f"expected by chance: {fmt(chance)}" in (report_dir / "index.html").read_text()
     for plot in ("training", "attacks", "corruptions", "birthday", "samples"):
         assert Image.open(report_dir / "plots" / f"{plot}.png").size[0] > 100
     assert (report_dir / "run" / "checkpoint" / "checkpoint.json").is_file()

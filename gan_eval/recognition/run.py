@@ -11,7 +11,7 @@ Steps (every number lands in the ``recognition`` section of the returned :class:
    different identity labels; an unlabelled reference uses pairs of different images instead,
    assuming that most of them show different people (repeated people pull the threshold down,
    i.e. make it stricter). The match threshold's own false-accept rate on those pairs is reported
-   and a warning is recorded when it exceeds :data:`FAR_WARNING`: at that point the threshold does
+   and a warning is recorded when it exceeds ``FAR_WARNING`` (5%): at that point the threshold does
    not separate people for these images (tiny or gray inputs compress dlib's embedding space: on
    25×25 LFW crops, 0.6 accepts 17% of pairs of different people) and the calibrated results are
    the ones to read.
@@ -55,9 +55,10 @@ from gan_eval.recognition.utility import (
     generated_training_data,
 )
 from gan_eval.recognition.verification import (
-    different_pairs,
+    CALIBRATION_PAIRS,
+    FAR_WARNING,
     far_threshold,
-    pair_distances,
+    unlabelled_impostors,
     verification,
 )
 from gan_eval.report.results import Metric, Results, provenance
@@ -69,10 +70,6 @@ EXTRACTOR = "dlib-face"
 DEFAULT_THRESHOLD = 0.6
 """dlib's published same-person distance for its face embeddings."""
 DEFAULT_FAR = 1e-3
-FAR_WARNING = 0.05
-"""Warn when the match threshold accepts more than this fraction of reference impostor pairs."""
-CALIBRATION_PAIRS = 200_000
-"""Distinct-image pairs sampled to calibrate on an unlabelled reference (all when fewer)."""
 
 
 @dataclass(frozen=True)
@@ -244,10 +241,8 @@ def _thresholds(
 ) -> tuple[dict[str, float], dict[str, Any], np.ndarray]:
     """{"match": t, "calibrated": τ?}, the JSON description of both, the impostor distances."""
     if impostor is None:
-        rng = np.random.default_rng([config.seed, 4])
         count = max(CALIBRATION_PAIRS, math.ceil(10 / config.far))
-        i, j = different_pairs(int(reference.shape[0]), count, rng=rng)
-        impostor = pair_distances(reference, reference, i, j)
+        impostor = unlabelled_impostors(reference, count, config.seed)
         pairs_desc = (
             "pairs of different images of the unlabelled reference, taken as impostors (assumes "
             "most show different people; repeated people make the threshold stricter)"

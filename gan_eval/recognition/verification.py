@@ -126,6 +126,20 @@ def different_pairs(
     return np.asarray(firsts, np.int64), np.asarray(seconds, np.int64)
 
 
+FAR_WARNING = 0.05
+"""Warn when the match threshold accepts more than this fraction of reference impostor pairs."""
+CALIBRATION_PAIRS = 200_000
+"""Distinct-image pairs sampled to calibrate on an unlabelled reference (all when fewer)."""
+
+
+def unlabelled_impostors(reference: torch.Tensor, count: int, seed: int) -> np.ndarray:
+    """Distances of up to ``count`` seeded pairs of different images of an unlabelled reference,
+    taken as impostors (most pairs show different people; repeated people only make a threshold
+    calibrated on them stricter)."""
+    i, j = different_pairs(int(reference.shape[0]), count, rng=np.random.default_rng([seed, 4]))
+    return pair_distances(reference, reference, i, j)
+
+
 def pair_distances(
     a: torch.Tensor, b: torch.Tensor, i: np.ndarray, j: np.ndarray, *, chunk: int = 65536
 ) -> np.ndarray:
