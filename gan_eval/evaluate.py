@@ -37,7 +37,7 @@ from gan_eval.metrics import (
 from gan_eval.metrics.bootstrap import interval_from_values, resample_indices
 from gan_eval.recognition.verification import (
     CALIBRATION_PAIRS,
-    FAR_WARNING,
+    threshold_warning,
     unlabelled_impostors,
 )
 from gan_eval.report.results import Metric, Results, provenance
@@ -237,21 +237,17 @@ def _metrics_for(
 def _chance_copy_rate(reference: torch.Tensor, config: EvaluateConfig) -> dict[str, Any]:
     """The copy rate that faces of nobody in the reference would get: the match threshold's
     false-accept rate on pairs of different reference images (FAR), and 1 − (1 − FAR)^M over
-    the M reference faces. A warning when FAR exceeds ``FAR_WARNING``: the threshold does not
-    separate people on these images (tiny or gray faces compress dlib's embedding space)."""
+    the M reference faces. A warning when the threshold does not separate people on these
+    images (:func:`~gan_eval.recognition.verification.threshold_warning`)."""
     impostor = unlabelled_impostors(reference, CALIBRATION_PAIRS, config.seed)
     far = float(np.mean(impostor <= config.match_threshold))
     m = int(reference.shape[0])
     rate = 1.0 - (1.0 - far) ** m
-    warning = None
-    if far > FAR_WARNING:
-        warning = (
-            f"the match threshold {config.match_threshold:g} accepts {far:.1%} of pairs of "
-            f"different reference images (> {FAR_WARNING:.0%}), so a face of nobody in the "
-            f"reference 'copies' one of its {m} faces with probability {rate:.3g}; it does not "
-            "separate people on these images — read gan-eval recognition's leakage at its "
-            "calibrated threshold"
-        )
+    warning = threshold_warning(config.match_threshold, far)
+    if warning:
+        warning += (f"; a face of nobody in the reference 'copies' one of its {m} faces with "
+                    f"probability {rate:.3g} — read gan-eval recognition's leakage at its "
+                    "calibrated threshold")
     return {"far_on_reference_pairs": far, "pairs": int(impostor.size), "rate": rate,
             "meaning": "copy rate expected of faces of people absent from the reference "
                        "(pairs of different images taken as different people)",

@@ -56,8 +56,8 @@ from gan_eval.recognition.utility import (
 )
 from gan_eval.recognition.verification import (
     CALIBRATION_PAIRS,
-    FAR_WARNING,
     far_threshold,
+    threshold_warning,
     unlabelled_impostors,
     verification,
 )
@@ -272,13 +272,9 @@ def _thresholds(
         calibrated["value"] = tau
         values["calibrated"] = tau
     described["calibrated"] = calibrated
-    if match_far is not None and match_far > FAR_WARNING:
-        described["warning"] = (
-            f"the match threshold {config.threshold:g} accepts {match_far:.1%} of reference "
-            f"impostor pairs (> {FAR_WARNING:.0%}): it does not separate people for these images "
-            "(small or gray images compress dlib's embedding space); read the results at the "
-            "calibrated threshold"
-        )
+    warning = threshold_warning(config.threshold, match_far) if match_far is not None else None
+    if warning:
+        described["warning"] = f"{warning}; read the results at the calibrated threshold"
     return values, described, impostor
 
 

@@ -132,6 +132,16 @@ CALIBRATION_PAIRS = 200_000
 """Distinct-image pairs sampled to calibrate on an unlabelled reference (all when fewer)."""
 
 
+def threshold_warning(threshold: float, far: float) -> str | None:
+    """Why ``threshold`` cannot be read as "same person" here, when it accepts more than
+    :data:`FAR_WARNING` of the reference's impostor pairs (``far``); None when it can."""
+    if far <= FAR_WARNING:
+        return None
+    return (f"the match threshold {threshold:g} accepts {far:.1%} of reference impostor pairs "
+            f"(> {FAR_WARNING:.0%}): it does not separate people for these images (small or gray "
+            "images compress dlib's embedding space)")
+
+
 def unlabelled_impostors(reference: torch.Tensor, count: int, seed: int) -> np.ndarray:
     """Distances of up to ``count`` seeded pairs of different images of an unlabelled reference,
     taken as impostors (most pairs show different people; repeated people only make a threshold
