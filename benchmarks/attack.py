@@ -35,7 +35,6 @@ import foolbox as fb
 import torch
 import torch.nn.functional as F
 
-from gan_eval.data import open_source
 from gan_eval.features.dlib_face import (
     DlibFaceNet,
     default_weights_path,
@@ -46,6 +45,7 @@ from gan_eval.features.dlib_format import read_dlib_net
 from gan_eval.robustness import ATTACKS, AttackOptions, Dodging, recognizer_model
 from gan_eval.robustness.models import MATCH, FaceEmbedder
 from gan_eval.robustness.sweep import run_attack
+from gan_eval.sources import open_source
 
 EPSILONS = (2 / 255, 4 / 255, 8 / 255)
 

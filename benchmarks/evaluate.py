@@ -69,7 +69,7 @@ import metrics_math  # noqa: E402  (benchmarks/metrics_math.py)
 from _rates import sgemm_gflops  # noqa: E402
 
 from gan_eval.features.dlib_face import load_dlib_face_net  # noqa: E402
-from gan_eval.features.extractors import build_extractor  # noqa: E402
+from gan_eval.features.registry import build_extractor  # noqa: E402
 from gan_eval.metrics.frechet import SmallSampleFIDWarning  # noqa: E402
 
 CPU = torch.device("cpu")

@@ -1,53 +1,87 @@
 """gan-eval: train DCGANs on face images and audit what they produce.
 
 The Python API mirrors the CLI: :func:`open_source` (any DATA string), :func:`embed_faces`
-(dlib face embeddings), :func:`evaluate`, :func:`recognition`, :func:`attack`, :func:`train`,
-:func:`sample`. Importing the package registers the ``dlib-face`` feature extractor in
-torch-fidelity; the other modules are imported on first use.
+(dlib face embeddings), :func:`evaluate`, :func:`recognition`, :func:`attack`, :func:`run_audit`,
+:func:`train`, :func:`sample`. Every name is imported on first use, so ``import gan_eval`` is
+cheap; importing :mod:`gan_eval.features` registers the ``dlib-face`` and ``inception-fast``
+feature extractors in torch-fidelity.
+
+Layers (imports point down only; ``tests/test_layers.py`` checks it):
+
+1. ground floor — :mod:`~gan_eval.version`, :mod:`~gan_eval.errors`, :mod:`~gan_eval.fileio`,
+   :mod:`~gan_eval.seeding`, :mod:`~gan_eval.faces` (the match threshold and its comparison),
+   :mod:`~gan_eval.catalogue` (every metric), :mod:`~gan_eval.results` (the results schema),
+   :mod:`~gan_eval.gates` (gate logic), :mod:`~gan_eval.devices`, :mod:`~gan_eval.distributed`,
+   and :mod:`~gan_eval.metrics` (pure math);
+2. :mod:`~gan_eval.data` — image data → :class:`ImageSource` (uint8 B×3×H×W), source records;
+3. :mod:`~gan_eval.features` (extractors, cached extraction) and :mod:`~gan_eval.gan`
+   (models, training, checkpoints);
+4. :mod:`~gan_eval.generators` — generators as image sources;
+5. :mod:`~gan_eval.sources` — any DATA string (or an opened source) → :class:`ImageSource`;
+6. the analyses :mod:`~gan_eval.evaluate`, :mod:`~gan_eval.recognition`,
+   :mod:`~gan_eval.robustness` — sources in, :class:`Results` out; none imports another;
+7. :mod:`~gan_eval.report` — rendering: HTML, plots, face tiles, terminal tables, JUnit;
+8. :mod:`~gan_eval.audit` — the whole audit (train or reuse, the three analyses, gates, report);
+9. :mod:`~gan_eval.cli` — parses options, builds a config, calls one API function.
 """
 
+from __future__ import annotations
+
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from gan_eval.data import ImageSource, open_source
-from gan_eval.errors import GanEvalError, InputError, MissingAssetError
-from gan_eval.features import embed_faces  # also registers "dlib-face" in torch-fidelity
-
-__version__ = "0.1.0"
+from gan_eval.version import __version__
 
 _LAZY = {
+    "open_source": "gan_eval.sources",
+    "ImageSource": "gan_eval.data",
+    "GanEvalError": "gan_eval.errors",
+    "InputError": "gan_eval.errors",
+    "MissingAssetError": "gan_eval.errors",
+    "embed_faces": "gan_eval.features",
     "evaluate": "gan_eval.evaluate",
     "EvaluateConfig": "gan_eval.evaluate",
     "recognition": "gan_eval.recognition",
+    "RecognitionConfig": "gan_eval.recognition",
     "attack": "gan_eval.robustness",
+    "AttackConfig": "gan_eval.robustness",
+    "run_audit": "gan_eval.audit",
+    "AuditConfig": "gan_eval.audit",
     "train": "gan_eval.gan",
     "TrainConfig": "gan_eval.gan",
-    "sample": "gan_eval.gan",
-    "Results": "gan_eval.report.results",
+    "sample": "gan_eval.generators.sample",
+    "Results": "gan_eval.results",
 }
 
 if TYPE_CHECKING:
+    from gan_eval.audit import AuditConfig, run_audit
+    from gan_eval.data import ImageSource
+    from gan_eval.errors import GanEvalError, InputError, MissingAssetError
     from gan_eval.evaluate import EvaluateConfig, evaluate
-    from gan_eval.gan.sample import sample
+    from gan_eval.features import embed_faces
     from gan_eval.gan.train import TrainConfig, train
-    from gan_eval.recognition import recognition
-    from gan_eval.report.results import Results
-    from gan_eval.robustness import attack
+    from gan_eval.generators.sample import sample
+    from gan_eval.recognition import RecognitionConfig, recognition
+    from gan_eval.results import Results
+    from gan_eval.robustness import AttackConfig, attack
+    from gan_eval.sources import open_source
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'gan_eval' has no attribute {name!r}")
 
 
 __all__ = [
+    "AttackConfig",
+    "AuditConfig",
     "EvaluateConfig",
     "GanEvalError",
     "ImageSource",
     "InputError",
     "MissingAssetError",
+    "RecognitionConfig",
     "Results",
     "TrainConfig",
     "__version__",
@@ -56,6 +90,7 @@ __all__ = [
     "evaluate",
     "open_source",
     "recognition",
+    "run_audit",
     "sample",
     "train",
 ]

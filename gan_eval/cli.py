@@ -1,7 +1,14 @@
 """The ``gan-eval`` command line: thin typer commands over the Python API.
 
-Domain errors become exit codes in one place (:func:`command`): 2 for bad input, 3 for a missing
-asset; a passed gate is 0 and a failed gate 1.
+Each command parses its options, builds the API's config and calls one API function (torchrun
+set-up included there); nothing else. Exit codes are decided in one place (:func:`command`):
+0 success; 1 a gate failed (``gate`` only); 2 bad input or an unusable output path; 3 a missing
+asset; 4 an internal error (a short "please report" message; the traceback with ``--debug``).
+
+Options are spelled so that torchrun's own parser cannot claim them (``--count``, not ``--n``,
+which torchrun reads as an abbreviation of its ``--nnodes``/``--nproc-per-node``); the old
+spellings still work outside torchrun. Heavy modules are imported inside the commands, so that
+``--help``, ``--version`` and ``gate RESULTS.json`` load no network.
 """
 
 from __future__ import annotations
@@ -9,15 +16,18 @@ from __future__ import annotations
 import functools
 import json
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
+from gan_eval import catalogue
 from gan_eval.errors import GanEvalError
-from gan_eval.gan.losses import LossName  # the registry's names are the --loss choices
-from gan_eval.robustness.attacks import TargetModel, attack_choices  # foolbox loads lazily
+from gan_eval.gan.loss_names import LossName
+from gan_eval.robustness.attacks import TargetModel, attack_choices
+from gan_eval.version import __version__
 
 app = typer.Typer(
     name="gan-eval",
@@ -30,10 +40,14 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+DEBUG = {"on": False}
+"""Set by ``--debug``: show the traceback of an internal error."""
+
+INTERNAL_ERROR = 4
+
+
 def _print_version(value: bool) -> None:
     if value:
-        from gan_eval import __version__
-
         typer.echo(f"gan-eval {__version__}")
         raise typer.Exit()
 
@@ -46,8 +60,12 @@ def root(
             "--version", callback=_print_version, is_eager=True, help="Print the version."
         ),
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an internal error (exit 4).")
+    ] = False,
 ) -> None:
     """Train DCGANs on faces and audit what they produce."""
+    DEBUG["on"] = debug
 
 
 def command(name: str | None = None) -> Callable[[F], F]:
@@ -56,11 +74,27 @@ def command(name: str | None = None) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            label = name or fn.__name__
             try:
                 return fn(*args, **kwargs)
+            except (typer.Exit, typer.Abort, KeyboardInterrupt):
+                raise
             except GanEvalError as exc:
-                typer.echo(f"gan-eval {name or fn.__name__}: error: {exc}", err=True)
+                typer.echo(f"gan-eval {label}: error: {exc}", err=True)
                 raise typer.Exit(exc.exit_code) from None
+            except MemoryError:
+                typer.echo(f"gan-eval {label}: error: out of memory; use fewer images "
+                           "(--count) or a smaller --batch-size", err=True)
+                raise typer.Exit(2) from None
+            except Exception as exc:  # an unexpected failure is ours: never exit 1 (gate failed)
+                if DEBUG["on"]:
+                    traceback.print_exc()
+                typer.echo(
+                    f"gan-eval {label}: internal error: {type(exc).__name__}: {exc}\n"
+                    "This is a bug in gan-eval, not in your input. Please report it with the "
+                    "command you ran and the output of `gan-eval --debug …` (which adds the "
+                    "traceback).", err=True)
+                raise typer.Exit(INTERNAL_ERROR) from None
 
         app.command(name)(wrapper)
         return fn
@@ -87,44 +121,13 @@ def inspect_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Count, resolution, channels, identities, content hash and problems of a DATA source."""
-    from gan_eval.data import inspect_source
     from gan_eval.errors import InputError
+    from gan_eval.report.tables import inspect_json, inspect_table
+    from gan_eval.sources import inspect_source
 
     info = inspect_source(data, resolution=resolution)
+    typer.echo(json.dumps(inspect_json(info), indent=2) if as_json else inspect_table(info))
     fatal = [p for p in info.problems if p.fatal]
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "data": info.data,
-                    "kind": info.kind,
-                    "count": info.count,
-                    "resolutions": {f"{h}x{w}": n for (h, w), n in info.resolutions.items()},
-                    "channels": {str(c): n for c, n in info.channels.items()},
-                    "identities": info.identities,
-                    "content_hash": info.content_hash,
-                    "problems": [
-                        {"path": p.path, "message": p.message, "fatal": p.fatal}
-                        for p in info.problems
-                    ],
-                },
-                indent=2,
-            )
-        )
-    else:
-        sizes = ", ".join(f"{h}×{w} ({n})" for (h, w), n in sorted(info.resolutions.items()))
-        chans = ", ".join(f"{c} ({n})" for c, n in sorted(info.channels.items()))
-        typer.echo(f"data         {info.data}")
-        typer.echo(f"kind         {info.kind}")
-        typer.echo(f"images       {info.count}")
-        typer.echo(f"resolution   {sizes}")
-        typer.echo(f"channels     {chans}   (read as RGB; gray repeated, alpha dropped)")
-        identities = info.identities if info.identities is not None else "none (no subfolders)"
-        typer.echo(f"identities   {identities}")
-        typer.echo(f"sha256       {info.content_hash}")
-        typer.echo(f"problems     {len(info.problems) or 'none'}")
-        for problem in info.problems:
-            typer.echo(f"  {'ERROR' if problem.fatal else 'note '} {problem}")
     if fatal:
         more = f" (and {len(fatal) - 1} more)" if len(fatal) > 1 else ""
         raise InputError(f"{fatal[0]}{more}")
@@ -168,7 +171,8 @@ def recognition_cmd(
         typer.Option("--align", help="Detect and align raw photos with dlib (needs dlib-bin)."),
     ] = False,
     n: Annotated[
-        int | None, typer.Option("--n", help="Use the first N generated images (or sample N).")
+        int | None,
+        typer.Option("--count", "--n", help="Use the first N generated images (or sample N).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of pair sampling, subsets and trials.")] = 0,
     top_k: Annotated[int, typer.Option(help="Closest leaked pairs kept for the report.")] = 16,
@@ -180,17 +184,16 @@ def recognition_cmd(
     ] = False,
 ) -> None:
     """Identity leakage, identity diversity, faceness and verification of generated faces."""
-    from gan_eval.features.cache import FeatureCache
-    from gan_eval.recognition import format_table, recognition
+    from gan_eval.features.framing import Framing
+    from gan_eval.recognition import RecognitionConfig, recognition
+    from gan_eval.report.tables import recognition_table
 
-    results = recognition(
-        generated, reference, threshold=threshold, far=far, margin=margin, align=align, n=n,
-        seed=seed, top_k=top_k, device=device,
-        cache=FeatureCache(None) if no_cache else FeatureCache.default(),
-    )
+    results = recognition(generated, reference, RecognitionConfig(
+        threshold=threshold, far=far, framing=Framing(align=align, margin=margin), n=n,
+        seed=seed, top_k=top_k, device=device, use_cache=not no_cache))
     if json_path is not None:
         results.save(json_path)
-    typer.echo(format_table(results))
+    typer.echo(recognition_table(results))
     if json_path is not None:
         typer.echo(f"\nresults written to {json_path}")
 
@@ -335,13 +338,14 @@ def train_cmd(
 
 @command("sample")
 def sample_cmd(
-    checkpoint: Annotated[
+    generator: Annotated[
         Path,
-        typer.Argument(metavar="CHECKPOINT",
+        typer.Argument(metavar="GENERATOR",
                        help="Checkpoint folder, run folder, checkpoint.json or its state file.",
                        show_default=False),
     ],
-    n: Annotated[int, typer.Option("--n", help="Number of images.", show_default=False)],
+    n: Annotated[int, typer.Option("--count", "--n", help="Number of images.",
+                                   show_default=False)],
     out: Annotated[
         Path, typer.Option("--out", help="Folder for 000000.png, 000001.png, …", show_default=False)
     ],
@@ -350,10 +354,10 @@ def sample_cmd(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = 256,
 ) -> None:
-    """Write N images of CHECKPOINT's EMA generator as PNGs (image i depends on seed and i only)."""
-    from gan_eval.gan.sample import sample
+    """Write N images of GENERATOR as PNGs (image i depends on seed and i only)."""
+    from gan_eval.generators.sample import sample
 
-    folder = sample(checkpoint, n=n, out=out, seed=seed, npz=npz, device=device,
+    folder = sample(generator, n=n, out=out, seed=seed, npz=npz, device=device,
                     batch_size=batch_size)
     typer.echo(f"wrote {n} images to {folder}")
 
@@ -386,7 +390,8 @@ def attack_cmd(
                      "tag as linf:E or l2:E when L∞ and L2 attacks are mixed (default grid "
                      "per norm)."),
     ] = None,
-    n: Annotated[int, typer.Option("--n", help="Faces per set (samples of a checkpoint).")] = 32,
+    n: Annotated[int, typer.Option("--count", "--n",
+                                   help="Faces per set (samples of a generator).")] = 32,
     reference: Annotated[
         str | None,
         typer.Option("--reference", metavar="DATA",
@@ -408,17 +413,17 @@ def attack_cmd(
     ] = None,
 ) -> None:
     """Adversarial (foolbox) and corruption robustness of the face recognizer or D."""
-    from gan_eval.robustness import ATTACKS, AttackOptions, attack, format_table
+    from gan_eval.report.tables import attack_table
+    from gan_eval.robustness import ATTACKS, AttackConfig, AttackOptions, attack
 
-    results = attack(
-        target, model=model, attacks=attack_names or tuple(ATTACKS), epsilons=eps, n=n,
-        reference=reference, corruptions=corruptions, options=AttackOptions(steps=steps),
+    results = attack(target, AttackConfig(
+        model=model, attacks=tuple(attack_names or ATTACKS), epsilons=tuple(eps) if eps else None,
+        n=n, reference=reference, corruptions=corruptions, options=AttackOptions(steps=steps),
         batch_size=batch_size, seed=seed, device=device,
-        progress=lambda message: typer.echo(f"attack: {message}", err=True),
-    )
+        progress=lambda message: typer.echo(f"attack: {message}", err=True)))
     if json_path is not None:
         results.save(json_path)
-    typer.echo(format_table(results))
+    typer.echo(attack_table(results))
     if json_path is not None:
         typer.echo(f"\nresults written to {json_path}")
 
@@ -428,7 +433,8 @@ ExtractorName = Annotated[
     typer.Option(
         "--extractor",
         "-e",
-        help="Feature extractor (repeatable): dlib-face (default) or inception.",
+        help="Feature extractor (repeatable; default dlib-face): "
+        + ", ".join(catalogue.EXTRACTORS) + ".",
         show_default=False,
     ),
 ]
@@ -452,7 +458,8 @@ def evaluate_cmd(
         typer.Option("--reference", "-r", metavar="DATA", help="Real images: any DATA."),
     ],
     extractor: ExtractorName = None,
-    n: Annotated[int | None, typer.Option(help="Images to sample from a checkpoint.")] = None,
+    n: Annotated[int | None, typer.Option("--count", "--n",
+                                          help="Images to sample from a generator.")] = None,
     resolution: Annotated[int | None, typer.Option(help="Resize both sets to this size.")] = None,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write the results JSON here.")
@@ -473,28 +480,16 @@ def evaluate_cmd(
 
     Under torchrun each process extracts a shard of the images; rank 0 prints and writes.
     """
-    from gan_eval import dist
+    from gan_eval.distributed import is_main_process
     from gan_eval.evaluate import EvaluateConfig, evaluate
-    from gan_eval.features.extractors import resolve_device
     from gan_eval.report.tables import metrics_table
 
-    run_device = resolve_device(device)
-    with dist.job(run_device) as env:
-        config = EvaluateConfig(
-            extractors=tuple(extractor or ("dlib-face",)),
-            n=n,
-            resolution=resolution,
-            batch_size=batch_size,
-            device=str(dist.rank_device(env, run_device)),
-            inception_weights=inception_weights,
-            use_cache=not no_cache,
-            bootstrap=bootstrap,
-            seed=seed,
-            progress=not quiet,
-        )
-        results = evaluate(generated, reference, config)
-    if env is not None and not env.is_main:
-        return  # every rank holds the same results; rank 0 reports them
+    results = evaluate(generated, reference, EvaluateConfig(
+        extractors=tuple(extractor or ("dlib-face",)), n=n, resolution=resolution,
+        batch_size=batch_size, device=device, inception_weights=inception_weights,
+        use_cache=not no_cache, bootstrap=bootstrap, seed=seed, progress=not quiet))
+    if not is_main_process():
+        return  # every torchrun process holds the same results; rank 0 reports them
     for note in results.provenance.get("notes", []):
         typer.echo(f"note: {note}", err=True)
     typer.echo(metrics_table(results.metrics))
@@ -522,7 +517,8 @@ def report_cmd(
                      show_default=False),
     ] = None,
     steps: Annotated[int, typer.Option(help="Training steps (when training).")] = 300,
-    n: Annotated[int, typer.Option("--n", help="Generated faces for the metrics.")] = 1000,
+    n: Annotated[int, typer.Option("--count", "--n",
+                                   help="Generated faces for the metrics.")] = 1000,
     attack_n: Annotated[int, typer.Option(help="Faces per set in the robustness sweep.")] = 8,
     gates: Annotated[
         Path | None,
@@ -546,7 +542,8 @@ def report_cmd(
     The gate verdict is shown on the page and in the last line; the exit code stays 0 (use
     ``gan-eval gate`` to fail a CI job).
     """
-    from gan_eval.report.pipeline import ReportConfig, render_from_results, run_report
+    from gan_eval.audit import AuditConfig, run_audit
+    from gan_eval.report.render import render_from_results
 
     start = time.perf_counter()
 
@@ -556,7 +553,7 @@ def report_cmd(
     if from_results is not None:
         index = render_from_results(from_results, out)
     else:
-        index = run_report(ReportConfig(
+        index = run_audit(AuditConfig(
             data=data, checkpoint=checkpoint, out=out, steps=steps, n=n, attack_n=attack_n,
             gates=gates, baseline=baseline, inception_weights=inception_weights, seed=seed,
             device=device, progress=None if quiet else say))
@@ -567,7 +564,7 @@ def report_cmd(
 
 def _verdict(results_json: Path) -> str:
     """One line of the report's gate verdict (the report exits 0 either way; ``gate`` fails CI)."""
-    from gan_eval.report.results import Results
+    from gan_eval.results import Results
 
     gates = Results.load(results_json).gates
     checks = gates.get("checks", [])
@@ -595,7 +592,8 @@ def gate_cmd(
         typer.Option(metavar="DATA", help="Reference faces for a checkpoint (default: its "
                      "training data).", show_default=False),
     ] = None,
-    n: Annotated[int, typer.Option("--n", help="Samples drawn from a checkpoint.")] = 1000,
+    n: Annotated[int, typer.Option("--count", "--n",
+                                   help="Samples drawn from a generator.")] = 1000,
     json_path: Annotated[
         Path | None,
         typer.Option("--json", metavar="PATH", help="Write a checkpoint's results here (a "
@@ -608,15 +606,17 @@ def gate_cmd(
     ] = None,
 ) -> None:
     """Exit 0 when every gate passes, 1 when one fails, 2 on a bad config or results file."""
-    from gan_eval.gan.checkpoint import is_checkpoint
-    from gan_eval.report.gates import evaluate_gates, format_table, load_config, write_junit
-    from gan_eval.report.pipeline import ReportConfig, gate_checkpoint
-    from gan_eval.report.results import Results
+    from gan_eval.gates import evaluate_gates, load_config
+    from gan_eval.report.junit import write_junit
+    from gan_eval.report.tables import gates_table
+    from gan_eval.results import Results
 
     gates = load_config(config)
     base = Results.load(baseline) if baseline is not None else None
-    if is_checkpoint(target):
-        results = gate_checkpoint(target, gates, ReportConfig(
+    if not _is_results_file(target):
+        from gan_eval.audit import AuditConfig, gate_generator
+
+        results = gate_generator(target, gates, AuditConfig(
             data=data, n=n, seed=seed, device=device, inception_weights=inception_weights,
             progress=lambda message: typer.echo(f"gate: {message}", err=True)))
         if json_path is not None:
@@ -624,11 +624,17 @@ def gate_cmd(
     else:
         results = Results.load(target)
     checks = evaluate_gates(gates, results, base, source=str(target))
-    typer.echo(format_table(checks))
+    typer.echo(gates_table(checks))
     if junit is not None:
         write_junit(checks, junit)
     if not all(c.passed for c in checks):
         raise typer.Exit(1)
+
+
+def _is_results_file(target: Path) -> bool:
+    """True when ``target`` is a JSON file (a results file to judge), False for a generator."""
+    return (target.is_file() and target.suffix.lower() == ".json"
+            and target.name != "checkpoint.json")
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ Per extractor: fid, kid (mean; std over subsets in details), precision, recall (
 coverage (k = 5), is (extractors with logits only), each with a 95% bootstrap interval from
 resampling the generated set; on ``dlib-face`` also memorization (``copy_rate`` with the closest
 generated ↔ reference pairs). The math is :mod:`gan_eval.metrics` (tested equal to
-torch-fidelity); features come from :func:`gan_eval.features.extract.extract` (cached).
+torch-fidelity); features come from :func:`gan_eval.features.extraction.extract` (cached).
 """
 
 from __future__ import annotations
@@ -18,11 +18,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from gan_eval.data import ImageSource, open_source
+from gan_eval import distributed
+from gan_eval.catalogue import EXTRACTORS as EXTRACTOR_SPECS
+from gan_eval.data import ImageSource
+from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
+from gan_eval.faces import MATCH_THRESHOLD, is_match, threshold_warning
 from gan_eval.features.cache import FeatureCache, default_cache_dir
-from gan_eval.features.extract import Features, extract
-from gan_eval.features.extractors import EXTRACTORS, FeatureExtractor, build_extractor
+from gan_eval.features.extraction import Features, extract
+from gan_eval.features.nearest import shared_nearest_reference
+from gan_eval.features.registry import EXTRACTORS, FeatureExtractor, build_extractor
 from gan_eval.metrics import (
     FeatureStats,
     PRDCResampler,
@@ -35,12 +40,9 @@ from gan_eval.metrics import (
     memorization,
 )
 from gan_eval.metrics.bootstrap import interval_from_values, resample_indices
-from gan_eval.recognition.verification import (
-    CALIBRATION_PAIRS,
-    threshold_warning,
-    unlabelled_impostors,
-)
-from gan_eval.report.results import Metric, Results, provenance
+from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
+from gan_eval.results import Metric, Results, provenance
+from gan_eval.sources import as_source
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,7 +61,7 @@ class EvaluateConfig:
     seed: int = 0
     kid_subsets: int = 100
     kid_subset_size: int = 1000  # capped at the smaller set size (recorded)
-    match_threshold: float = 0.6  # dlib's same-person distance, for copy_rate
+    match_threshold: float = MATCH_THRESHOLD  # dlib's same-person distance, for copy_rate
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -211,10 +213,11 @@ def _metrics_for(
             )
         )
 
-    if name == "dlib-face":
-        mem = memorization(g, r, threshold=config.match_threshold)
+    if EXTRACTOR_SPECS[name].face:
+        mem = memorization(g, r, threshold=config.match_threshold,
+                           nearest_found=shared_nearest_reference(gen, ref))
         ci, record = _interval(
-            lambda idx: float((mem.distance[idx] <= config.match_threshold).double().mean()),
+            lambda idx: float(is_match(mem.distance[idx], config.match_threshold).double().mean()),
             n_g,
             config,
         )
@@ -238,9 +241,10 @@ def _chance_copy_rate(reference: torch.Tensor, config: EvaluateConfig) -> dict[s
     """The copy rate that faces of nobody in the reference would get: the match threshold's
     false-accept rate on pairs of different reference images (FAR), and 1 − (1 − FAR)^M over
     the M reference faces. A warning when the threshold does not separate people on these
-    images (:func:`~gan_eval.recognition.verification.threshold_warning`)."""
-    impostor = unlabelled_impostors(reference, CALIBRATION_PAIRS, config.seed)
-    far = float(np.mean(impostor <= config.match_threshold))
+    images (:func:`gan_eval.faces.threshold_warning`)."""
+    impostor = unlabelled_impostors(reference, CALIBRATION_PAIRS,
+                                    rng=np.random.default_rng([config.seed, 4]))
+    far = float(np.mean(is_match(impostor, config.match_threshold)))
     m = int(reference.shape[0])
     rate = 1.0 - (1.0 - far) ** m
     warning = threshold_warning(config.match_threshold, far)
@@ -255,13 +259,9 @@ def _chance_copy_rate(reference: torch.Tensor, config: EvaluateConfig) -> dict[s
 
 
 def _open(data: str | ImageSource, config: EvaluateConfig, role: str) -> ImageSource:
-    source = (
-        data
-        if isinstance(data, ImageSource)
-        else open_source(
-            data, resolution=config.resolution, n=config.n, seed=config.seed, device=config.device
-        )
-    )
+    source = as_source(data, "GENERATED" if role == "generated" else "--reference",
+                       resolution=config.resolution, n=config.n, seed=config.seed,
+                       device=config.device)
     if len(source) < 2:
         raise InputError(
             f"{source.data}: the {role} set has {len(source)} image(s); need at least 2"
@@ -274,11 +274,22 @@ def evaluate(
 ) -> Results:
     """Distribution metrics of ``generated`` against ``reference`` on each configured extractor.
 
-    Both are DATA strings or sources; a generator checkpoint is sampled straight into tensors.
+    Both are DATA strings or sources; a generator is sampled straight into tensors. Under
+    torchrun (a ``torchrun … -m gan_eval evaluate`` job, or a Python caller started by torchrun)
+    each process extracts a shard of the images and every process returns the same results.
     Raises :class:`InputError` (bad input, fewer than 2 images, NaN features) and
     :class:`MissingAssetError` (Inception weights not installed).
     """
     config = config or EvaluateConfig()
+    device = resolve_device(config.device)
+    with distributed.job(device) as env:
+        return _evaluate(generated, reference, config, distributed.rank_device(env, device))
+
+
+def _evaluate(
+    generated: str | ImageSource, reference: str | ImageSource, config: EvaluateConfig,
+    device: torch.device,
+) -> Results:
     gen_source = _open(generated, config, "generated")
     ref_source = _open(reference, config, "reference")
     cache = FeatureCache((config.cache_dir or default_cache_dir()) if config.use_cache else None)
@@ -289,7 +300,7 @@ def evaluate(
     for name in config.extractors:
         extractor = build_extractor(
             name,
-            device=config.device,
+            device=device,
             weights=(config.inception_weights if name == "inception" else None),
         )
         feats = {
@@ -317,16 +328,7 @@ def evaluate(
             seed=config.seed,
             extractors=extractor_info,
             forward_passes=passes,
-            datasets={
-                role: {
-                    "data": s.data,
-                    "kind": s.kind,
-                    "content_hash": s.content_hash(),
-                    "n": len(s),
-                    "resolution": list(s.resolution),
-                }
-                for role, s in (("generated", gen_source), ("reference", ref_source))
-            },
+            data={"generated": gen_source.record(), "reference": ref_source.record()},
             notes=notes,
         ),
         metrics=metrics,

@@ -11,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_eval.data import ArraySource, check_image_batch, open_source, resize_uint8
+from gan_eval.data import ArraySource, check_image_batch, resize_uint8
 from gan_eval.data.files import decode_image
 from gan_eval.errors import InputError
+from gan_eval.sources import open_source
 
 
 def _png(array: np.ndarray, mode: str | None = None) -> bytes:

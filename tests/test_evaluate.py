@@ -12,8 +12,8 @@ import torch_fidelity
 from typer.testing import CliRunner
 
 from gan_eval.cli import app
-from gan_eval.data import open_source
 from gan_eval.evaluate import EvaluateConfig, evaluate
+from gan_eval.sources import open_source
 
 runner = CliRunner()
 REL = 1e-6  # relative tolerance against torch-fidelity on identical features

@@ -1,7 +1,7 @@
 """``gan-eval evaluate`` under torchrun gives the single process's numbers (CPU, gloo).
 
-Feature extraction shards the images in whole batches (``gan_eval.dist.batch_shard``), so every
-batch a rank forms is one the single process forms: with the same batch size and thread count
+Feature extraction shards the images in whole batches (``gan_eval.distributed.batch_shard``), so
+every batch a rank forms is one the single process forms: with the same batch size and thread count
 (``OMP_NUM_THREADS=1`` for both runs here; torchrun's default per worker) the gathered features
 are bitwise those of one process, and the metrics computed from them (seeded bootstrap) are
 therefore *exactly* equal — every value and every interval bound, not just within a tolerance.
@@ -27,12 +27,12 @@ import torch.multiprocessing as mp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gan_eval import dist
-from gan_eval.data import open_source
+from gan_eval import distributed as dist
 from gan_eval.data.source import ArraySource
 from gan_eval.features.cache import FeatureCache
-from gan_eval.features.extract import extract
-from gan_eval.features.extractors import FeatureExtractor
+from gan_eval.features.extraction import extract
+from gan_eval.features.registry import FeatureExtractor
+from gan_eval.sources import open_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,4 +222,4 @@ def test_torchrun_evaluate_equals_one_process(
     prov = [json.loads(p.read_text())["provenance"] for p in (multi_json, single_json)]
     # whole batches in both runs: the same number of forward passes in total
     assert prov[0]["forward_passes"] == prov[1]["forward_passes"]
-    assert prov[0]["datasets"] == prov[1]["datasets"]
+    assert prov[0]["data"] == prov[1]["data"]

@@ -16,10 +16,10 @@ import torch.multiprocessing as mp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gan_eval import dist
-from gan_eval.data import open_source
+from gan_eval import distributed as dist
 from gan_eval.errors import InputError
 from gan_eval.gan.checkpoint import load_checkpoint
+from gan_eval.sources import open_source
 
 
 def free_port() -> int:

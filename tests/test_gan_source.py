@@ -11,8 +11,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from gan_eval.cli import app
-from gan_eval.data import open_source
-from gan_eval.gan.source import CheckpointSource, open_checkpoint_source
+from gan_eval.generators.native import CheckpointSource, open_checkpoint_source
+from gan_eval.sources import open_source
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

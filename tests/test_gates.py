@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from gan_eval.errors import InputError
-from gan_eval.report.gates import evaluate_gates, format_table, load_config, write_junit
-from gan_eval.report.results import Metric, Results, provenance
+from gan_eval.gates import evaluate_gates, load_config
+from gan_eval.report.junit import write_junit
+from gan_eval.report.tables import gates_table
+from gan_eval.results import Metric, Results, provenance
 
 
 def _results(fid: float, ci: tuple[float, float], precision: float = 0.7) -> Results:
@@ -57,7 +59,7 @@ def test_pass_and_fail_on_threshold(tmp_path: Path) -> None:
     failed = [c for c in checks if not c.passed]
     assert [c.gate for c in failed] == ["fid[dlib-face]"]
     assert "violates max 25" in failed[0].message
-    assert "gate FAILED: 1 of 2" in format_table(checks)
+    assert "gate FAILED: 1 of 2" in gates_table(checks)
 
 
 def test_baseline_regression_fails_only_beyond_the_intervals(tmp_path: Path) -> None:
@@ -204,3 +206,53 @@ def test_example_ci_workflow_uses_real_options() -> None:
     assert used >= {"--config", "--baseline", "--junit", "--data", "--json"}
     help_text = CliRunner().invoke(app, ["gate", "--help"], env={"COLUMNS": "200"}).output
     assert all(option in help_text for option in used), used
+
+
+@pytest.mark.parametrize(
+    ("entry", "needles"),
+    [
+        ('metric = "fdi"', ["unknown metric 'fdi'", "fid", "leakage_rate"]),
+        ('metric = "fid"\nextractor = "incepton"', ["'incepton'", "inception", "dlib-face"]),
+        ('metric = "is"\nextractor = "dlib-face"', ["'is'", "inception"]),
+        ('metric = "copy_rate"\nextractor = "inception"', ["'copy_rate'", "dlib-face"]),
+    ],
+)
+def test_catalogue_checks_names_when_the_config_loads(
+    tmp_path: Path, entry: str, needles: list[str]
+) -> None:
+    path = tmp_path / "gates.toml"
+    path.write_text(f"[[gate]]\n{entry}\nmax = 1\n")
+    with pytest.raises(InputError) as caught:
+        load_config(path)
+    for needle in needles:
+        assert needle in str(caught.value)
+
+
+def test_misspelt_metric_fails_before_a_checkpoint_is_evaluated(
+    tmp_path: Path, tiny_run: Path
+) -> None:
+    """Exit 2 at load time: no sampling or extraction happens (no progress line, no cache)."""
+    from typer.testing import CliRunner
+
+    from gan_eval.cli import app
+
+    config = tmp_path / "gates.toml"
+    config.write_text('[[gate]]\nmetric = "precison"\nmin = 0.5\n')
+    result = CliRunner().invoke(app, ["gate", str(tiny_run), "--config", str(config)],
+                                env={"GAN_EVAL_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.exit_code == 2, result.output
+    assert "unknown metric 'precison'" in result.output and "precision" in result.output
+    assert "gate: distribution metrics" not in result.output
+    assert not (tmp_path / "cache").exists()
+
+
+def test_default_gates_and_headlines_come_from_the_catalogue() -> None:
+    from gan_eval.audit import default_gates
+    from gan_eval.catalogue import METRICS, headlines
+
+    for gate in load_config(default_gates()).gates:
+        assert gate.metric in METRICS
+    cards = headlines()
+    assert cards[0] == ("fid", "inception", "FID (Inception)")
+    assert ("fid", "dlib-face", "FID (face embeddings)") in cards
+    assert all(METRICS[name].headline for name, _, _ in cards)

@@ -21,14 +21,15 @@ from sklearn.model_selection import StratifiedKFold
 
 from gan_eval.data import ArraySource
 from gan_eval.errors import InputError, MissingAssetError
+from gan_eval.features.framing import Framing, frame_crops
+from gan_eval.metrics.summaries import median_rank_interval, wilson_interval
 from gan_eval.recognition import (
-    Framing,
     PairScores,
+    RecognitionConfig,
     birthday_support,
     distractor_identification,
     far_threshold,
     first_duplicate_sizes,
-    frame_crops,
     generated_impostors,
     identity_clusters,
     kfold_accuracy,
@@ -38,7 +39,6 @@ from gan_eval.recognition import (
     recognition,
     roc_summary,
 )
-from gan_eval.recognition.stats import median_rank_interval, wilson_interval
 from gan_eval.recognition.verification import (
     best_threshold,
     different_pairs,
@@ -305,14 +305,15 @@ def test_frame_crops_margin_pads_crops_and_squares() -> None:
         ({"far": 1.5}, "--far"),
         ({"margin": 2.0}, "--margin"),
         ({"margin": 0.1, "align": True}, "--margin"),
-        ({"n": 0}, "--n"),
+        ({"n": 0}, "--count"),
         ({"top_k": -1}, "--top-k"),
     ],
 )
 def test_bad_options_name_the_option(kwargs: dict[str, object], option: str) -> None:
     src = ArraySource(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), data="tiny")
     with pytest.raises(InputError, match=option):
-        recognition(src, src, **kwargs)  # type: ignore[arg-type]
+        framing = {k: kwargs.pop(k) for k in ("margin", "align") if k in kwargs}
+        recognition(src, src, RecognitionConfig(framing=Framing(**framing), **kwargs))  # type: ignore[arg-type]
 
 
 def test_empty_generated_and_tiny_reference_are_input_errors() -> None:
@@ -326,7 +327,7 @@ def test_empty_generated_and_tiny_reference_are_input_errors() -> None:
 
 
 def test_align_without_dlib_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gan_eval.recognition import framing
+    from gan_eval.features import framing
 
     framing._dlib_models.cache_clear()
     monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib → ImportError
@@ -358,7 +359,7 @@ def test_faceness_is_skipped_with_a_reason_when_no_detector_loads(
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8, generator=g)
     src = ArraySource(images, data="noise")
-    results = recognition(src, src, birthday_trials=2)
+    results = recognition(src, src, RecognitionConfig(birthday_trials=2))
     section = results.recognition["faceness"]
     assert section["skipped"] and "dlib-bin" in section["reason"]
     assert {m.name for m in results.metrics} == {"leakage_rate", "identity_diversity"}
@@ -373,10 +374,13 @@ def test_embeddings_cache_is_keyed_by_framing(tmp_path: Path) -> None:
     g = torch.Generator().manual_seed(1)
     src = ArraySource(torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8, generator=g),
                       data="noise")
-    first = recognition(src, src, birthday_trials=2, faceness_max=0, cache=cache)
+    first = recognition(src, src, RecognitionConfig(
+        birthday_trials=2, faceness_max=0, cache_dir=(cache).root))
     files = sorted((tmp_path / "features").glob("*.safetensors"))
     assert len(files) == 1  # one set, used twice: one entry
-    again = recognition(src, src, birthday_trials=2, faceness_max=0, cache=cache)
+    again = recognition(src, src, RecognitionConfig(
+        birthday_trials=2, faceness_max=0, cache_dir=(cache).root))
     assert again.recognition["leakage"] == first.recognition["leakage"]
-    recognition(src, src, birthday_trials=2, faceness_max=0, cache=cache, margin=0.1)
+    recognition(src, src, RecognitionConfig(
+        birthday_trials=2, faceness_max=0, cache_dir=(cache).root, framing=Framing(margin=0.1)))
     assert len(list((tmp_path / "features").glob("*.safetensors"))) == 2

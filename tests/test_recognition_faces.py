@@ -22,16 +22,16 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from typer.testing import CliRunner
 
 from gan_eval.cli import app
-from gan_eval.data import open_source
 from gan_eval.features.dlib_face import embed_faces
+from gan_eval.features.framing import frame_crops
 from gan_eval.recognition import (
     RecognitionConfig,
     analyse_embeddings,
     recognition,
     recognition_metrics,
 )
-from gan_eval.recognition.framing import frame_crops
-from gan_eval.report.results import Results
+from gan_eval.results import Results
+from gan_eval.sources import open_source
 
 runner = CliRunner()
 
@@ -107,12 +107,14 @@ def lfw() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture(scope="module")
 def self_results() -> Results:
     """The training set fed back as the 'generated' set."""
-    return recognition("builtin:lfw-subset", "builtin:lfw-subset", birthday_trials=32)
+    return recognition("builtin:lfw-subset", "builtin:lfw-subset", RecognitionConfig(
+        birthday_trials=32))
 
 
 @pytest.fixture(scope="module")
 def nonface_results() -> Results:
-    return recognition("builtin:lfw-nonfaces", "builtin:lfw-subset", birthday_trials=32)
+    return recognition("builtin:lfw-nonfaces", "builtin:lfw-subset", RecognitionConfig(
+        birthday_trials=32))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -279,8 +281,8 @@ def test_cli_reference_of_one_image(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--margin", "3"], "--margin"), (["--n", "0"], "--n"), (["--threshold", "-1"], "--threshold"),
-     (["--far", "2"], "--far")],
+    [(["--margin", "3"], "--margin"), (["--n", "0"], "--count"),
+     (["--threshold", "-1"], "--threshold"), (["--far", "2"], "--far")],
 )
 def test_cli_bad_options(args: list[str], message: str) -> None:
     result = runner.invoke(app, ["recognition", "builtin:lfw-subset", "--reference",

@@ -18,15 +18,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from gan_eval.data import open_source
 from gan_eval.errors import InputError
-from gan_eval.recognition import format_table, recognition
+from gan_eval.recognition import RecognitionConfig, recognition
 from gan_eval.recognition.utility import (
     CLASSIFIER_C,
     CLASSIFIER_MAX_ITER,
     generated_training_data,
     identity_split,
 )
+from gan_eval.report.tables import recognition_table
+from gan_eval.sources import open_source
 
 DIM = 128
 
@@ -279,7 +280,8 @@ def test_the_audit_reports_generated_faces_as_training_data(
     labelled_lfw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GAN_EVAL_CACHE_DIR", str(tmp_path / "cache"))
-    results = recognition("builtin:lfw-subset", str(labelled_lfw), birthday_trials=4, seed=1)
+    results = recognition("builtin:lfw-subset", str(labelled_lfw), RecognitionConfig(
+        birthday_trials=4, seed=1))
     section = results.recognition["utility"]["generated_as_training_data"]
     assert not section.get("skipped"), section
     assert (section["identities"], section["train"], section["test"]) == (5, 10, 10)
@@ -291,5 +293,5 @@ def test_the_audit_reports_generated_faces_as_training_data(
         assert lo <= section[key] <= hi
     assert section["delta"] == pytest.approx(
         section["accuracy_with_generated"] - section["accuracy_real_only"], abs=1e-12)
-    assert "classifier accuracy" in format_table(results)
+    assert "classifier accuracy" in recognition_table(results)
     json.loads(json.dumps(results.recognition, allow_nan=False))  # strict JSON

@@ -22,9 +22,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from gan_eval.cli import app
-from gan_eval.data import open_source
 from gan_eval.report.html import fmt
-from gan_eval.report.results import Results
+from gan_eval.results import Results
+from gan_eval.sources import open_source
 
 runner = CliRunner()
 HOSTILE = "<script>alert(1)</script>"
@@ -187,7 +187,7 @@ def test_from_results_says_why_faces_are_missing(report_dir: Path, tmp_path: Pat
 
 def test_page_shows_utility_protocols_and_their_skips() -> None:
     from gan_eval.report.html import Pictures, render_html
-    from gan_eval.report.results import provenance
+    from gan_eval.results import provenance
 
     results = Results(provenance=provenance(), recognition={"utility": {
         "generated_as_training_data": {"accuracy_real_only": 0.875, "delta_ci95": [-0.1, 0.05]},

@@ -17,20 +17,21 @@ import torch
 from typer.testing import CliRunner
 
 from gan_eval.cli import app
-from gan_eval.data import open_source
 from gan_eval.features.dlib_face import embed_faces
-from gan_eval.report.results import Results
+from gan_eval.report.tables import attack_table
+from gan_eval.results import Results
 from gan_eval.robustness import (
     ATTACKS,
+    AttackConfig,
     AttackOptions,
     Dodging,
     Impersonation,
     attack,
-    format_table,
     recognizer_model,
 )
 from gan_eval.robustness.models import MATCH, NO_MATCH
 from gan_eval.robustness.sweep import run_attack, seeded
+from gan_eval.sources import open_source
 
 EPS = [0.0, 4 / 255, 32 / 255]
 CPU = torch.device("cpu")
@@ -45,9 +46,9 @@ def _record(results: Results, name: str, goal: str = "dodging", set_name: str = 
 
 @pytest.fixture(scope="module")
 def fixed_run() -> Results:
-    return attack("builtin:lfw-subset", n=4, attacks=["fgsm", "pgd"], epsilons=EPS,
-                  goals=("dodging",), corruptions=False, options=AttackOptions(steps=2),
-                  seed=5, device="cpu")
+    return attack("builtin:lfw-subset", AttackConfig(
+        n=4, attacks=("fgsm", "pgd"), epsilons=EPS, goals=("dodging",), corruptions=False,
+        options=AttackOptions(steps=2), seed=5, device="cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -129,20 +130,22 @@ def test_verification_view_equals_both_criteria(faces: Any, clean: torch.Tensor)
     references = torch.cat([clean, clean.roll(1, dims=0)])
     outputs = embedder(inputs)
     direct = torch.linalg.vector_norm(outputs - references, dim=1)
-    for make, expected in ((Dodging, direct >= 0.6), (Impersonation, direct < 0.6)):
+    for make, expected in ((Dodging, direct > 0.6), (Impersonation, direct <= 0.6)):
         criterion = make(references)
         model, labels = criterion.as_classification(embedder)
         assert int(labels.labels.raw[0]) == (MATCH if make is Dodging else NO_MATCH)
         logits = model(inputs)
-        assert torch.allclose(logits[:, 0], direct - 0.6, atol=1e-6)
+        assert torch.allclose(logits[:, MATCH], 0.6 - direct, atol=1e-6)
+        assert torch.allclose(logits[:, NO_MATCH], direct - 0.6, atol=1e-6)
         assert torch.equal(labels(inputs, logits), expected)
         assert torch.equal(criterion(inputs, outputs), expected)
 
 
 def test_minimization_attacks_report_foolboxs_result() -> None:
     options = AttackOptions(cw_binary_search_steps=1, cw_steps=3, deepfool_steps=2)
-    results = attack("builtin:lfw-subset", n=2, attacks=["cw", "deepfool"], goals=("dodging",),
-                     corruptions=False, options=options, seed=5, device="cpu")
+    results = attack("builtin:lfw-subset", AttackConfig(
+        n=2, attacks=("cw", "deepfool"), goals=("dodging",), corruptions=False, options=options,
+        seed=5, device="cpu"))
     indices = results.robustness["sets"]["data"]["indices"]
     images = open_source("builtin:lfw-subset").read(indices)
     x, clean = images.float() / 255, embed_faces(images)
@@ -162,7 +165,7 @@ def test_minimization_attacks_report_foolboxs_result() -> None:
         expected = [float(s) if hit else None for s, hit in zip(sizes, hits, strict=True)]
         assert perturbation["sizes"] == pytest.approx(expected)
         assert record["kind"] == "minimization" and record["norm"] == "l2"
-    assert "deepfool" in format_table(results)
+    assert "deepfool" in attack_table(results)
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +181,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_discriminator_rates_are_foolboxs(checkpoint: Path) -> None:
     from gan_eval.robustness import discriminator_model
 
-    results = attack(str(checkpoint), model="discriminator", attacks=["fgsm"],
-                     epsilons=[0, "8/255"], n=4, device="cpu")
+    results = attack(str(checkpoint), AttackConfig(
+        model="discriminator", attacks=("fgsm",), epsilons=(0, "8/255"), n=4, device="cpu"))
     rob = results.robustness
     assert set(rob["sets"]) == {"generated", "real"}
     d_model, _ = discriminator_model(checkpoint)
@@ -194,8 +197,9 @@ def test_discriminator_rates_are_foolboxs(checkpoint: Path) -> None:
 
 
 def test_recognizer_on_a_checkpoint_compares_generated_and_real(checkpoint: Path) -> None:
-    results = attack(str(checkpoint), attacks=["fgsm"], epsilons=[0, "4/255"], n=2,
-                     goals=("dodging",), corruptions=False, device="cpu")
+    results = attack(str(checkpoint), AttackConfig(
+        attacks=("fgsm",), epsilons=(0, "4/255"), n=2, goals=("dodging",), corruptions=False,
+        device="cpu"))
     rob = results.robustness
     assert rob["sets"]["real"]["data"] == "builtin:lfw-subset"
     assert rob["sets"]["real"]["resolution"] == [32, 32]  # resized to the checkpoint's
@@ -231,7 +235,7 @@ def test_corruptions_have_five_severities_and_embedding_drift() -> None:
 
 
 def _noise_seed(seed: int, level: int) -> int:
-    from gan_eval.gan.rng import derive_seed
+    from gan_eval.seeding import derive_seed
 
     return derive_seed(seed, "corruption/gaussian_noise", level)
 
@@ -264,7 +268,7 @@ def test_cli_runs_and_writes_json(tmp_path: Path) -> None:
          ["fgsm (linf)", "pgd-l2 (l2)", "linf:"]),
         (["--model", "discriminator"], ["checkpoint", "--model recognizer"]),
         (["--model", "classifier"], ["recognizer", "discriminator"]),
-        (["--n", "0"], ["--n"]),
+        (["--n", "0"], ["--count"]),
     ],
 )
 def test_cli_bad_input_exits_2_and_lists_choices(args: list[str], needles: list[str]) -> None:
@@ -290,7 +294,7 @@ def test_epsilon_plan() -> None:
 @pytest.mark.slow
 def test_full_default_run_has_what_a_plot_needs(tmp_path: Path) -> None:
     options = AttackOptions(steps=3, cw_binary_search_steps=2, cw_steps=10, deepfool_steps=10)
-    results = attack("builtin:lfw-subset", n=4, options=options, device="cpu", seed=1)
+    results = attack("builtin:lfw-subset", AttackConfig(n=4, options=options, device="cpu", seed=1))
     rob = results.robustness
     names = {r["attack"] for r in rob["attacks"]}
     assert names == set(ATTACKS)
@@ -304,15 +308,15 @@ def test_full_default_run_has_what_a_plot_needs(tmp_path: Path) -> None:
                                                                   "gaussian_blur", "jpeg")}
     results.save(tmp_path / "r.json")
     assert Results.load(tmp_path / "r.json").robustness == json.loads(json.dumps(rob))
-    table = format_table(results)
+    table = attack_table(results)
     assert all(name in table for name in ATTACKS)
 
 
 @pytest.mark.slow
 def test_impersonation_rates_are_foolboxs() -> None:
-    results = attack("builtin:lfw-subset", n=6, attacks=["pgd"], epsilons=EPS,
-                     goals=("impersonation",), corruptions=False,
-                     options=AttackOptions(steps=5), seed=2, device="cpu")
+    results = attack("builtin:lfw-subset", AttackConfig(
+        n=6, attacks=("pgd",), epsilons=EPS, goals=("impersonation",), corruptions=False,
+        options=AttackOptions(steps=5), seed=2, device="cpu"))
     rob = results.robustness
     images = open_source("builtin:lfw-subset").read(rob["sets"]["data"]["indices"])
     clean = embed_faces(images)

@@ -1,18 +1,20 @@
-"""Reading images: every DATA string becomes an :class:`ImageSource` of uint8 B×3×H×W batches."""
+"""Reading images: image data (folders, zips, arrays, built-ins) as an :class:`ImageSource` of
+uint8 B×3×H×W batches. Generators are one layer up (:mod:`gan_eval.generators`), and
+:func:`gan_eval.sources.open_source` opens any DATA string."""
 
 from gan_eval.data.convert import RESIZE_FILTER, check_image_batch, resize_uint8
-from gan_eval.data.open import DATA_HELP, inspect_source, open_source
+from gan_eval.data.open import IMAGES_HELP, inspect_images, open_images
 from gan_eval.data.source import ArraySource, ImageSource, Problem, SourceInfo
 
 __all__ = [
-    "DATA_HELP",
+    "IMAGES_HELP",
     "RESIZE_FILTER",
     "ArraySource",
     "ImageSource",
     "Problem",
     "SourceInfo",
     "check_image_batch",
-    "inspect_source",
-    "open_source",
+    "inspect_images",
+    "open_images",
     "resize_uint8",
 ]

@@ -108,3 +108,8 @@ def check_image_batch(batch: torch.Tensor, *, what: str = "images") -> None:
             f"{what}: expected torch.uint8 of shape B×3×H×W, got {batch.dtype} of shape "
             f"{tuple(batch.shape)}"
         )
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float B×C×H×W in [-1, 1] → uint8 B×C×H×W, ``round((x + 1) · 127.5)`` clamped to 0..255."""
+    return images.float().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)

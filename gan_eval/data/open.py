@@ -1,10 +1,12 @@
-"""``open_source(DATA)``: the one entry point from a DATA string to an :class:`ImageSource`."""
+"""``open_images(DATA)``: image data (folders, zips, arrays, built-ins) as an :class:`ImageSource`.
+
+Generators are opened one layer up (:mod:`gan_eval.generators`);
+:func:`gan_eval.sources.open_source` is the entry point that takes any DATA string.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
 
 from gan_eval.data.arrays import open_array_file
 from gan_eval.data.builtin import open_builtin
@@ -20,27 +22,19 @@ from gan_eval.errors import InputError
 
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"})
 
-DATA_HELP = (
+IMAGES_HELP = (
     "an image folder (identity = first-level subfolder), a .zip of images, an .npz/.npy array, "
-    "a generator checkpoint, or builtin:lfw-subset"
+    "or builtin:lfw-subset"
 )
 
 
-def open_source(
-    data: str,
-    *,
-    resolution: int | None = None,
-    n: int | None = None,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-) -> ImageSource:
-    """Open a DATA string (see ``DATA_HELP``) as a source of uint8 B×3×H×W batches.
+def open_images(data: str, *, resolution: int | None = None, expected: str = IMAGES_HELP
+                ) -> ImageSource:
+    """Open image data (see :data:`IMAGES_HELP`) as a source of uint8 B×3×H×W batches.
 
     ``resolution`` resizes every image to a square of that size (see
-    :data:`gan_eval.data.convert.RESIZE_FILTER`); without it, mixed sizes are an error.
-    ``n``, ``seed`` and ``device`` apply to generator checkpoints: how many images to sample,
-    from which seed, on which device. Raises :class:`InputError` naming ``data`` when it cannot
-    be used.
+    :data:`gan_eval.data.convert.RESIZE_FILTER`); without it, mixed sizes are an error. Raises
+    :class:`InputError` naming ``data`` when it cannot be used (``expected`` says what would be).
     """
     if resolution is not None and not 1 <= resolution <= 4096:
         raise InputError(f"--resolution: {resolution} is out of range; expected 1..4096 pixels")
@@ -48,16 +42,7 @@ def open_source(
         return open_builtin(data.removeprefix("builtin:")).with_resolution(resolution)
     path = Path(data).expanduser()
     if not path.exists():
-        raise InputError(f"{data}: no such file or folder; expected {DATA_HELP}")
-
-    from gan_eval.gan.checkpoint import is_checkpoint
-
-    if is_checkpoint(path):
-        from gan_eval.gan.source import open_checkpoint_source
-
-        return open_checkpoint_source(path, n=n, seed=seed, device=device).with_resolution(
-            resolution
-        )
+        raise InputError(f"{data}: no such file or folder; expected {expected}")
     if path.is_dir():
         folder = FolderSource(path, data)
         if resolution is None:
@@ -76,16 +61,16 @@ def open_source(
             f"{data}: pickle-based files ({suffix}) are never loaded (unpickling can run code); "
             "gan-eval checkpoints are safetensors + JSON written by `gan-eval train`"
         )
-    raise InputError(f"{data}: unsupported file type {suffix or '(none)'}; expected {DATA_HELP}")
+    raise InputError(f"{data}: unsupported file type {suffix or '(none)'}; expected {expected}")
 
 
-def inspect_source(data: str, *, resolution: int | None = None) -> SourceInfo:
-    """Open ``data`` and decode every image, collecting what is found for ``gan-eval inspect``.
+def inspect_images(source: ImageSource, data: str) -> SourceInfo:
+    """Decode every image of ``source`` (opened from ``data``), collecting what is found for
+    ``gan-eval inspect``.
 
     Corrupt or truncated images are reported as fatal problems rather than raised, so that the
     report lists them all; the caller decides the exit code.
     """
-    source = open_source(data, resolution=resolution)
     problems = list(source.problems)
     if isinstance(source, _FileSource):
         resolutions = dict(source.resolutions)

@@ -10,6 +10,8 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -104,6 +106,23 @@ class ImageSource(ABC):
             self._hash = digest.hexdigest()
         return self._hash
 
+    def record(self) -> dict[str, Any]:
+        """The source record: what a results file stores so that a report can reopen this
+        source (:func:`gan_eval.sources.reopen`) and check it is unchanged.
+
+        ``data`` is the DATA string (made absolute when it is a path), ``resize`` the square size
+        images are resized to (None: as stored), ``content_hash`` what the images must hash to.
+        """
+        path = Path(self.data)
+        return {
+            "data": str(path.resolve()) if path.exists() else self.data,
+            "kind": self.kind,
+            "content_hash": self.content_hash(),
+            "n": len(self),
+            "resolution": list(self.resolution),
+            "resize": None if self._target_size is None else self._target_size[0],
+        }
+
     def with_resolution(self, size: int | None) -> ImageSource:
         """Resize every image to ``size``×``size`` from now on (``None`` keeps the stored size)."""
         if size is not None:
@@ -111,8 +130,42 @@ class ImageSource(ABC):
             self.resolution = (size, size)
         return self
 
+    def head(self, n: int) -> ImageSource:
+        """A view of the first ``n`` images (all of them when there are fewer)."""
+        return _Head(self, min(n, len(self)))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.data!r}, n={len(self)}, resolution={self.resolution})"
+
+
+class _Head(ImageSource):
+    """The first ``n`` images of ``parent`` (:meth:`ImageSource.head`)."""
+
+    def __init__(self, parent: ImageSource, n: int) -> None:
+        super().__init__()
+        self.parent = parent
+        self.n = n
+        self.data = parent.data
+        self.kind = parent.kind
+        self.resolution = parent.resolution
+        self.identities = parent.identities
+        self.labels = None if parent.labels is None else parent.labels[:n]
+        self.problems = parent.problems
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _read(self, indices: Sequence[int]) -> torch.Tensor:
+        if any(not 0 <= i < self.n for i in indices):
+            raise IndexError(f"image index outside 0..{self.n - 1}")
+        return self.parent.read(indices)
+
+    def _hash_content(self, digest: hashlib._Hash) -> None:
+        digest.update(f"{self.parent.content_hash()}/head={self.n}".encode())
+
+    def record(self) -> dict[str, Any]:
+        """The parent's record (``n`` is how many images to open it with) plus ``head``."""
+        return {**self.parent.record(), "content_hash": self.content_hash(), "head": self.n}
 
 
 class ArraySource(ImageSource):

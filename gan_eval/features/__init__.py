@@ -1,5 +1,7 @@
 """Feature extractors: dlib's face-recognition ResNet (128-D face embeddings) in PyTorch, and
-torch-fidelity's InceptionV3 executed faster (BatchNorm folded, channels_last).
+torch-fidelity's InceptionV3 executed faster (BatchNorm folded, channels_last); the registry
+(:mod:`.registry`), face framing (:mod:`.framing`) and cached, sharded extraction
+(:mod:`.extraction`: the one path from a source to its features or embeddings).
 
 Importing this package registers the ``dlib-face`` and ``inception-fast`` feature extractors in
 torch-fidelity; no weights are loaded until first use.
@@ -19,20 +21,29 @@ from gan_eval.features.dlib_face import (
     register_dlib_face_extractor,
 )
 from gan_eval.features.dlib_format import read_dlib_net
+from gan_eval.features.extraction import Features, extract
+from gan_eval.features.framing import Framing
 from gan_eval.features.inception import FAST_EXTRACTOR_NAME, load_inception
 from gan_eval.features.inception import register as register_inception_fast
+from gan_eval.features.registry import EXTRACTORS, FeatureExtractor, build_extractor
 
 register_inception_fast()  # "inception-fast" in torch-fidelity's registry; loads no weights
 
 __all__ = [
     "EMBEDDING_DIM",
+    "EXTRACTORS",
     "FAST_EXTRACTOR_NAME",
     "FEATURE_EXTRACTOR_NAME",
     "DlibFaceNet",
+    "FeatureExtractor",
     "FeatureExtractorDlibFace",
+    "Features",
+    "Framing",
+    "build_extractor",
     "default_weights_path",
     "dlib_weights_sha256",
     "embed_faces",
+    "extract",
     "load_dlib_face_net",
     "load_inception",
     "read_dlib_net",

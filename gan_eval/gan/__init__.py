@@ -1,22 +1,44 @@
-"""The GAN training core: DCGAN models, losses, the training loop, checkpoints and sampling.
+"""The GAN training core: DCGAN models, losses, the training loop and checkpoints.
 
-    from gan_eval.gan import TrainConfig, train, sample
+    from gan_eval.gan import TrainConfig, train
     checkpoint = train(TrainConfig(data="builtin:lfw-subset", out=Path("runs/lfw")))
-    sample(checkpoint, n=100, out="samples/")
+
+Sampling a checkpoint (as a source or to PNG files) is :mod:`gan_eval.generators`. Names are
+imported on first use (``gan_eval.gan.loss_names`` stays importable without torch).
 """
 
-from gan_eval.gan.checkpoint import Checkpoint, is_checkpoint, load_checkpoint
-from gan_eval.gan.losses import LOSSES, GanLoss, LossName, get_loss
-from gan_eval.gan.models import RESOLUTIONS, Discriminator, Generator, ModelSpec
-from gan_eval.gan.sample import sample
-from gan_eval.gan.source import CheckpointSource, open_checkpoint_source
-from gan_eval.gan.train import GanStep, TrainConfig, TrainingDivergedError, train
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "Checkpoint": "checkpoint", "is_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
+    "LOSSES": "losses", "GanLoss": "losses", "get_loss": "losses", "LossName": "loss_names",
+    "RESOLUTIONS": "models", "Discriminator": "models", "Generator": "models",
+    "ModelSpec": "models", "GanStep": "train", "TrainConfig": "train",
+    "TrainingDivergedError": "train", "train": "train",
+}
+
+if TYPE_CHECKING:
+    from gan_eval.gan.checkpoint import Checkpoint, is_checkpoint, load_checkpoint
+    from gan_eval.gan.loss_names import LossName
+    from gan_eval.gan.losses import LOSSES, GanLoss, get_loss
+    from gan_eval.gan.models import RESOLUTIONS, Discriminator, Generator, ModelSpec
+    from gan_eval.gan.train import GanStep, TrainConfig, TrainingDivergedError, train
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "LOSSES",
     "RESOLUTIONS",
     "Checkpoint",
-    "CheckpointSource",
     "Discriminator",
     "GanLoss",
     "GanStep",
@@ -28,7 +50,5 @@ __all__ = [
     "get_loss",
     "is_checkpoint",
     "load_checkpoint",
-    "open_checkpoint_source",
-    "sample",
     "train",
 ]

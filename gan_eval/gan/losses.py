@@ -15,20 +15,13 @@ returns a float scalar to *minimize*; a batch mean is used throughout.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-
-class LossName(enum.StrEnum):
-    """The losses ``gan-eval train --loss`` accepts (values are what the user types)."""
-
-    NS = "ns"
-    HINGE = "hinge"
-    WGAN_GP = "wgan-gp"
+from gan_eval.gan.loss_names import LossName
 
 
 def ns_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ A run folder (``TrainConfig.out``) ends up holding::
     metrics.jsonl    one JSON object per step: step, d_loss, g_loss (null on steps without a G
                      update), gp (WGAN-GP), img_per_s, time_s
 
-Randomness is counter-based (:func:`gan_eval.gan.rng.derive_seed`): the data order of epoch e is a
+Randomness is counter-based (:func:`gan_eval.seeding.derive_seed`): the data order of epoch e is a
 permutation seeded by (seed, e); the latents, flips and penalty mix weights of step s on rank r
 come from a generator seeded by (seed, s, r). A resumed run therefore replays exactly what an
 uninterrupted one does; on CPU, N steps + ``resume`` + N steps give bit-identical weights to 2N
@@ -41,7 +41,11 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from gan_eval import dist
+from gan_eval import distributed as dist
+from gan_eval.data import open_images
+from gan_eval.data.convert import to_uint8
+from gan_eval.data.pictures import image_grid, write_png
+from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
 from gan_eval.fileio import atomic_write_text
 from gan_eval.gan.checkpoint import (
@@ -57,9 +61,7 @@ from gan_eval.gan.checkpoint import (
 from gan_eval.gan.cuda_graph import GraphedStep
 from gan_eval.gan.losses import GanLoss, LossName, get_loss, gradient_penalty
 from gan_eval.gan.models import RESOLUTIONS, Discriminator, Generator, ModelSpec
-from gan_eval.gan.rng import derive_seed
-from gan_eval.gan.sample import image_grid, to_uint8, write_png
-from gan_eval.gan.source import resolve_device
+from gan_eval.seeding import derive_seed
 
 
 class TrainingDivergedError(InputError):
@@ -189,9 +191,7 @@ def dataset_tensor(data: str, *, resolution: int) -> tuple[torch.Tensor, str]:
     Kept as uint8 (4× smaller than float on the device); :meth:`_Run.batch` turns each batch
     into float in [-1, 1].
     """
-    from gan_eval.data import open_source
-
-    source = open_source(data, resolution=resolution)
+    source = open_images(data, resolution=resolution)
     return source.load(), source.content_hash()
 
 
@@ -711,7 +711,7 @@ def train(config: TrainConfig) -> Path:
     or file for unusable input, :class:`TrainingDivergedError` when a loss becomes non-finite.
     """
     validate_config(config)
-    device = resolve_device(None if config.device == "auto" else config.device)
+    device = resolve_device(config.device)
     env = dist.init_from_env(device)
     threads = torch.get_num_threads()
     try:

@@ -21,21 +21,52 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from gan_eval.errors import InputError
+from gan_eval.faces import MATCH_THRESHOLD, is_match
 from gan_eval.metrics.neighbors import (
     DEFAULT_MEMORY_BUDGET,
     check_features,
     check_same_dim,
     cross_search_squared,
+    nearest,
     self_search_squared,
 )
 
-__all__ = ["DLIB_MATCH_THRESHOLD", "MemorizationResult", "memorization"]
+__all__ = ["DLIB_MATCH_THRESHOLD", "MemorizationResult", "NearestReference", "memorization",
+           "nearest_reference"]
 
-DLIB_MATCH_THRESHOLD = 0.6
-"""dlib / face_recognition distance at or below which two face descriptors are the same person."""
+DLIB_MATCH_THRESHOLD = MATCH_THRESHOLD
+"""dlib's same-person distance (:data:`gan_eval.faces.MATCH_THRESHOLD`)."""
+
+
+@dataclass(frozen=True)
+class NearestReference:
+    """For each query row: the distance to and index of its nearest reference row."""
+
+    distances: np.ndarray  # float64 (N,)
+    indices: np.ndarray  # int64 (N,)
+
+
+def nearest_reference(
+    query: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    exclude_self: bool = False,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> NearestReference:
+    """Nearest reference row of every query row (exact Euclidean, blocked, constant memory).
+
+    ``exclude_self``: ``query`` is ``reference`` and a row may not match itself.
+    """
+    found = nearest(query, reference, k=1, exclude_self=exclude_self, memory_budget=memory_budget)
+    return NearestReference(
+        distances=found.distances[:, 0].cpu().numpy().astype(np.float64),
+        indices=found.indices[:, 0].cpu().numpy().astype(np.int64),
+    )
+
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -113,10 +144,11 @@ def memorization(
     generated: torch.Tensor,
     train: torch.Tensor,
     *,
-    threshold: float = DLIB_MATCH_THRESHOLD,
+    threshold: float = MATCH_THRESHOLD,
     top_k: int = 10,
     block_rows: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    nearest_found: NearestReference | None = None,
 ) -> MemorizationResult:
     """Nearest training sample of every generated sample, with copy rate and ratios.
 
@@ -126,6 +158,8 @@ def memorization(
         threshold: match distance for ``copy_rate`` (default 0.6, dlib's).
         top_k: how many closest pairs to report (fewer if ``M`` is smaller).
         block_rows, memory_budget: see :func:`gan_eval.metrics.neighbors.nearest`.
+        nearest_found: the nearest training row of each generated row when already searched
+            (:func:`nearest_reference` of the same embeddings), so that it is searched once.
 
     Raises:
         InputError: bad embeddings, mismatched ``D``, negative ``threshold`` or ``top_k``.
@@ -137,9 +171,15 @@ def memorization(
         raise InputError(f"threshold must be a finite distance ≥ 0, got {threshold!r}")
     if top_k < 0:
         raise InputError(f"top_k must be ≥ 0, got {top_k}")
-    d2, idx = cross_search_squared(gen, tr, 1, None, block_rows, memory_budget)
-    dist = d2[:, 0].sqrt()
-    nn_idx = idx[:, 0]
+    if nearest_found is None:
+        d2, idx = cross_search_squared(gen, tr, 1, None, block_rows, memory_budget)
+        dist, nn_idx = d2[:, 0].sqrt(), idx[:, 0]
+    else:
+        if nearest_found.distances.shape != (gen.shape[0],):
+            raise InputError(f"nearest_found holds {nearest_found.distances.shape[0]} rows for "
+                             f"{gen.shape[0]} generated embeddings")
+        dist = torch.from_numpy(nearest_found.distances).to(gen.device)
+        nn_idx = torch.from_numpy(nearest_found.indices).to(gen.device)
 
     # Own nearest-neighbour distance of the matched training rows only: a query of those rows
     # against the training set (skipping each row itself) unless most rows are matched, where
@@ -160,7 +200,7 @@ def memorization(
         dist / train_nn.clamp(min=torch.finfo(torch.float64).tiny),
         torch.where(dist > 0, math.inf, 0.0),
     )
-    copy_rate = float((dist <= threshold).double().mean())
+    copy_rate = float(is_match(dist, threshold).double().mean())
     k = min(top_k, gen.shape[0])
     order = torch.argsort(dist, stable=True)[:k]
     closest = [(int(g), int(nn_idx[g]), float(dist[g])) for g in order.tolist()]

@@ -1,49 +1,80 @@
 """Recognition testing of generated faces: identity leakage, identity diversity, faceness,
 verification and utility, on dlib's 128-D face embeddings.
 
-The entry point is :func:`recognition` (the ``gan-eval recognition`` command is a thin layer over
-it). The pure pieces work on embeddings and can be used on their own.
+The entry point is :func:`recognition` (:mod:`.audit`; the ``gan-eval recognition`` command is a
+thin layer over it). The pure pieces (:mod:`.leakage`, :mod:`.diversity`, :mod:`.verification`,
+:mod:`.utility`, :mod:`.faceness`) work on embeddings or images and can be used on their own.
+Names are imported on first use.
 """
 
-from gan_eval.recognition.diversity import (
-    birthday_support,
-    diversity,
-    first_duplicate_sizes,
-    identity_clusters,
-)
-from gan_eval.recognition.faceness import FACE_DETECTORS, FaceDetector, detect_faces, load_detector
-from gan_eval.recognition.framing import Framing, align_faces, frame, frame_crops
-from gan_eval.recognition.leakage import (
-    NearestReference,
-    leakage_at,
-    leaked_pairs,
-    nearest_reference,
-)
-from gan_eval.recognition.run import (
-    RecognitionConfig,
-    analyse_embeddings,
-    format_table,
-    recognition,
-    recognition_metrics,
-    run_recognition,
-)
-from gan_eval.recognition.utility import distractor_identification, generated_impostors
-from gan_eval.recognition.verification import (
-    PairScores,
-    far_threshold,
-    kfold_accuracy,
-    roc_summary,
-    verification,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "RecognitionConfig": "audit", "analyse_embeddings": "audit", "recognition": "audit",
+    "recognition_metrics": "audit",
+    "birthday_support": "diversity", "diversity": "diversity",
+    "first_duplicate_sizes": "diversity", "identity_clusters": "diversity",
+    "FACE_DETECTORS": "faceness", "FaceDetector": "faceness", "detect_faces": "faceness",
+    "load_detector": "faceness",
+    "NearestReference": "leakage", "leakage_at": "leakage", "leaked_pairs": "leakage",
+    "nearest_reference": "leakage",
+    "distractor_identification": "utility", "generated_impostors": "utility",
+    "PairScores": "verification", "far_threshold": "verification",
+    "kfold_accuracy": "verification", "roc_summary": "verification",
+    "verification": "verification",
+}
+
+if TYPE_CHECKING:
+    from gan_eval.recognition.audit import (
+        RecognitionConfig,
+        analyse_embeddings,
+        recognition,
+        recognition_metrics,
+    )
+    from gan_eval.recognition.diversity import (
+        birthday_support,
+        diversity,
+        first_duplicate_sizes,
+        identity_clusters,
+    )
+    from gan_eval.recognition.faceness import (
+        FACE_DETECTORS,
+        FaceDetector,
+        detect_faces,
+        load_detector,
+    )
+    from gan_eval.recognition.leakage import (
+        NearestReference,
+        leakage_at,
+        leaked_pairs,
+        nearest_reference,
+    )
+    from gan_eval.recognition.utility import distractor_identification, generated_impostors
+    from gan_eval.recognition.verification import (
+        PairScores,
+        far_threshold,
+        kfold_accuracy,
+        roc_summary,
+        verification,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "FACE_DETECTORS",
     "FaceDetector",
-    "Framing",
     "NearestReference",
     "PairScores",
     "RecognitionConfig",
-    "align_faces",
     "analyse_embeddings",
     "birthday_support",
     "detect_faces",
@@ -51,9 +82,6 @@ __all__ = [
     "diversity",
     "far_threshold",
     "first_duplicate_sizes",
-    "format_table",
-    "frame",
-    "frame_crops",
     "generated_impostors",
     "identity_clusters",
     "kfold_accuracy",
@@ -64,6 +92,5 @@ __all__ = [
     "recognition",
     "recognition_metrics",
     "roc_summary",
-    "run_recognition",
     "verification",
 ]

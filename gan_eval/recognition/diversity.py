@@ -36,7 +36,7 @@ import torch
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist
 
-from gan_eval.recognition.stats import median_rank_interval
+from gan_eval.metrics.summaries import median_rank_interval
 
 LINKAGE = "average"
 """scipy linkage method used to count identities."""

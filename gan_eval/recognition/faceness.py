@@ -3,7 +3,7 @@
 Detectors form a small registry (:data:`FACE_DETECTORS`), tried in order: dlib's HOG frontal
 face detector when ``dlib`` (PyPI ``dlib-bin``) is importable, else scikit-image's LBP cascade
 (``skimage.feature.Cascade`` with its bundled ``lbpcascade_frontalface_opencv.xml``). Each image is
-seen padded and upsampled as :func:`gan_eval.recognition.framing.detection_views` describes (25-px
+seen padded and upsampled as :func:`gan_eval.features.framing.detection_views` describes (25-px
 images ×4, 64-px ×2), which is what makes small GAN outputs detectable at all. When no detector
 can be loaded, faceness is recorded as skipped with the reason, never an error.
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from gan_eval.errors import InputError
-from gan_eval.recognition.framing import detection_views, hog_upsample
+from gan_eval.features.framing import detection_views, hog_upsample
 
 
 class FaceDetector(ABC):

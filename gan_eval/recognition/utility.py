@@ -61,8 +61,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from gan_eval.errors import InputError
+from gan_eval.metrics.summaries import wilson_interval
 from gan_eval.recognition.leakage import nearest_reference
-from gan_eval.recognition.stats import wilson_interval
 from gan_eval.recognition.verification import (
     FAR_TARGETS,
     PairScores,

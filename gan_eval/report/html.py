@@ -13,21 +13,11 @@ from typing import Any
 
 import jinja2
 
-from gan_eval.report.results import Metric, Results
+from gan_eval.catalogue import headlines
+from gan_eval.report.tables import recognition_table
+from gan_eval.results import Metric, Results
 
 TEMPLATE = "report.html.j2"
-
-HEADLINES: tuple[tuple[str, str | None, str], ...] = (
-    ("fid", "inception", "FID (Inception)"),
-    ("fid", "dlib-face", "FID (face embeddings)"),
-    ("precision", "dlib-face", "Precision"),
-    ("recall", "dlib-face", "Recall"),
-    ("leakage_rate", "dlib-face", "Identity leakage"),
-    ("identity_diversity", "dlib-face", "Distinct identities"),
-    ("dodging_success", "dlib-face", "Dodging success"),
-)
-"""Summary cards, in order: (metric, extractor, label); a metric the results lack is left out."""
-
 
 def fmt(value: Any) -> str:
     """A number as a reader wants it: 4 significant digits, integers whole, None as '–'."""
@@ -82,9 +72,11 @@ def _card(label: str, m: Metric) -> dict[str, str]:
 
 
 def _headlines(results: Results) -> list[dict[str, str]]:
+    """Summary cards in the catalogue's order (:func:`gan_eval.catalogue.headlines`); a metric
+    the results lack is left out."""
     return [
         _card(label, found[0])
-        for name, extractor, label in HEADLINES
+        for name, extractor, label in headlines()
         if (found := [m for m in results.metrics if m.name == name and m.extractor == extractor])
     ]
 
@@ -181,12 +173,10 @@ def _section_note(section: Any) -> str | None:
 
 def _recognition_table(results: Results) -> str | None:
     """The recognition audit as ``gan-eval recognition`` prints it (one summary, one wording)."""
-    from gan_eval.recognition import format_table
-
     if not results.recognition.get("leakage"):
         return None
     try:
-        return format_table(results)
+        return recognition_table(results)
     except (KeyError, TypeError, ValueError):  # a results file from another version: skip it
         return None
 

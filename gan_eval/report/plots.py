@@ -1,6 +1,6 @@
 """The report's figures: matplotlib (Agg, no pyplot, no display) → PNG bytes from a results JSON.
 
-Every function takes a section of :class:`~gan_eval.report.results.Results` (plain JSON data) and
+Every function takes a section of :class:`~gan_eval.results.Results` (plain JSON data) and
 returns PNG bytes, or None when the section holds nothing to draw. Figures share one small style
 so that the HTML page reads as one document.
 """

@@ -1,10 +1,18 @@
-"""Plain-text tables for the terminal."""
+"""Every plain-text table gan-eval prints to the terminal: metrics, recognition, attacks, gates,
+and ``inspect``'s summary. Each takes plain results data (no networks are loaded)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from gan_eval.report.results import Metric
+from gan_eval.gates import Check
+from gan_eval.results import Metric, Results
+from gan_eval.robustness.attacks import NORM_SYMBOL, Norm, TargetModel
+
+if TYPE_CHECKING:
+    from gan_eval.data import SourceInfo
 
 
 def _fmt(value: float) -> str:
@@ -31,3 +39,245 @@ def metrics_table(metrics: Sequence[Metric]) -> str:
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
     )
+
+
+def _fixed(value: Any, spec: str = ".3f") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "—"
+    return format(value, spec)
+
+
+def _ci(ci: Any) -> str:
+    return f"[{_fixed(ci[0])}, {_fixed(ci[1])}]" if ci else ""
+
+
+def recognition_table(results: Results) -> str:
+    """A readable summary of a recognition :class:`Results` for the terminal."""
+    rec = results.recognition
+    th = rec["thresholds"]
+    names = ["match"] + (["calibrated"] if th["calibrated"].get("value") is not None else [])
+    head = {"match": f"match {th['match']['value']:g}"}
+    if "calibrated" in names:
+        head["calibrated"] = f"FAR {th['calibrated']['far']:g} ({th['calibrated']['value']:.3f})"
+    width = 26
+    lines = []
+    framing = rec["framing"]
+    how = (f"crop, margin {framing['margin']:g}" if framing["mode"] == "crop"
+           else "dlib align (HOG + 5 landmarks, chip padding 0.25)")
+    counts = rec["counts"]
+    lines.append(f"framing        {how}")
+    lines.append(f"images         generated {counts['generated_embedded']}/{counts['generated']}, "
+                 f"reference {counts['reference_embedded']}/{counts['reference']}")
+    lines.append(f"threshold      match {th['match']['value']:g} accepts "
+                 f"{_fixed(th['match']['far_on_reference'], '.2%')} of reference impostor pairs")
+    cal = th["calibrated"]
+    if cal.get("value") is not None:
+        lines.append(f"               calibrated {cal['value']:.3f} at FAR {cal['far']:g} "
+                     f"({cal['pairs']} pairs)")
+    else:
+        lines.append(f"               calibrated: skipped ({cal.get('reason')})")
+    lines.append("")
+    lines.append(f"{'':<{width}}" + "".join(f"{head[k]:>26}" for k in names))
+
+    def row(label: str, values: list[str]) -> None:
+        lines.append(f"{label:<{width}}" + "".join(f"{v:>26}" for v in values))
+
+    leak = rec["leakage"]["at"]
+    row("leakage rate", [f"{_fixed(leak[k]['rate'])} {_ci(leak[k]['ci95'])}" for k in names])
+    row("  expected by chance", [_fixed(leak[k].get("chance_rate")) for k in names])
+    self_match = rec["leakage"]["reference_self_match"]
+    row("  reference vs itself", [_fixed(self_match[k]) for k in names])
+    div = rec["diversity"]
+    for key in ("generated", "reference"):
+        at = div[key]["at"]
+        row(f"identities ({key}, n={div[key]['n']})",
+            [f"{at[k]['identities']}" for k in names])
+    for key in ("generated", "reference"):
+        at = div[key]["at"]
+        values = []
+        for k in names:
+            b = at[k]["birthday"]
+            values.append(f"s={b['batch_size']} → {b['support']}" if b["support"] is not None
+                          else f"> {b['support_lower_bound']}")
+        row(f"birthday support ({key})", values)
+    lines.append("")
+    face = rec["faceness"]
+    if face.get("skipped"):
+        lines.append(f"faceness       skipped: {face['reason']}")
+    else:
+        g, r = face["generated"], face["reference"]
+        lines.append(f"faceness       {face['detector']}: generated {_fixed(g['rate'])} "
+                     f"{_ci(g['ci95'])} (n={g['n']}), reference {_fixed(r['rate'])} (n={r['n']}); "
+                     f"upsampled ×{','.join(str(f) for f in g['upsample_factors'])}")
+    ver = rec["verification"]
+    if ver.get("skipped"):
+        lines.append(f"verification   skipped: {ver['reason']}")
+    else:
+        tar = ver["tar_at_far"]
+        acc = ver["accuracy_10fold"]
+        lines.append(
+            f"verification   {ver['identities']} identities, {ver['pairs']['genuine']} genuine / "
+            f"{ver['pairs']['impostor']} impostor pairs: AUC {_fixed(ver['auc'], '.4f')}, "
+            f"EER {_fixed(ver['eer'], '.4f')}, "
+            + ", ".join(f"TAR@FAR={k} {_fixed(v['tar'])}" for k, v in tar.items())
+        )
+        if not acc.get("skipped"):
+            lines.append(f"               {acc['folds']}-fold accuracy {_fixed(acc['mean'], '.4f')}"
+                         f" ± {_fixed(acc['std'], '.4f')}")
+        util = rec["utility"]
+        if not util.get("skipped"):
+            imp = util["generated_as_impostors"]
+            label = "utility"
+            for k, v in imp["acceptance_at_real_far"].items():
+                if not v.get("skipped"):
+                    lines.append(f"{label:<15}at real FAR {k}: generated accepted as a real "
+                                 f"person {_fixed(v['generated_far'], '.4f')} "
+                                 f"(×{_fixed(v['ratio'], '.2f')} the real rate)")
+                    label = ""
+            dis = util["generated_as_distractors"]
+            if not dis.get("skipped"):
+                lines.append(
+                    f"               rank-1 {_fixed(dis['rank1'])} → "
+                    f"{_fixed(dis['rank1_with_distractors'])} with {dis['distractors']} generated "
+                    f"distractors (Δ {dis['delta']:+.3f} {_ci(dis['delta_ci95'])})"
+                )
+            tra = util.get("generated_as_training_data", {})
+            if tra.get("skipped"):
+                lines.append(f"               as training data: skipped ({tra['reason']})")
+            elif tra:
+                lines.append(
+                    f"               classifier accuracy {_fixed(tra['accuracy_real_only'])} → "
+                    f"{_fixed(tra['accuracy_with_generated'])} with {tra['generated_added']} "
+                    f"pseudo-labelled generated faces (Δ {tra['delta']:+.3f} "
+                    f"{_ci(tra['delta_ci95'])})"
+                )
+    if th.get("warning"):
+        lines.append("")
+        lines.append(f"warning        {th['warning']}")
+    pairs = rec["leakage"]["top_pairs"]
+    if pairs:
+        lines.append("")
+        lines.append("closest leaked pairs (generated → reference, distance):")
+        for p in pairs[:5]:
+            lines.append(f"  {p['generated']:>6} → {p['reference']:<6} {p['distance']:.3f}")
+    return "\n".join(lines)
+
+
+def _eps_label(eps: float, norm: str) -> str:
+    if norm == Norm.LINF.value and eps > 0 and abs(eps * 255 - round(eps * 255)) < 1e-6:
+        return f"{round(eps * 255)}/255"
+    return f"{eps:.3g}"
+
+
+def attack_table(results: Results) -> str:
+    """A readable summary of an :func:`attack` result for the terminal."""
+    rob = results.robustness
+    lines: list[str] = []
+    if rob["model"] == TargetModel.RECOGNIZER.value:
+        lines.append(f"model      dlib face recognizer, match ⇔ distance < {rob['threshold']:g}")
+    else:
+        lines.append("model      checkpoint discriminator, real ⇔ logit > 0")
+        for set_name, c in rob.get("clean", {}).items():
+            lines.append(f"clean      {set_name}: {c['called_real']:.0%} called real "
+                         f"(n={c['n']})")
+    for set_name, info in rob["sets"].items():
+        res = "×".join(map(str, info["resolution"]))
+        lines.append(f"set        {set_name:<10} {info['n']:>4} images {res}  {info['data']}")
+    lines.append(f"units      {rob['units']}")
+    for name in dict.fromkeys(r["attack"] for r in rob["attacks"]):
+        recs = [r for r in rob["attacks"] if r["attack"] == name]
+        first = recs[0]
+        symbol = NORM_SYMBOL[Norm(first["norm"])]
+        minimizes = first["kind"] == "minimization"
+        lines.append("")
+        lines.append(f"{name}  ({symbol}, {'minimal perturbation' if minimizes else 'fixed ε'}): "
+                     f"{'success within ε' if minimizes else 'attack success rate'}")
+        done = [r for r in recs if not r.get("skipped")]
+        if done:
+            eps = done[0]["epsilons"]
+            lines.append(f"  {'goal':<18}{'set':<11}{'n':>4}  "
+                         + "".join(f"{_eps_label(e, first['norm']):>8}" for e in eps))
+        for r in recs:
+            if r.get("skipped"):
+                lines.append(f"  {r['goal']:<18}{r['set']:<11}{0:>4}  skipped: {r['reason']}")
+                continue
+            lines.append(f"  {r['goal']:<18}{r['set']:<11}{r['n']:>4}  "
+                         + "".join(f"{v:>8.0%}" for v in r["success_rate"]))
+        if minimizes:
+            lines.append(f"  {'minimal ' + symbol + ' size':<29}{'found':>6}{'q10':>8}"
+                         f"{'median':>8}{'q90':>8}")
+            for r in done:
+                p = r["perturbation"]
+                q = p["quantiles"]
+
+                def fmt(v: float | None) -> str:
+                    return f"{v:>8.3f}" if v is not None else f"{'—':>8}"
+
+                lines.append(f"  {r['goal']:<18}{r['set']:<11}{p['n_found']:>3}/{p['n']:<3}"
+                             f"{fmt(q['0.1'])}{fmt(p['median'])}{fmt(q['0.9'])}")
+    if rob.get("corruptions"):
+        lines.append("")
+        lines.append("corruptions: median embedding drift / match rate (drift < "
+                     f"{rob['threshold']:g}) per severity 1..5")
+        for rec in rob["corruptions"]:
+            sev = ", ".join(f"{s:g}" for s in rec["severities"])
+            lines.append(f"  {rec['corruption']:<15}{rec['set']:<11}{rec['parameter']}: {sev}")
+            lines.append(f"  {'':<15}{'':<11}drift "
+                         + " ".join(f"{v:6.3f}" for v in rec["drift_median"])
+                         + "   match " + " ".join(f"{v:4.0%}" for v in rec["match_rate"]))
+    if results.metrics:
+        lines.append("")
+        for m in results.metrics:
+            where = f" ({m.details.get('attack')} ε={m.details.get('epsilon', 0):.4g})" \
+                if "attack" in m.details else ""
+            lines.append(f"metric     {m.name}{where} = {m.value:.3f}")
+    return "\n".join(lines)
+
+
+def gates_table(checks: list[Check]) -> str:
+    """A fixed-width table of the checks for the terminal."""
+    rows = [("gate", "check", "result", "detail")]
+    rows += [(c.gate, c.kind, "PASS" if c.passed else "FAIL", c.message) for c in checks]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
+    verdict = "PASSED" if all(c.passed for c in checks) else "FAILED"
+    failed = sum(not c.passed for c in checks)
+    lines.append(f"\ngate {verdict}: {len(checks) - failed} of {len(checks)} checks passed")
+    return "\n".join(lines)
+
+
+def inspect_table(info: SourceInfo) -> str:
+    """``gan-eval inspect``'s summary of a source: kind, count, sizes, channels, identities,
+    content hash and every problem found."""
+    sizes = ", ".join(f"{h}×{w} ({n})" for (h, w), n in sorted(info.resolutions.items()))
+    chans = ", ".join(f"{c} ({n})" for c, n in sorted(info.channels.items()))
+    identities = info.identities if info.identities is not None else "none (no subfolders)"
+    lines = [
+        f"data         {info.data}",
+        f"kind         {info.kind}",
+        f"images       {info.count}",
+        f"resolution   {sizes}",
+        f"channels     {chans}   (read as RGB; gray repeated, alpha dropped)",
+        f"identities   {identities}",
+        f"sha256       {info.content_hash}",
+        f"problems     {len(info.problems) or 'none'}",
+    ]
+    lines += [f"  {'ERROR' if p.fatal else 'note '} {p}" for p in info.problems]
+    return "\n".join(lines)
+
+
+def inspect_json(info: SourceInfo) -> dict[str, Any]:
+    """``gan-eval inspect --json``: the same facts as :func:`inspect_table`, as JSON data."""
+    return {
+        "data": info.data,
+        "kind": info.kind,
+        "count": info.count,
+        "resolutions": {f"{h}x{w}": n for (h, w), n in info.resolutions.items()},
+        "channels": {str(c): n for c, n in info.channels.items()},
+        "identities": info.identities,
+        "content_hash": info.content_hash,
+        "problems": [{"path": p.path, "message": p.message, "fatal": p.fatal}
+                     for p in info.problems],
+    }

@@ -1,7 +1,8 @@
 """Adversarial and corruption robustness of face GAN outputs, with foolbox doing the attacking.
 
-    from gan_eval.robustness import attack
-    results = attack("runs/lfw", attacks=["fgsm", "pgd", "cw"], epsilons=["2/255", "8/255"])
+    from gan_eval.robustness import AttackConfig, attack
+    results = attack("runs/lfw", AttackConfig(attacks=("fgsm", "pgd", "cw"),
+                                              epsilons=("2/255", "8/255")))
 
 - :mod:`.attacks`: registry of attack names → foolbox attack + norm; ε units and rules.
 - :mod:`.models`: the dlib recognizer and a checkpoint's discriminator, each wrapped once as a
@@ -9,10 +10,10 @@
 - :mod:`.criteria`: ``Dodging`` / ``Impersonation``, foolbox criteria on embeddings.
 - :mod:`.sweep`: batched ε sweeps returning foolbox's success; perturbation-size summaries.
 - :mod:`.corruptions`: noise, blur, JPEG at five severities; embedding drift.
-- :mod:`.run`: :func:`attack`, the API behind ``gan-eval attack``.
+- :mod:`.audit`: :func:`attack` and :class:`AttackConfig`, the API behind ``gan-eval attack``.
 
-The names that need foolbox are imported on first use, so that the registry (what the CLI lists)
-loads without it.
+Names are imported on first use, so that the registry (what the CLI lists) loads without torch or
+foolbox.
 """
 
 from __future__ import annotations
@@ -20,32 +21,36 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from gan_eval.robustness.attacks import (
-    ATTACKS,
-    DEFAULT_EPSILONS,
-    AttackKind,
-    AttackOptions,
-    AttackSpec,
-    Norm,
-    TargetModel,
-    parse_epsilon,
-    plan_epsilons,
-    register_attack,
-)
-from gan_eval.robustness.corruptions import CORRUPTIONS, embedding_drift
-
 if TYPE_CHECKING:
+    from gan_eval.robustness.attacks import (
+        ATTACKS,
+        DEFAULT_EPSILONS,
+        AttackKind,
+        AttackOptions,
+        AttackSpec,
+        Norm,
+        TargetModel,
+        parse_epsilon,
+        plan_epsilons,
+        register_attack,
+    )
+    from gan_eval.robustness.audit import AttackConfig, attack
+    from gan_eval.robustness.corruptions import CORRUPTIONS, embedding_drift
     from gan_eval.robustness.criteria import Dodging, EmbeddingCriterion, Impersonation
     from gan_eval.robustness.models import (
         VerificationModel,
         discriminator_model,
         recognizer_model,
     )
-    from gan_eval.robustness.run import attack, format_table
 
 _LAZY = {
-    "attack": "run",
-    "format_table": "run",
+    **dict.fromkeys(("ATTACKS", "DEFAULT_EPSILONS", "AttackKind", "AttackOptions", "AttackSpec",
+                     "Norm", "TargetModel", "parse_epsilon", "plan_epsilons", "register_attack"),
+                    "attacks"),
+    "CORRUPTIONS": "corruptions",
+    "embedding_drift": "corruptions",
+    "attack": "audit",
+    "AttackConfig": "audit",
     "Dodging": "criteria",
     "Impersonation": "criteria",
     "EmbeddingCriterion": "criteria",
@@ -58,6 +63,7 @@ __all__ = [
     "ATTACKS",
     "CORRUPTIONS",
     "DEFAULT_EPSILONS",
+    "AttackConfig",
     "AttackKind",
     "AttackOptions",
     "AttackSpec",
@@ -70,7 +76,6 @@ __all__ = [
     "attack",
     "discriminator_model",
     "embedding_drift",
-    "format_table",
     "parse_epsilon",
     "plan_epsilons",
     "recognizer_model",

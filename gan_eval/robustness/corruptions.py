@@ -16,7 +16,8 @@ batch. The blur is a separable Gaussian with radius ⌈3σ⌉ and reflected bord
 and decoded in memory by Pillow (``quality=q``, Pillow's default 4:2:0 chroma subsampling).
 
 :func:`embedding_drift` measures, per image, the distance from the corrupted face's embedding to
-the clean one (both :func:`gan_eval.features.embed_faces`), and the match rate (drift < 0.6).
+the clean one (both :func:`gan_eval.features.embed_faces`), and the match rate
+(:func:`gan_eval.faces.is_match`: drift ≤ 0.6).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gan_eval.gan.rng import derive_seed
+from gan_eval.faces import MATCH_THRESHOLD, is_match
+from gan_eval.seeding import derive_seed
 
 
 def gaussian_noise(images: torch.Tensor, sigma: float, *, seed: int = 0) -> torch.Tensor:
@@ -101,7 +103,7 @@ def embedding_drift(
     images: torch.Tensor,
     *,
     clean_embeddings: torch.Tensor | None = None,
-    threshold: float = 0.6,
+    threshold: float = MATCH_THRESHOLD,
     seed: int = 0,
     device: str | torch.device | None = None,
     corruptions: tuple[str, ...] = tuple(CORRUPTIONS),
@@ -128,7 +130,7 @@ def embedding_drift(
             drift = torch.linalg.vector_norm(emb - clean_embeddings, dim=-1).double().cpu()
             means.append(float(drift.mean()))
             medians.append(float(np.median(drift.numpy())))
-            matches.append(float((drift < threshold).double().mean()))
+            matches.append(float(is_match(drift, threshold).double().mean()))
         records.append({
             "corruption": name,
             "parameter": corruption.parameter,

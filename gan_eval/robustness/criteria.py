@@ -2,10 +2,11 @@
 
 Both are ``foolbox.criteria.Criterion`` subclasses that decide from the outputs of the embedding
 model (:func:`gan_eval.robustness.models.recognizer_model`, B×128) and hold one reference
-embedding per image and the match threshold τ (dlib: same person ⇔ distance < 0.6):
+embedding per image and the match threshold τ (:func:`gan_eval.faces.is_match`: same person ⇔
+distance ≤ τ, dlib's τ = 0.6):
 
-- :class:`Dodging`: the perturbed face no longer matches its own clean embedding, ``d ≥ τ``;
-- :class:`Impersonation`: the perturbed face matches a chosen other identity, ``d < τ``.
+- :class:`Dodging`: the perturbed face no longer matches its own clean embedding, ``d > τ``;
+- :class:`Impersonation`: the perturbed face matches a chosen other identity, ``d ≤ τ``.
 
 They can be given as they are to any foolbox attack that only asks "is this adversarial?"
 (decision-based attacks). foolbox's gradient and minimization attacks (FGSM, PGD, C&W, DeepFool)
@@ -29,7 +30,8 @@ import eagerpy as ep
 import foolbox as fb
 import torch
 
-from gan_eval.robustness.models import MATCH, MATCH_THRESHOLD, NO_MATCH, VerificationModel
+from gan_eval.faces import MATCH_THRESHOLD, is_match
+from gan_eval.robustness.models import MATCH, NO_MATCH, VerificationModel
 
 
 class EmbeddingCriterion(fb.criteria.Criterion):
@@ -77,7 +79,7 @@ class EmbeddingCriterion(fb.criteria.Criterion):
 
 
 class Dodging(EmbeddingCriterion):
-    """Adversarial ⇔ the embedding is at distance ``≥ τ`` from the clean face's embedding.
+    """Adversarial ⇔ the embedding no longer matches the clean face's embedding (distance ``> τ``).
 
     ``references``: the clean faces' embeddings (B×128), normally ``embed_faces(clean_uint8)``.
     """
@@ -85,11 +87,11 @@ class Dodging(EmbeddingCriterion):
     label = MATCH
 
     def decide(self, distances: torch.Tensor) -> torch.Tensor:
-        return distances >= self.threshold
+        return ~is_match(distances, self.threshold)
 
 
 class Impersonation(EmbeddingCriterion):
-    """Adversarial ⇔ the embedding is at distance ``< τ`` from the target identity's embedding.
+    """Adversarial ⇔ the embedding matches the target identity's embedding (distance ``≤ τ``).
 
     ``references``: one target embedding per image (B×128), of a face the clean image does not
     match (otherwise it would count as adversarial before any perturbation).
@@ -98,4 +100,4 @@ class Impersonation(EmbeddingCriterion):
     label = NO_MATCH
 
     def decide(self, distances: torch.Tensor) -> torch.Tensor:
-        return distances < self.threshold
+        return is_match(distances, self.threshold)

@@ -27,20 +27,17 @@ from torch import nn
 
 from gan_eval.errors import InputError
 
-NO_MATCH = 0
-"""Class index of "not the reference person" in :class:`VerificationModel` outputs."""
-
-MATCH = 1
+MATCH = 0
 """Class index of "the reference person" in :class:`VerificationModel` outputs."""
+
+NO_MATCH = 1
+"""Class index of "not the reference person" in :class:`VerificationModel` outputs."""
 
 FAKE = 0
 """Class index of "generated" in :func:`discriminator_model` outputs."""
 
 REAL = 1
 """Class index of "real" in :func:`discriminator_model` outputs."""
-
-MATCH_THRESHOLD = 0.6
-"""dlib's verification threshold: the same person ⇔ embedding distance < 0.6."""
 
 BOUNDS = (0.0, 1.0)
 """foolbox bounds of every wrapped model: pixels in [0, 1]."""
@@ -100,14 +97,14 @@ class VerificationModel(fb.models.Model):
     """Face verification against one reference embedding per image, as a 2-class classifier.
 
     For inputs x_i (B×3×H×W in [0, 1]) and reference embeddings r_i (B×128) the outputs are
-    ``logits[i] = [d_i − τ, τ − d_i]`` with ``d_i = ‖embedder(x_i) − r_i‖₂`` and τ the match
-    threshold; class :data:`NO_MATCH` = 0, :data:`MATCH` = 1. Hence ``argmax = MATCH ⇔ d < τ``
-    (a tie at ``d = τ`` goes to index 0, ``NO_MATCH``, as dlib's rule "same person ⇔ d < τ"
-    says), and foolbox's untargeted ``Misclassification`` becomes exactly:
+    ``logits[i] = [τ − d_i, d_i − τ]`` with ``d_i = ‖embedder(x_i) − r_i‖₂`` and τ the match
+    threshold; class :data:`MATCH` = 0, :data:`NO_MATCH` = 1. Hence ``argmax = MATCH ⇔ d ≤ τ``
+    (a tie at ``d = τ`` goes to index 0, ``MATCH``, as :func:`gan_eval.faces.is_match` says),
+    and foolbox's untargeted ``Misclassification`` becomes exactly:
 
-    - dodging (r_i = the clean face's embedding, label ``MATCH``): adversarial ⇔ ``d ≥ τ``;
+    - dodging (r_i = the clean face's embedding, label ``MATCH``): adversarial ⇔ ``d > τ``;
     - impersonation (r_i = another identity's embedding, label ``NO_MATCH``): adversarial ⇔
-      ``d < τ``.
+      ``d ≤ τ``.
 
     The logit margin is ``2 |d − τ|``, so C&W's hinge and DeepFool's linearization act on the
     distance itself and FGSM/PGD descend the cross-entropy of ``2 (d − τ)``. The embedder is
@@ -136,7 +133,7 @@ class VerificationModel(fb.models.Model):
         x, restore_type = ep.astensor_(inputs)
         embeddings = self._embedder(x).raw
         margin = self.distances(embeddings) - self.threshold
-        return restore_type(ep.astensor(torch.stack([margin, -margin], dim=1)))
+        return restore_type(ep.astensor(torch.stack([-margin, margin], dim=1)))
 
 
 class DiscriminatorClassifier(nn.Module):

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gan_eval.gan.rng import derive_seed
+from gan_eval.seeding import derive_seed
 
 Problem = Callable[[slice], tuple[Any, Any]]
 """``rows -> (foolbox model, criterion)`` for the images ``inputs[rows]``."""

@@ -1,26 +1,28 @@
 """``extract(source, extractor)``: batched feature extraction with caching and sharding.
 
 Under torchrun (a ``torch.distributed`` process group the caller initialised, e.g. with
-:func:`gan_eval.dist.job`) each rank extracts one contiguous shard of the source made of whole
-batches (:func:`gan_eval.dist.batch_shard`) and the shards are gathered in order, so every rank
-ends with bitwise the same features as a single process with the same batch size, device and
-thread count. A rank left without images (fewer batches than ranks) still takes part in the
-gather with an empty shard.
+:func:`gan_eval.distributed.job`) each rank extracts one contiguous shard of the source made of
+whole batches (:func:`gan_eval.distributed.batch_shard`) and the shards are gathered in order, so
+every rank ends with bitwise the same features as a single process with the same batch size,
+device and thread count. A rank left without images (fewer batches than ranks) still takes part
+in the gather with an empty shard.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
 import torch
 from tqdm import tqdm
 
-from gan_eval import __version__, dist
+from gan_eval import distributed as dist
 from gan_eval.data import RESIZE_FILTER, ImageSource
 from gan_eval.errors import InputError
 from gan_eval.features.cache import FeatureCache, cache_key
-from gan_eval.features.extractors import FeatureExtractor
+from gan_eval.features.registry import FeatureExtractor
+from gan_eval.version import __version__
 
 
 @dataclass
@@ -30,6 +32,9 @@ class Features:
     extractor: str
     primary: str
     tensors: dict[str, torch.Tensor]
+    key: str
+    """What the features are of: the cache key over source content, extractor, weights and
+    settings (set whether or not a cache is used)."""
     source: str
     source_hash: str
     weights_sha256: str
@@ -82,12 +87,14 @@ def extract(
         resize=RESIZE_FILTER,
         extractor=extractor.name,
         weights=extractor.weights_sha256(),
+        settings=json.dumps(extractor.settings(), sort_keys=True),
         version=__version__,
     )
     features = Features(
         extractor=extractor.name,
         primary=extractor.primary,
         tensors={},
+        key=key,
         source=source.data,
         source_hash=source.content_hash(),
         weights_sha256=extractor.weights_sha256(),

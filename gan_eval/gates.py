@@ -1,4 +1,4 @@
-"""``gan-eval gate``: thresholds and baseline regressions over a results JSON.
+"""Gates: thresholds and baseline regressions over a results JSON (``gan-eval gate``).
 
 Config (TOML)::
 
@@ -13,20 +13,23 @@ Config (TOML)::
 A baseline regression is judged with the 95% intervals: a gated metric fails only when its whole
 interval is worse than the baseline's whole interval by more than ``tolerance`` × |baseline value|.
 Overlapping intervals (a change inside the noise) pass.
+
+Metric names and extractors are checked against the catalogue (:mod:`gan_eval.catalogue`) when the
+config is loaded, so a misspelt name fails before any work. The terminal table and JUnit XML of
+the checks are drawn by :mod:`gan_eval.report.tables` and :mod:`gan_eval.report.junit`.
 """
 
 from __future__ import annotations
 
 import math
 import tomllib
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gan_eval.catalogue import METRICS, metric_spec
 from gan_eval.errors import InputError
-from gan_eval.fileio import atomic_write_bytes
-from gan_eval.report.results import Metric, Results
+from gan_eval.results import Metric, Results
 
 _GATE_KEYS = {"metric", "extractor", "min", "max"}
 
@@ -68,6 +71,18 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
+def _check_names(metric: str, extractor: str | None, where: str) -> None:
+    """:class:`InputError` unless ``metric`` is in the catalogue and ``extractor`` is one it is
+    computed on (a misspelt gate would otherwise run a whole evaluation and fail after it)."""
+    if metric not in METRICS:
+        raise InputError(f"{where}: unknown metric {metric!r}; known metrics: "
+                         f"{', '.join(METRICS)}")
+    allowed = metric_spec(metric).allowed_extractors()
+    if extractor is not None and extractor not in allowed:
+        raise InputError(f"{where}: metric {metric!r} is not computed on extractor "
+                         f"{extractor!r}; it is computed on {', '.join(allowed)}")
+
+
 def load_config(path: str | Path) -> GateConfig:
     """Parse and validate a gates TOML file; errors name the file (and the line when TOML says)."""
     path = Path(path)
@@ -101,6 +116,7 @@ def load_config(path: str | Path) -> GateConfig:
         extractor = entry.get("extractor")
         if extractor is not None and not isinstance(extractor, str):
             raise InputError(f"{where}: extractor must be a string")
+        _check_names(entry["metric"], extractor, where)
         low = _number(entry["min"], f"{where} min") if "min" in entry else None
         high = _number(entry["max"], f"{where} max") if "max" in entry else None
         if low is not None and high is not None and low > high:
@@ -178,40 +194,3 @@ def evaluate_gates(
             )
         )
     return checks
-
-
-def format_table(checks: list[Check]) -> str:
-    """A fixed-width table of the checks for the terminal."""
-    rows = [("gate", "check", "result", "detail")]
-    rows += [(c.gate, c.kind, "PASS" if c.passed else "FAIL", c.message) for c in checks]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
-    verdict = "PASSED" if all(c.passed for c in checks) else "FAILED"
-    failed = sum(not c.passed for c in checks)
-    lines.append(f"\ngate {verdict}: {len(checks) - failed} of {len(checks)} checks passed")
-    return "\n".join(lines)
-
-
-def write_junit(checks: list[Check], path: str | Path) -> None:
-    """JUnit XML with one testcase per check (a failure element for each failed one)."""
-    suite = ET.Element(
-        "testsuite",
-        name="gan-eval gate",
-        tests=str(len(checks)),
-        failures=str(sum(not c.passed for c in checks)),
-        errors="0",
-    )
-    for check in checks:
-        case = ET.SubElement(
-            suite, "testcase", classname=f"gan_eval.gate.{check.kind}", name=check.gate
-        )
-        if not check.passed:
-            ET.SubElement(
-                case, "failure", message=check.message, type=check.kind
-            ).text = check.message
-        else:
-            ET.SubElement(case, "system-out").text = check.message
-    root = ET.Element("testsuites")
-    root.append(suite)
-    ET.indent(root)
-    atomic_write_bytes(path, ET.tostring(root, encoding="utf-8", xml_declaration=True))

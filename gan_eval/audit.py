@@ -1,4 +1,5 @@
-"""``gan-eval report``: train (or reuse) → evaluate → recognition → robustness → gates → HTML.
+"""The whole audit behind ``gan-eval report``: train (or reuse) → evaluate → recognition →
+robustness → gates → HTML (rendered by :mod:`gan_eval.report`).
 
 With no arguments the whole pipeline runs on the embedded default (``builtin:lfw-subset``, real
 LFW faces shipped inside scikit-image) and writes ``reports/default/``::
@@ -9,8 +10,9 @@ LFW faces shipped inside scikit-image) and writes ``reports/default/``::
       plots/          the figures as PNG files (the same ones index.html embeds)
       index.html      the self-contained report (no external requests, no scripts)
 
-:func:`render_report` draws the page from a results JSON alone (``--from-results``); face pictures
-come from reopening the sources the results name, checked by content hash.
+The page is drawn by :func:`gan_eval.report.render.render_report` from the results alone
+(``--from-results``); face pictures come from reopening the sources the results name
+(:func:`gan_eval.sources.reopen`), checked by content hash.
 """
 
 from __future__ import annotations
@@ -24,17 +26,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gan_eval.catalogue import EXTRACTORS, Producer, metrics_by
+from gan_eval.data import ImageSource
 from gan_eval.errors import InputError, MissingAssetError
-from gan_eval.fileio import atomic_write_bytes, atomic_write_text
-from gan_eval.report import images as pics
-from gan_eval.report import plots
-from gan_eval.report.gates import GateConfig, evaluate_gates, load_config
-from gan_eval.report.html import Pictures, render_html
-from gan_eval.report.results import Results, provenance
+from gan_eval.evaluate import EvaluateConfig, evaluate
+from gan_eval.features.inception_weights import resolve_inception_weights
+from gan_eval.gan.checkpoint import is_checkpoint, load_checkpoint
+from gan_eval.gan.train import CHECKPOINT_DIR, TrainConfig, config_for_resume, train
+from gan_eval.gates import GateConfig, evaluate_gates, load_config
+from gan_eval.recognition import RecognitionConfig, recognition
+from gan_eval.report.render import SAMPLE_GRID, render_report
+from gan_eval.results import Results, provenance
+from gan_eval.robustness import AttackConfig, attack
+from gan_eval.sources import open_source
 
 DEFAULT_DATA = "builtin:lfw-subset"
 DEFAULT_OUT = Path("reports/default")
-SAMPLE_GRID = 64  # faces in the sample grid
 CURVE_POINTS = 400  # at most this many points of the training curve are kept in results.json
 
 Progress = Callable[[str], None]
@@ -42,11 +49,11 @@ Progress = Callable[[str], None]
 
 def default_gates() -> Path:
     """The gates the report judges a run by unless ``--gates`` names others (shipped file)."""
-    return Path(str(resources.files("gan_eval.report") / "default_gates.toml"))
+    return Path(str(resources.files("gan_eval") / "default_gates.toml"))
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReportConfig:
+class AuditConfig:
     """Options of ``gan-eval report`` (defaults: the embedded default run, < 5 min on 2 cores)."""
 
     data: str | None = None  # training/reference faces (default: the checkpoint's, else builtin)
@@ -77,12 +84,8 @@ class ReportConfig:
             self.progress(message)
 
 
-def _train_or_reuse(config: ReportConfig, data: str) -> tuple[Path, dict[str, Any]]:
+def _train_or_reuse(config: AuditConfig, data: str) -> tuple[Path, dict[str, Any]]:
     """The run folder ``out/run``: trained now, resumed to ``steps``, or reused when finished."""
-    from gan_eval.data import open_source
-    from gan_eval.gan.checkpoint import is_checkpoint, load_checkpoint
-    from gan_eval.gan.train import CHECKPOINT_DIR, TrainConfig, config_for_resume, train
-
     run = config.out / "run"
     quiet = config.progress is None
     info: dict[str, Any] = {"run": str(run), "reused": False}
@@ -112,8 +115,6 @@ def _train_or_reuse(config: ReportConfig, data: str) -> tuple[Path, dict[str, An
 
 def training_section(run: Path | None, checkpoint: Path) -> dict[str, Any]:
     """Config and loss curve of the run that made ``checkpoint`` (from its metrics.jsonl)."""
-    from gan_eval.gan.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(checkpoint, groups=())
     section: dict[str, Any] = {"checkpoint": str(ckpt.folder), "step": ckpt.step,
                                "config": ckpt.meta.get("config", {})}
@@ -136,22 +137,12 @@ def training_section(run: Path | None, checkpoint: Path) -> dict[str, Any]:
     return section
 
 
-def _extractors(config: ReportConfig) -> tuple[tuple[str, ...], list[str]]:
-    from gan_eval.features.inception_weights import resolve_inception_weights
-
+def _extractors(config: AuditConfig) -> tuple[tuple[str, ...], list[str]]:
     try:
         resolve_inception_weights(config.inception_weights)
     except MissingAssetError as exc:
         return ("dlib-face",), [f"Inception FID/KID/IS are not computed (dlib-face only). {exc}"]
     return ("dlib-face", "inception"), []
-
-
-def _record(source: Any, resize: int | None = None) -> dict[str, Any]:
-    """How to reopen ``source`` for pictures: DATA string (a path made absolute), size, count
-    and content hash."""
-    data = Path(source.data)
-    return {"data": str(data.resolve()) if data.exists() else source.data,
-            "content_hash": source.content_hash(), "n": len(source), "resize": resize}
 
 
 def _relative_to(out: Path, *records: dict[str, Any]) -> None:
@@ -162,70 +153,59 @@ def _relative_to(out: Path, *records: dict[str, Any]) -> None:
             record["relative"] = os.path.relpath(record["data"], out.resolve())
 
 
-PART_METRICS: dict[str, frozenset[str]] = {
-    "evaluate": frozenset({"fid", "kid", "is", "precision", "recall", "density", "coverage",
-                           "copy_rate"}),
-    "recognition": frozenset({"leakage_rate", "identity_diversity", "faceness"}),
-    "attack": frozenset({"dodging_success", "corruption_match_rate"}),
-}
-"""Which step of the audit computes which metric (``gan-eval gate CKPT`` runs only those needed)."""
+PARTS: tuple[Producer, ...] = tuple(Producer)
+"""The analyses of an audit, in order."""
 
 
-def audit_checkpoint(
-    checkpoint: Path,
+def audit_generator(
+    generated: ImageSource,
     data: str,
-    config: ReportConfig,
+    config: AuditConfig,
     *,
-    parts: tuple[str, ...] = tuple(PART_METRICS),
+    parts: tuple[Producer, ...] = PARTS,
     extractors: tuple[str, ...] | None = None,
 ) -> Results:
-    """Distribution metrics, recognition tests and the robustness sweep of ``checkpoint``'s
-    samples against ``data``, as one :class:`Results` (no training section, no gates).
+    """Distribution metrics, recognition tests and the robustness sweep of a generator's
+    samples (``generated``) against ``data``, as one :class:`Results` (no training section, no
+    gates).
 
     ``extractors`` default: dlib-face, plus Inception when its weights are installed (otherwise
     a note says how to enable it).
     """
-    from gan_eval.data import open_source
-    from gan_eval.evaluate import EvaluateConfig, evaluate
-    from gan_eval.features.cache import FeatureCache
-    from gan_eval.recognition import recognition
-    from gan_eval.robustness import AttackOptions, attack
-
-    generated = open_source(str(checkpoint), n=config.n, seed=config.seed, device=config.device)
     resolution = generated.resolution[0]
     reference = open_source(data, resolution=resolution)
     notes: list[str] = []
     if extractors is None:
         extractors, notes = _extractors(config)
     done: dict[str, Results] = {}
-    if "evaluate" in parts:
-        config.say(f"distribution metrics on {', '.join(extractors)}: {config.n} generated vs "
-                   f"{len(reference)} reference faces")
+    if Producer.EVALUATE in parts:
+        config.say(f"distribution metrics on {', '.join(extractors)}: {len(generated)} generated "
+                   f"vs {len(reference)} reference faces")
         done["evaluate"] = evaluate(generated, reference, EvaluateConfig(
             extractors=extractors, bootstrap=config.bootstrap, seed=config.seed,
             device=config.device, inception_weights=config.inception_weights,
             progress=config.progress is not None))
         notes += done["evaluate"].provenance.get("notes", [])
-    if "recognition" in parts:
+    if Producer.RECOGNITION in parts:
         config.say("recognition tests: leakage, identity diversity, faceness")
-        done["recognition"] = recognition(generated, reference, seed=config.seed,
-                                          device=config.device, cache=FeatureCache.default())
-    if "attack" in parts:
+        done["recognition"] = recognition(generated, reference, RecognitionConfig(
+            seed=config.seed, device=config.device, progress=config.progress is not None))
+    if Producer.ATTACK in parts:
         config.say(f"robustness sweep: {', '.join(config.attacks)} on {config.attack_n} faces per"
                    " set, and corruption curves")
-        done["attack"] = attack(str(checkpoint), attacks=config.attacks, n=config.attack_n,
-                                reference=data, options=AttackOptions(), seed=config.seed,
-                                device=config.device, progress=config.progress)
+        done["attack"] = attack(generated, AttackConfig(
+            attacks=config.attacks, n=config.attack_n, reference=data, seed=config.seed,
+            device=config.device, progress=config.progress))
     shared = provenance()
     return Results(
         provenance={
             **shared,
             "command": "report",
             "title": "gan-eval report",
-            "subject": f"{checkpoint} · trained on {data}",
+            "subject": f"{generated.data} · trained on {data}",
             "seed": config.seed,
-            "data": {"generated": _record(generated), "reference": _record(reference, resolution)},
-            "checkpoint": str(checkpoint),
+            "data": {"generated": generated.record(), "reference": reference.record()},
+            "checkpoint": generated.data,
             "notes": notes,
             "parts": {name: {k: v for k, v in part.provenance.items()
                              if k not in shared or k == "created"}
@@ -245,12 +225,8 @@ def judge(results: Results, gates: GateConfig, baseline: Results | None, label: 
     return passed
 
 
-def run_report(config: ReportConfig) -> Path:
+def run_audit(config: AuditConfig) -> Path:
     """Run the whole pipeline and write ``config.out``; returns the path of index.html."""
-    from gan_eval.data import open_source
-    from gan_eval.gan.checkpoint import load_checkpoint
-    from gan_eval.gan.train import CHECKPOINT_DIR
-
     gates = load_config(config.gates or default_gates())  # a bad config fails before any work
     baseline = Results.load(config.baseline) if config.baseline is not None else None
     if config.checkpoint is not None:
@@ -263,10 +239,10 @@ def run_report(config: ReportConfig) -> Path:
         data = config.data or DEFAULT_DATA
         run, train_info = _train_or_reuse(config, data)
         checkpoint = run / CHECKPOINT_DIR
-    results = audit_checkpoint(checkpoint, data, config)
-    samples = open_source(str(checkpoint), n=SAMPLE_GRID, seed=config.seed, device=config.device)
+    generated = open_source(str(checkpoint), n=config.n, seed=config.seed, device=config.device)
+    results = audit_generator(generated, data, config)
     results.training = {**training_section(run, checkpoint), **train_info,
-                        "samples": _record(samples)}
+                        "samples": generated.head(SAMPLE_GRID).record()}
     _relative_to(config.out, *results.provenance["data"].values(), results.training["samples"])
     judge(results, gates, baseline, str(config.gates or "built-in default gates"))
     config.out.mkdir(parents=True, exist_ok=True)
@@ -275,87 +251,23 @@ def run_report(config: ReportConfig) -> Path:
     return render_report(results, config.out, device=config.device)
 
 
-def gate_checkpoint(checkpoint: Path, gates: GateConfig, config: ReportConfig) -> Results:
-    """``gan-eval gate CKPT``: the parts of the audit the gates need, on ``checkpoint``'s samples
-    against ``config.data`` (default: its training data)."""
-    from gan_eval.gan.checkpoint import load_checkpoint
+def _gate_extractor(metric: str, extractor: str | None) -> str:
+    """The extractor a gate's metric is computed on: the one it names, else Inception for
+    metrics that need class logits, else dlib-face."""
+    if extractor is not None:
+        return extractor
+    return "inception" if metric == "is" else "dlib-face"
 
-    ckpt = load_checkpoint(checkpoint, groups=())
+
+def gate_generator(generator: Path, gates: GateConfig, config: AuditConfig) -> Results:
+    """``gan-eval gate GENERATOR``: the parts of the audit the gates need, on the generator's
+    samples against ``config.data`` (default: the training data its checkpoint names)."""
+    ckpt = load_checkpoint(generator, groups=())
     data = config.data or ckpt.training_data("--data")
     named = {g.metric for g in gates.gates}
-    parts = tuple(p for p, metrics in PART_METRICS.items() if named & metrics)
-    inception = any(g.extractor == "inception" or g.metric == "is" for g in gates.gates)
-    dlib_face = any(g.extractor in (None, "dlib-face") and g.metric != "is" for g in gates.gates)
-    extractors = ("dlib-face",) * dlib_face + ("inception",) * inception
-    return audit_checkpoint(ckpt.folder, data, config, parts=parts or ("evaluate",),
-                            extractors=extractors or ("dlib-face",))
-
-
-def _first(*candidates: Any) -> dict[str, Any] | None:
-    for candidate in candidates:
-        if isinstance(candidate, dict) and candidate.get("data"):
-            return candidate
-    return None
-
-
-def pictures(results: Results, base: Path, *, device: str | None = "cpu") -> Pictures:
-    """Figures drawn from the results, and the faces the results point to (when reachable;
-    ``base``: the report folder, for paths recorded relative to it)."""
-    figures = {
-        "training": plots.training_curves(results.training),
-        "birthday": plots.birthday_curves(results.recognition),
-        "attacks": plots.attack_curves(results.robustness),
-        "corruptions": plots.corruption_curves(results.robustness),
-    }
-    pngs = {k: v for k, v in figures.items() if v is not None}
-    found = Pictures(figures={k: pics.data_uri(v) for k, v in pngs.items()}, pngs=pngs)
-    prov = results.provenance
-    data = prov.get("data") or prov.get("datasets") or {}
-    seed = int(prov.get("seed", 0))
-    sample_record = _first(results.training.get("samples"), data.get("generated"))
-    if sample_record is None:
-        found.missing["samples"] = "the results name no generated images"
-    else:
-        opened = pics.reopen(sample_record, base, seed=seed, device=device)
-        if opened.source is None:
-            found.missing["samples"] = opened.reason
-        else:
-            count = min(SAMPLE_GRID, len(opened.source))
-            png = pics.grid_png(opened.source.read(list(range(count))))
-            found.samples = pics.data_uri(png)
-            found.pngs["samples"] = png
-    pairs = (results.recognition.get("leakage") or {}).get("top_pairs") or []
-    if pairs:
-        gen, ref = (pics.reopen(data.get(role) or {}, base, seed=seed,
-                                device=device)
-                    for role in ("generated", "reference"))
-        if gen.source is None or ref.source is None:
-            found.missing["pairs"] = gen.reason or ref.reason
-        else:
-            found.pairs = pics.pair_tiles(gen.source, ref.source, pairs)
-    return found
-
-
-def render_report(
-    results: Results, out: Path, *, base: Path | None = None, device: str | None = "cpu"
-) -> Path:
-    """Write ``out/plots/*.png`` and ``out/index.html`` from ``results``; returns index.html.
-
-    ``base``: the folder that recorded relative paths start from (default ``out``).
-    """
-    found = pictures(results, base or out, device=device)
-    for name, png in found.pngs.items():
-        atomic_write_bytes(out / "plots" / f"{name}.png", png)
-    index = out / "index.html"
-    atomic_write_text(index, render_html(results, found))
-    return index
-
-
-def render_from_results(path: Path, out: Path) -> Path:
-    """``--from-results``: draw the report of an existing results JSON into ``out``."""
-    results = Results.load(path)
-    if not (out / "results.json").exists() or not (out / "results.json").samefile(path):
-        results.save(out / "results.json")  # the folder holds what its page shows
-    return render_report(results, out, base=path.parent)
-
-
+    parts = tuple(p for p in PARTS if named & metrics_by(p)) or (Producer.EVALUATE,)
+    wanted = {_gate_extractor(g.metric, g.extractor) for g in gates.gates
+              if g.metric in metrics_by(Producer.EVALUATE)}
+    extractors = tuple(name for name in EXTRACTORS if name in wanted) or ("dlib-face",)
+    generated = open_source(str(ckpt.folder), n=config.n, seed=config.seed, device=config.device)
+    return audit_generator(generated, data, config, parts=parts, extractors=extractors)

@@ -42,6 +42,12 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
 
 
+def is_main_process() -> bool:
+    """True in a single process and on rank 0 of a torchrun job (the one that prints and
+    writes), whether or not a process group is still initialised."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def current() -> DistEnv | None:
     """This process's place in an already initialised process group; ``None`` without one.
 

@@ -7,7 +7,6 @@ Every command that computes numbers returns a :class:`Results`; ``save`` writes 
 from __future__ import annotations
 
 import json
-import math
 import platform
 import sys
 from dataclasses import asdict, dataclass, field
@@ -16,44 +15,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from gan_eval.catalogue import metric_spec
 from gan_eval.errors import InputError
 from gan_eval.fileio import atomic_write_text
 
 SCHEMA = "gan-eval/results/v1"
-
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "fid": False,
-    "kid": False,
-    "is": True,
-    "precision": True,
-    "recall": True,
-    "density": True,
-    "coverage": True,
-    "copy_rate": False,
-    "leakage_rate": False,
-    "identity_diversity": True,
-    "faceness": True,
-    "dodging_success": False,
-    "discriminator_fooled": False,
-    "corruption_match_rate": True,
-}
-
-BOUNDS: dict[str, tuple[float, float]] = {
-    "fid": (0.0, math.inf),
-    "is": (1.0, math.inf),
-    "precision": (0.0, 1.0),
-    "recall": (0.0, 1.0),
-    "density": (0.0, math.inf),
-    "coverage": (0.0, 1.0),
-    "copy_rate": (0.0, 1.0),
-    "leakage_rate": (0.0, 1.0),
-    "faceness": (0.0, 1.0),
-    "dodging_success": (0.0, 1.0),
-    "discriminator_fooled": (0.0, 1.0),
-    "corruption_match_rate": (0.0, 1.0),
-}
-"""The range a metric can take; intervals are clipped to it (a bias-shifted bootstrap interval
-of a rate near 0 would otherwise reach below 0)."""
 
 
 @dataclass
@@ -79,17 +45,19 @@ class Metric:
         ci95: tuple[float, float] | None = None,
         **kwargs: Any,
     ) -> Metric:
-        """A metric whose direction comes from :data:`HIGHER_IS_BETTER` and whose interval is
-        clipped to :data:`BOUNDS`."""
-        if ci95 is not None and name in BOUNDS:
-            low, high = BOUNDS[name]
+        """A metric whose direction comes from the catalogue (:mod:`gan_eval.catalogue`) and
+        whose interval is clipped to the catalogue's bounds (a bias-shifted bootstrap interval of
+        a rate near 0 would otherwise reach below 0)."""
+        spec = metric_spec(name)
+        if ci95 is not None:
+            low, high = spec.bounds
             ci95 = (min(max(ci95[0], low), high), min(max(ci95[1], low), high))
         return cls(
             name=name,
             extractor=extractor,
             value=float(value),
             ci95=ci95,
-            higher_is_better=HIGHER_IS_BETTER[name],
+            higher_is_better=spec.higher_is_better,
             **kwargs,
         )
 

@@ -4,8 +4,8 @@ Two models can be attacked (``model=``):
 
 ``recognizer`` (default)
     The dlib face network (:func:`~gan_eval.robustness.models.recognizer_model`). Goals:
-    *dodging* (the face stops matching its own clean embedding, distance ≥ 0.6) and
-    *impersonation* (it comes to match another face of the same set, distance < 0.6; the target
+    *dodging* (the face stops matching its own clean embedding, distance > 0.6) and
+    *impersonation* (it comes to match another face of the same set, distance ≤ 0.6; the target
     is drawn at random, seeded, among the faces it does not match when clean). Attacks run on
     each set of faces side by side: for a checkpoint TARGET, ``generated`` (its samples) and
     ``real`` (the training data named in its checkpoint.json, or ``reference``, resized to the
@@ -25,17 +25,21 @@ Everything lands in the ``robustness`` section of the returned :class:`Results`;
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from gan_eval.data import ImageSource
+from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
-from gan_eval.report.results import Metric, Results, provenance
+from gan_eval.faces import MATCH_THRESHOLD, is_match
+from gan_eval.features.dlib_face import dlib_weights_sha256, embed_faces
+from gan_eval.metrics.summaries import wilson_interval
+from gan_eval.results import Metric, Results, provenance
 from gan_eval.robustness.attacks import (
     ATTACKS,
-    NORM_SYMBOL,
     AttackOptions,
     AttackSpec,
     Norm,
@@ -44,8 +48,10 @@ from gan_eval.robustness.attacks import (
     plan_epsilons,
 )
 from gan_eval.robustness.corruptions import CORRUPTIONS, embedding_drift
-from gan_eval.robustness.models import FAKE, MATCH_THRESHOLD, REAL
+from gan_eval.robustness.criteria import Dodging, EmbeddingCriterion, Impersonation
+from gan_eval.robustness.models import FAKE, REAL, discriminator_model, recognizer_model
 from gan_eval.robustness.sweep import AttackOutcome, run_attack, size_summary
+from gan_eval.sources import as_source
 
 GOALS = ("dodging", "impersonation")
 """Recognizer goals, in report order."""
@@ -79,43 +85,43 @@ def _subset(source: Any, n: int, seed: int) -> tuple[torch.Tensor, list[int]]:
 
 
 def _load_sets(
-    target: str, *, checkpoint: bool, reference: str | None, n: int, seed: int,
+    target: ImageSource, *, reference: str | ImageSource | None, n: int, seed: int,
     device: torch.device,
-) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]], Any]:
-    """(images per set name, provenance per set, checkpoint or None)."""
-    from gan_eval.data import open_source
-
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
+    """(images per set name, source record per set): a generator's ``n`` samples and ``n``
+    real faces (``reference``, else the training data its checkpoint names), or ``n`` images of
+    image data (and of ``reference`` when given)."""
     sets: dict[str, torch.Tensor] = {}
     info: dict[str, dict[str, Any]] = {}
-    ckpt = None
-    if checkpoint:
-        source = open_source(target, n=n, seed=seed, device=device)
-        ckpt = source.checkpoint  # type: ignore[attr-defined]
-        sets["generated"] = source.load()
-        info["generated"] = {"data": source.data, "content_hash": source.content_hash(),
-                             "role": f"samples of the checkpoint (seed {seed})"}
-        ref = reference if reference is not None else ckpt.training_data("--reference")
+    real: ImageSource | None = None
+    checkpoint = getattr(target, "checkpoint", None)
+    if hasattr(target, "generator"):
+        sets["generated"] = target.load()
+        info["generated"] = {**target.record(), "role": f"samples of the generator (seed {seed})"}
+        role = "--reference"
+        if reference is None:
+            if checkpoint is None:
+                raise InputError(f"{target.data}: names no training data; pass --reference DATA")
+            reference, role = (checkpoint.training_data("--reference"),
+                               "training data named in checkpoint.json")
         try:
-            real = open_source(ref, resolution=ckpt.spec.resolution)
+            real = as_source(reference, "--reference", resolution=target.resolution[0])
         except InputError as exc:
-            raise InputError(f"reference data of {target}: {exc}; pass --reference DATA") from exc
-        role = "--reference" if reference is not None else "training data named in checkpoint.json"
+            raise InputError(f"reference data of {target.data}: {exc}; pass --reference DATA"
+                             ) from exc
     else:
-        source = open_source(target)
-        sets["data"], indices = _subset(source, n, seed)
-        info["data"] = {"data": source.data, "content_hash": source.content_hash(),
-                        "role": "TARGET", "indices": indices}
+        sets["data"], indices = _subset(target, n, seed)
+        info["data"] = {**target.record(), "role": "TARGET", "indices": indices}
         if reference is not None:
-            real = open_source(reference, resolution=source.resolution[0])
+            real = as_source(reference, "--reference", resolution=target.resolution[0])
             role = "--reference"
-    if checkpoint or reference is not None:
+    if real is not None:
         sets["real"], indices = _subset(real, n, seed)
-        info["real"] = {"data": real.data, "content_hash": real.content_hash(), "role": role,
-                        "indices": indices}
+        info["real"] = {**real.record(), "role": role, "indices": indices}
     for name, images in sets.items():
         info[name]["n"] = int(images.shape[0])
         info[name]["resolution"] = [int(images.shape[2]), int(images.shape[3])]
-    return sets, info, ckpt
+    return sets, info
 
 
 def impersonation_targets(
@@ -124,16 +130,16 @@ def impersonation_targets(
     """(rows attacked, target row per attacked row): a random face each clean face does not match.
 
     ``attacked``: the attacked model's embeddings of the clean images (B×128), ``clean``: the
-    canonical ones that serve as targets. Candidates of row i are the other rows j with
-    ``‖attacked_i − clean_j‖ ≥ threshold``, so nothing succeeds at ε = 0; one is drawn with
-    ``torch.Generator().manual_seed(seed)``. Rows without a candidate are left out.
+    canonical ones that serve as targets. Candidates of row i are the other rows j it does not
+    match (``‖attacked_i − clean_j‖ > threshold``), so nothing succeeds at ε = 0; one is drawn
+    with ``torch.Generator().manual_seed(seed)``. Rows without a candidate are left out.
     """
     dist = torch.cdist(attacked.double().cpu(), clean.double().cpu())
     dist.fill_diagonal_(0.0)
     gen = torch.Generator().manual_seed(seed)
     rows, targets = [], []
     for i in range(clean.shape[0]):
-        candidates = torch.nonzero(dist[i] >= threshold).flatten()
+        candidates = torch.nonzero(~is_match(dist[i], threshold)).flatten()
         if candidates.numel():
             rows.append(i)
             pick = torch.randint(candidates.numel(), (1,), generator=gen)
@@ -168,10 +174,6 @@ def _attack_recognizer(
     *, goals: Sequence[str], options: AttackOptions, threshold: float, batch_size: int,
     seed: int, device: torch.device, corruptions: bool, progress: Progress,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    from gan_eval.features.dlib_face import embed_faces
-    from gan_eval.robustness.criteria import Dodging, EmbeddingCriterion, Impersonation
-    from gan_eval.robustness.models import recognizer_model
-
     embedder = recognizer_model(device)
     records: list[dict[str, Any]] = []
     corruption_records: list[dict[str, Any]] = []
@@ -276,8 +278,6 @@ def _at_epsilon(record: dict[str, Any]) -> tuple[float, float, int]:
 
 def _metrics(records: list[dict[str, Any]], corruption_records: list[dict[str, Any]],
              sets: dict[str, torch.Tensor], goal: str, name: str, extractor: str) -> list[Metric]:
-    from gan_eval.recognition.stats import wilson_interval
-
     primary = "generated" if "generated" in sets else "data" if "data" in sets else "real"
     n_gen = int(sets[primary].shape[0]) if primary != "real" else 0
     n_ref = int(sets["real"].shape[0]) if "real" in sets else 0
@@ -293,9 +293,8 @@ def _metrics(records: list[dict[str, Any]], corruption_records: list[dict[str, A
             if other != primary and rec is not None and rec["attack"] == head["attack"]:
                 details[other] = dict(zip(("epsilon", "value"), _at_epsilon(rec)[:2],
                                           strict=True))
-        metrics.append(Metric(name=name, extractor=extractor, value=rate,
-                              ci95=wilson_interval(hits, head["n"]), n_generated=n_gen,
-                              n_reference=n_ref, higher_is_better=False, details=details))
+        metrics.append(Metric.of(name, extractor, rate, ci95=wilson_interval(hits, head["n"]),
+                                 n_generated=n_gen, n_reference=n_ref, details=details))
     mine = [r for r in corruption_records if r["set"] == primary]
     if mine:
         per_set = {}
@@ -303,46 +302,70 @@ def _metrics(records: list[dict[str, Any]], corruption_records: list[dict[str, A
             rates = [m for r in corruption_records if r["set"] == set_name
                      for m in r["match_rate"]]
             per_set[set_name] = float(np.mean(rates)) if rates else None
-        metrics.append(Metric(
-            name="corruption_match_rate", extractor=extractor,
-            value=float(np.mean([m for r in mine for m in r["match_rate"]])), ci95=None,
-            n_generated=n_gen, n_reference=n_ref, higher_is_better=True,
+        metrics.append(Metric.of(
+            "corruption_match_rate", extractor,
+            float(np.mean([m for r in mine for m in r["match_rate"]])), ci95=None,
+            n_generated=n_gen, n_reference=n_ref,
             details={"set": primary, "mean_over": f"{len(mine)} corruptions × 5 severities",
                      "by_set": per_set}))
     return metrics
 
 
-def attack(
-    target: str,
-    *,
-    model: str | TargetModel = TargetModel.RECOGNIZER,
-    attacks: Sequence[str] = tuple(ATTACKS),
-    epsilons: Sequence[float | str] | None = None,
-    n: int = 32,
-    reference: str | None = None,
-    goals: Sequence[str] = GOALS,
-    corruptions: bool = True,
-    options: AttackOptions | None = None,
-    threshold: float = MATCH_THRESHOLD,
-    batch_size: int = 32,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    progress: Progress | None = None,
-) -> Results:
-    """Attack the face recognizer or a checkpoint's discriminator on ``target``'s images.
+@dataclass(frozen=True, kw_only=True)
+class AttackConfig:
+    """Options of :func:`attack` (validated; bad values raise :class:`InputError`).
 
-    ``target``: a generator checkpoint or any DATA string (see :func:`gan_eval.open_source`);
-    ``n`` images per set (a seeded random subset of a larger DATA source, ``n`` samples of a
-    checkpoint). ``attacks``: registered names (:data:`~gan_eval.robustness.attacks.ATTACKS`);
-    ``epsilons``: numbers, fractions or norm-tagged strings under the rules of
+    ``attacks``: registered names (:data:`~gan_eval.robustness.attacks.ATTACKS`); ``epsilons``:
+    numbers, fractions or norm-tagged strings under the rules of
     :mod:`~gan_eval.robustness.attacks` (default grids per norm). ``goals``: recognizer goals
     (dodging, impersonation). ``corruptions``: also measure embedding drift under noise, blur and
     JPEG (recognizer only). ``options``: steps and step sizes of the attacks. Images are attacked
     ``batch_size`` at a time on ``device`` (default: CUDA when available); ``seed`` fixes subsets,
     samples, impersonation targets, PGD's random starts and the noise.
+    """
+
+    model: TargetModel = TargetModel.RECOGNIZER
+    attacks: tuple[str, ...] = tuple(ATTACKS)
+    epsilons: tuple[float | str, ...] | None = None
+    n: int = 32  # images per set (a seeded subset of image data, samples of a generator)
+    reference: str | ImageSource | None = None  # real faces (default for a checkpoint: its data)
+    goals: tuple[str, ...] = GOALS
+    corruptions: bool = True
+    options: AttackOptions = field(default_factory=AttackOptions)
+    threshold: float = MATCH_THRESHOLD
+    batch_size: int = 32
+    seed: int = 0
+    device: str | None = None
+    progress: Progress | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "model", TargetModel(self.model))
+        except ValueError:
+            raise InputError(
+                f"--model {self.model!r}: unknown model; choose from {_choices(TargetModel)}"
+            ) from None
+        for goal in self.goals:
+            if goal not in GOALS:
+                raise InputError(f"goal {goal!r}: unknown; choose from {', '.join(GOALS)}")
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
+            raise InputError(f"--count {self.n!r}: expected a positive number of images")
+        if (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
+                or self.batch_size < 1):
+            raise InputError(f"--batch-size {self.batch_size!r}: expected a positive integer")
+        if not self.threshold > 0:
+            raise InputError(f"threshold {self.threshold!r}: expected a positive distance")
+
+
+def attack(target: str | ImageSource, config: AttackConfig | None = None) -> Results:
+    """Attack the face recognizer or a generator's discriminator on ``target``'s images.
+
+    ``target``: a GENERATOR or any DATA string (see :func:`gan_eval.open_source`), or an opened
+    source; ``config.n`` images per set (a seeded random subset of image data, ``n`` samples of
+    a generator).
 
     Returns :class:`Results` whose ``robustness`` section holds ``model``, ``threshold``,
-    ``units``, ``sets`` (data, content hash, n, resolution, subset ``indices`` per set),
+    ``units``, ``sets`` (source record, n, resolution, subset ``indices`` per set),
     ``attacks`` (one record per attack × goal × set: ``norm``, ``kind``, ``n``, ``epsilons``,
     ``success_rate``, ``successes``, foolbox ``settings``, the torch ``seeds`` each batch ran
     under, and for minimization attacks ``perturbation``: sizes, median, mean, quantiles,
@@ -355,38 +378,24 @@ def attack(
     Raises :class:`InputError` (exit 2) for an unknown model, attack or goal, a bad ε (see the
     rules), ``n < 1``, and ``model="discriminator"`` on anything but a checkpoint.
     """
-    from gan_eval.gan.checkpoint import is_checkpoint
-    from gan_eval.gan.source import resolve_device
-
-    report = progress or (lambda message: None)
-    try:
-        kind = TargetModel(model)
-    except ValueError:
+    config = config or AttackConfig()
+    report = config.progress or (lambda message: None)
+    kind = TargetModel(config.model)
+    specs = get_attacks(config.attacks)
+    plan = plan_epsilons(specs, config.epsilons)
+    dev = resolve_device(config.device)
+    seed, threshold = config.seed, config.threshold
+    source = as_source(target, "TARGET", n=config.n, seed=seed, device=dev)
+    checkpoint = getattr(source, "checkpoint", None)
+    if kind is TargetModel.DISCRIMINATOR and checkpoint is None:
         raise InputError(
-            f"--model {model!r}: unknown model; choose from {_choices(TargetModel)}"
-        ) from None
-    specs = get_attacks(attacks)
-    plan = plan_epsilons(specs, epsilons)
-    for goal in goals:
-        if goal not in GOALS:
-            raise InputError(f"goal {goal!r}: unknown; choose from {', '.join(GOALS)}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InputError(f"--n {n!r}: expected a positive number of images")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size {batch_size!r}: expected a positive integer")
-    if not threshold > 0:
-        raise InputError(f"threshold {threshold!r}: expected a positive distance")
-    options = options or AttackOptions()
-    checkpoint = not target.startswith("builtin:") and is_checkpoint(Path(target).expanduser())
-    if kind is TargetModel.DISCRIMINATOR and not checkpoint:
-        raise InputError(
-            f"{target}: --model discriminator needs a generator checkpoint (a run or checkpoint "
-            f"folder with checkpoint.json written by `gan-eval train`), because the discriminator "
-            f"is stored only there; a folder or DATA can be attacked with --model recognizer"
+            f"{source.data}: --model discriminator needs a generator checkpoint (a run or "
+            "checkpoint folder with checkpoint.json written by `gan-eval train`), because the "
+            "discriminator is stored only there; a folder or DATA can be attacked with --model "
+            "recognizer"
         )
-    dev = resolve_device(device)
-    sets, set_info, ckpt = _load_sets(target, checkpoint=checkpoint, reference=reference, n=n,
-                                      seed=seed, device=dev)
+    sets, set_info = _load_sets(source, reference=config.reference, n=config.n, seed=seed,
+                                device=dev)
 
     section: dict[str, Any] = {
         "model": kind.value,
@@ -396,19 +405,17 @@ def attack(
     }
     prov_extra: dict[str, Any] = {}
     if kind is TargetModel.RECOGNIZER:
-        from gan_eval.features.dlib_face import dlib_weights_sha256
-
         records, corruption_records, targets = _attack_recognizer(
-            sets, specs, plan, goals=goals, options=options, threshold=threshold,
-            batch_size=batch_size, seed=seed, device=dev, corruptions=corruptions,
+            sets, specs, plan, goals=config.goals, options=config.options, threshold=threshold,
+            batch_size=config.batch_size, seed=seed, device=dev, corruptions=config.corruptions,
             progress=report,
         )
         section.update(
             network=EXTRACTOR,
             threshold=threshold,
             goals={
-                "dodging": f"embedding distance to the clean face's embedding ≥ {threshold:g}",
-                "impersonation": f"embedding distance to a target face of the same set < "
+                "dodging": f"embedding distance to the clean face's embedding > {threshold:g}",
+                "impersonation": f"embedding distance to a target face of the same set ≤ "
                                  f"{threshold:g} (target: random face not matched when clean)",
             },
             attacks=records,
@@ -422,12 +429,11 @@ def attack(
                            EXTRACTOR)
         prov_extra["weights"] = {EXTRACTOR: dlib_weights_sha256()}
     else:
-        from gan_eval.robustness.models import discriminator_model
-
-        d_model, _ = discriminator_model(target, dev)
+        assert checkpoint is not None  # refused above for the discriminator
+        d_model, _ = discriminator_model(checkpoint.folder, dev)
         records, clean = _attack_discriminator(
-            sets, d_model, specs, plan, options=options, batch_size=batch_size, seed=seed,
-            device=dev, progress=report,
+            sets, d_model, specs, plan, options=config.options, batch_size=config.batch_size,
+            seed=seed, device=dev, progress=report,
         )
         section.update(
             network="discriminator",
@@ -439,79 +445,8 @@ def attack(
         )
         metrics = _metrics(records, [], sets, "generated_as_real", "discriminator_fooled",
                            "discriminator")
-    if ckpt is not None:
-        prov_extra["checkpoint"] = {"path": str(ckpt.folder), "step": ckpt.step,
-                                    "state_sha256": ckpt.meta["state_sha256"]}
+    if checkpoint is not None:
+        prov_extra["checkpoint"] = {"path": str(checkpoint.folder), "step": checkpoint.step,
+                                    "state_sha256": checkpoint.meta["state_sha256"]}
     prov = provenance(command="attack", seed=seed, device=str(dev), data=set_info, **prov_extra)
     return Results(provenance=prov, metrics=metrics, robustness=section)
-
-
-def _eps_label(eps: float, norm: str) -> str:
-    if norm == Norm.LINF.value and eps > 0 and abs(eps * 255 - round(eps * 255)) < 1e-6:
-        return f"{round(eps * 255)}/255"
-    return f"{eps:.3g}"
-
-
-def format_table(results: Results) -> str:
-    """A readable summary of an :func:`attack` result for the terminal."""
-    rob = results.robustness
-    lines: list[str] = []
-    if rob["model"] == TargetModel.RECOGNIZER.value:
-        lines.append(f"model      dlib face recognizer, match ⇔ distance < {rob['threshold']:g}")
-    else:
-        lines.append("model      checkpoint discriminator, real ⇔ logit > 0")
-        for set_name, c in rob.get("clean", {}).items():
-            lines.append(f"clean      {set_name}: {c['called_real']:.0%} called real "
-                         f"(n={c['n']})")
-    for set_name, info in rob["sets"].items():
-        res = "×".join(map(str, info["resolution"]))
-        lines.append(f"set        {set_name:<10} {info['n']:>4} images {res}  {info['data']}")
-    lines.append(f"units      {rob['units']}")
-    for name in dict.fromkeys(r["attack"] for r in rob["attacks"]):
-        recs = [r for r in rob["attacks"] if r["attack"] == name]
-        first = recs[0]
-        symbol = NORM_SYMBOL[Norm(first["norm"])]
-        minimizes = first["kind"] == "minimization"
-        lines.append("")
-        lines.append(f"{name}  ({symbol}, {'minimal perturbation' if minimizes else 'fixed ε'}): "
-                     f"{'success within ε' if minimizes else 'attack success rate'}")
-        done = [r for r in recs if not r.get("skipped")]
-        if done:
-            eps = done[0]["epsilons"]
-            lines.append(f"  {'goal':<18}{'set':<11}{'n':>4}  "
-                         + "".join(f"{_eps_label(e, first['norm']):>8}" for e in eps))
-        for r in recs:
-            if r.get("skipped"):
-                lines.append(f"  {r['goal']:<18}{r['set']:<11}{0:>4}  skipped: {r['reason']}")
-                continue
-            lines.append(f"  {r['goal']:<18}{r['set']:<11}{r['n']:>4}  "
-                         + "".join(f"{v:>8.0%}" for v in r["success_rate"]))
-        if minimizes:
-            lines.append(f"  {'minimal ' + symbol + ' size':<29}{'found':>6}{'q10':>8}"
-                         f"{'median':>8}{'q90':>8}")
-            for r in done:
-                p = r["perturbation"]
-                q = p["quantiles"]
-
-                def fmt(v: float | None) -> str:
-                    return f"{v:>8.3f}" if v is not None else f"{'—':>8}"
-
-                lines.append(f"  {r['goal']:<18}{r['set']:<11}{p['n_found']:>3}/{p['n']:<3}"
-                             f"{fmt(q['0.1'])}{fmt(p['median'])}{fmt(q['0.9'])}")
-    if rob.get("corruptions"):
-        lines.append("")
-        lines.append("corruptions: median embedding drift / match rate (drift < "
-                     f"{rob['threshold']:g}) per severity 1..5")
-        for rec in rob["corruptions"]:
-            sev = ", ".join(f"{s:g}" for s in rec["severities"])
-            lines.append(f"  {rec['corruption']:<15}{rec['set']:<11}{rec['parameter']}: {sev}")
-            lines.append(f"  {'':<15}{'':<11}drift "
-                         + " ".join(f"{v:6.3f}" for v in rec["drift_median"])
-                         + "   match " + " ".join(f"{v:4.0%}" for v in rec["match_rate"]))
-    if results.metrics:
-        lines.append("")
-        for m in results.metrics:
-            where = f" ({m.details.get('attack')} ε={m.details.get('epsilon', 0):.4g})" \
-                if "attack" in m.details else ""
-            lines.append(f"metric     {m.name}{where} = {m.value:.3f}")
-    return "\n".join(lines)

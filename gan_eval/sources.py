@@ -1,0 +1,116 @@
+"""DATA strings → :class:`ImageSource`: the one place that opens anything a command reads.
+
+A DATA string names image data (:mod:`gan_eval.data`: an image folder, a .zip, an .npz/.npy
+array, ``builtin:NAME``) or a GENERATOR (:mod:`gan_eval.generators`: sampled on the fly).
+:func:`as_source` is how every analysis accepts "a DATA string or an already opened source";
+:func:`reopen` is how a report opens a source again from the record a results file holds
+(:meth:`ImageSource.record`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gan_eval.data import ImageSource, SourceInfo, inspect_images, open_images
+from gan_eval.errors import GanEvalError, InputError
+from gan_eval.generators import is_generator, open_generator
+
+DATA_HELP = (
+    "an image folder (identity = first-level subfolder), a .zip of images, an .npz/.npy array, "
+    "a generator checkpoint, or builtin:lfw-subset"
+)
+
+
+def open_source(
+    data: str,
+    *,
+    resolution: int | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> ImageSource:
+    """Open a DATA string (see :data:`DATA_HELP`) as a source of uint8 B×3×H×W batches.
+
+    ``resolution`` resizes every image to a square of that size (see
+    :data:`gan_eval.data.convert.RESIZE_FILTER`); without it, mixed sizes are an error.
+    ``n``, ``seed`` and ``device`` apply to generators: how many images to sample, from which
+    seed, on which device. Raises :class:`InputError` naming ``data`` when it cannot be used.
+    """
+    if not isinstance(data, str):
+        raise InputError(f"expected a DATA string, got {type(data).__name__}")
+    if resolution is not None and not 1 <= resolution <= 4096:
+        raise InputError(f"--resolution: {resolution} is out of range; expected 1..4096 pixels")
+    if is_generator(data):
+        return open_generator(data, n=n, seed=seed, device=device).with_resolution(resolution)
+    return open_images(data, resolution=resolution, expected=DATA_HELP)
+
+
+def as_source(
+    data: str | ImageSource,
+    option: str,
+    *,
+    resolution: int | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> ImageSource:
+    """``data`` itself when it is an opened source, else :func:`open_source` of it; ``option``
+    names the argument in errors (e.g. ``--reference``)."""
+    if isinstance(data, ImageSource):
+        return data
+    if not isinstance(data, str):
+        raise InputError(f"{option}: expected a DATA string or an ImageSource, got "
+                         f"{type(data).__name__}")
+    return open_source(data, resolution=resolution, n=n, seed=seed, device=device)
+
+
+def inspect_source(data: str, *, resolution: int | None = None) -> SourceInfo:
+    """What ``gan-eval inspect`` reports about ``data``: count, sizes, channels, identities,
+    content hash and problems (every image decoded; corrupt ones listed, not raised)."""
+    return inspect_images(open_source(data, resolution=resolution), data)
+
+
+@dataclass(frozen=True)
+class Reopened:
+    """A source named in a results JSON, reopened; ``source`` is None with ``reason`` when not."""
+
+    source: ImageSource | None
+    reason: str = ""
+
+
+def reopen(
+    record: dict[str, Any], base: Path | None = None, *, seed: int = 0,
+    device: str | torch.device | None = "cpu",
+) -> Reopened:
+    """Open a source record (:meth:`ImageSource.record`) as the run did and check its content
+    hash.
+
+    ``record["relative"]``, when present, is the path relative to ``base`` (tried when ``data``
+    itself is gone, e.g. a report folder copied elsewhere with its run). ``seed`` is used for a
+    generator whose record does not carry its own.
+    """
+    data = record.get("data")
+    if not isinstance(data, str):
+        return Reopened(None, "the results name no source")
+    candidates = [data]
+    if base is not None and isinstance(record.get("relative"), str):
+        candidates.append(str(base / record["relative"]))
+    reason = ""
+    for candidate in candidates:
+        try:
+            source = open_source(candidate, resolution=record.get("resize"), n=record.get("n"),
+                                 seed=int(record.get("seed", seed)), device=device)
+        except GanEvalError as exc:
+            reason = reason or f"{data} cannot be opened now ({exc})"
+            continue
+        if isinstance(record.get("head"), int):
+            source = source.head(record["head"])
+        expected = record.get("content_hash")
+        if expected and source.content_hash() != expected:
+            return Reopened(None, f"{candidate} has changed since the run (content hash differs)")
+        return Reopened(source)
+    return Reopened(None, reason)
