@@ -96,8 +96,10 @@ def _load_sets(
     real: ImageSource | None = None
     checkpoint = getattr(target, "checkpoint", None)
     if hasattr(target, "generator"):
-        sets["generated"] = target.load()
-        info["generated"] = {**target.record(), "role": f"samples of the generator (seed {seed})"}
+        samples = target.head(n)  # image i depends on (generator, seed, i) only
+        sets["generated"] = samples.load()
+        info["generated"] = {**samples.record(),
+                             "role": f"samples of the generator (seed {seed})"}
         role = "--reference"
         if reference is None:
             if checkpoint is None:
