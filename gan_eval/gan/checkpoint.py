@@ -37,7 +37,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from gan_eval.errors import InputError
-from gan_eval.fileio import atomic_path, atomic_write_text, sha256_file
+from gan_eval.fileio import (
+    TEMP_SUFFIX,
+    atomic_path,
+    atomic_write_text,
+    fsync_dir,
+    sha256_file,
+)
 from gan_eval.gan.models import Discriminator, Generator, ModelSpec
 
 SCHEMA = "gan-eval/checkpoint/v1"
@@ -110,7 +116,33 @@ def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], meta: dict[
     for old in folder.glob("state-*.safetensors"):
         if old.name != name:
             old.unlink(missing_ok=True)
+    clean_stale_checkpoint_temps(folder)
+    fsync_dir(folder)
     return json_path
+
+
+def stale_checkpoint_temps(folder: Path) -> list[Path]:
+    """Temporary files that killed checkpoint writes left in ``folder`` (state files and JSON).
+
+    A kill between a state file's ``mkstemp`` and its rename leaves ``.state-XXXXXXXX.safetensors
+    .<random>.tmp``; the next write has another step number, so the per-target cleanup of
+    :func:`gan_eval.fileio.atomic_path` would not find it.
+    """
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p for p in folder.iterdir()
+        if p.name.endswith(TEMP_SUFFIX)
+        and (p.name.startswith(".state-") or p.name.startswith(f".{JSON_NAME}."))
+    )
+
+
+def clean_stale_checkpoint_temps(folder: Path) -> int:
+    """Remove :func:`stale_checkpoint_temps` (call after a committed write); returns how many."""
+    stale = stale_checkpoint_temps(folder)
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 @dataclass(frozen=True)
@@ -195,8 +227,10 @@ def _read_json(json_path: Path) -> dict[str, Any]:
         "data": dict,
     }
     for field, kind in types.items():
-        if not isinstance(meta.get(field), kind):
+        if not isinstance(meta.get(field), kind) or isinstance(meta.get(field), bool):
             raise _fail(json_path, f"field {field!r} is missing or not a {kind}")
+    if meta["step"] < 0:
+        raise _fail(json_path, f"field 'step' is {meta['step']}; expected an integer >= 0")
     if not _STATE_FILE.fullmatch(meta["state_file"]):
         raise _fail(json_path, f"state_file {meta['state_file']!r} is not a state file name")
     if not re.fullmatch(r"[0-9a-f]{64}", meta["state_sha256"]):
@@ -286,7 +320,7 @@ def load_checkpoint(path: Path | str, *, groups: Iterable[str] = ("g_ema",)) -> 
     try:
         spec = ModelSpec.from_json(meta["model"])
     except (TypeError, ValueError) as exc:
-        raise _fail(json_path, f"model spec {meta['model']} is not valid ({exc})") from exc
+        raise _fail(json_path, f"model spec is not valid: {exc}") from exc
     state_path = json_path.parent / meta["state_file"]
     if path.suffix == ".safetensors" and path.resolve() != state_path.resolve():
         raise _fail(path, f"{JSON_NAME} beside it names {meta['state_file']} as its state, not "
