@@ -163,7 +163,7 @@ def test_train_options_out_of_bounds_are_input_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--width" in result.output, result.output
 
 
-# -- RNG tensor -------------------------------------------------------------------------------------
+# -- RNG tensor ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [torch.zeros(5056, dtype=torch.float32),
                                  torch.zeros(17, dtype=torch.uint8),
