@@ -62,6 +62,10 @@ def payload_digest(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _layout(tensors: dict[str, torch.Tensor]) -> dict[str, list[object]]:
     return {name: [str(t.dtype), list(t.shape)] for name, t in sorted(tensors.items())}
 
@@ -199,7 +203,9 @@ class FeatureCache:
             return
         self._check_root()
         cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        record = {k: v for k, v in meta.items() if k not in _RESERVED}
+        # safetensors metadata must be valid UTF-8: a source path with non-UTF-8 bytes (kept by
+        # Python as surrogate escapes) is stored with \x escapes instead of failing the write
+        record = {_printable(k): _printable(v) for k, v in meta.items() if k not in _RESERVED}
         record.update({
             "cache.schema": SCHEMA,
             "cache.key": key,
