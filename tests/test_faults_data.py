@@ -507,3 +507,16 @@ def test_display_name_round_trip() -> None:
     assert shown == "a\\xffb\\n\\x01"
     shown.encode("utf-8")
     assert display_name("café/ß.png") == "café/ß.png"
+
+
+@pytest.mark.parametrize("dtype", [">u2", ">f4", "<u2", ">u1"])
+def test_arrays_of_either_byte_order_read_the_same(tmp_path: Path, dtype: str) -> None:
+    values = np.array([[[0, 1], [2, 3]]], dtype=np.float64) / (3 if "f" in dtype else 1)
+    if "u2" in dtype:
+        values = values * 65535 / 3
+    array = values.astype(dtype)
+    path = tmp_path / "a.npy"
+    np.save(path, array)
+    native = tmp_path / "n.npy"
+    np.save(native, array.astype(array.dtype.newbyteorder("=")))
+    assert (open_source(str(path)).load() == open_source(str(native)).load()).all()

@@ -287,3 +287,35 @@ def test_twenty_sigkills_then_resume_is_bit_identical(tmp_path: Path) -> None:
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert not list(killed.rglob("*.tmp")), "temporary files left after a successful write"
+
+
+def test_second_signal_abandons_a_checkpoint_write_cleanly(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signals delivered *inside* a checkpoint write: the first asks to stop, the second
+    abandons the write; the previous checkpoint stays committed and no temp file is left."""
+    import gan_eval.gan.checkpoint as ckpt
+    from gan_eval.gan.train import TrainingInterrupted
+
+    out = tmp_path / "run"
+    base = dict(data="builtin:lfw-subset", out=out, batch_size=16, width=8, nz=16, quiet=True,
+                device="cpu", checkpoint_every=1, sample_every=1000)
+    train(TrainConfig(steps=2, **base))  # type: ignore[arg-type]
+    before = load_checkpoint(out, groups=())
+    real_save = ckpt.save_file
+
+    def save_with_signals(tensors: dict[str, torch.Tensor], filename: str,
+                          metadata: dict[str, str] | None = None) -> None:
+        real_save(tensors, filename, metadata=metadata)
+        assert Path(filename).name.endswith(".tmp")  # the temp file exists now
+        os.kill(os.getpid(), signal.SIGTERM)  # first: stop after this step
+        os.kill(os.getpid(), signal.SIGTERM)  # second: abandon this write
+
+    monkeypatch.setattr(ckpt, "save_file", save_with_signals)
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted, match="abandoned") as info:
+        train(config_for_resume(out, steps=5, quiet=True))
+    assert info.value.exit_code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is previous  # handlers restored
+    after = load_checkpoint(out, groups=("g", "d", "g_ema", "opt_g", "opt_d"))
+    assert after.step == before.step == 2 and after.state_path == before.state_path
+    assert not list(out.rglob("*.tmp"))
