@@ -3,8 +3,9 @@
 
 A crash or an error never leaves a half-written output under the final name, and once a write
 returns, a power loss cannot bring back the previous content (the file's data and the rename are
-both on disk). Temporary files are named ``.NAME.<random>.tmp``; the ones a killed process left
-behind are removed by the next successful write of the same target (:func:`clean_stale_temps`).
+both on disk). Temporary files are named ``.NAME.<pid>-<random>.tmp``; the ones a killed process
+left behind are removed by the next successful write into the same folder
+(:func:`clean_stale_temps`), those of live writers are not.
 """
 
 from __future__ import annotations
@@ -12,48 +13,70 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 TEMP_SUFFIX = ".tmp"
+_TEMP = re.compile(r"\.(?P<target>.+)\.(?P<pid>\d+)-[a-z0-9_]+\.tmp", re.ASCII)
+_cleaned: set[Path] = set()  # folders this process already swept (see clean_stale_temps)
 
 
 def temp_prefix(target: Path) -> str:
-    """Prefix of the temporary files :func:`atomic_path` creates for ``target``."""
-    return f".{target.name}."
+    """Prefix of the temporary files this process creates for ``target``: ``.NAME.<pid>-``.
+
+    The writer's process id in the name tells a killed write's leftover (its process is gone)
+    from a write in progress in another process (alive), which must not be touched.
+    """
+    return f".{target.name}.{os.getpid()}-"
 
 
-def stale_temps(target: str | os.PathLike[str]) -> list[Path]:
-    """Temporary files of earlier writes of ``target`` still beside it (``.NAME.*.tmp``)."""
-    path = Path(target)
-    prefix = temp_prefix(path)
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
     try:
-        entries = list(os.scandir(path.parent))
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid < (1 << 22)  # another user's live process (or an impossible pid: dead)
+    return True
+
+
+def stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Temporary files in ``folder`` left by atomic writes whose process no longer runs."""
+    path = Path(folder)
+    try:
+        with os.scandir(path) as listing:
+            names = [e.name for e in listing]
     except OSError:
         return []
-    return sorted(
-        path.parent / e.name
-        for e in entries
-        if e.name.startswith(prefix) and e.name.endswith(TEMP_SUFFIX)
-        # the random middle part of mkstemp's names has no dot: ".a.png.x1.tmp" is not a.png's
-        and "." not in e.name[len(prefix) : -len(TEMP_SUFFIX)]
-    )
+    stale = []
+    for name in names:
+        match = _TEMP.fullmatch(name)
+        if match and not _pid_alive(int(match["pid"])):
+            stale.append(path / name)
+    return sorted(stale)
 
 
-def clean_stale_temps(target: str | os.PathLike[str], *, keep: Path | None = None) -> int:
-    """Remove temporary files that killed writes of ``target`` left; returns how many.
+def clean_stale_temps(folder: str | os.PathLike[str], *, force: bool = False) -> int:
+    """Remove :func:`stale_temps` of ``folder``; returns how many.
 
-    Call it only after a write of ``target`` succeeded: a concurrent writer of the same target
-    would lose its temporary file (gan-eval never writes one target from two processes).
+    Called after each successful atomic write. A folder is swept once per process (``force``
+    sweeps again): writing N files into one folder then costs one listing, not N. Temporary
+    files of writes still running in other processes are kept.
     """
+    path = Path(folder)
+    key = path.resolve()
+    if key in _cleaned and not force:
+        return 0
     removed = 0
-    for stale in stale_temps(target):
-        if keep is not None and stale == keep:
-            continue
+    for stale in stale_temps(path):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
             removed += 1
+    _cleaned.add(key)
     return removed
 
 
@@ -89,10 +112,9 @@ def atomic_path(
     """Yield a temporary path in the target's folder; on success it is renamed onto ``path``.
 
     On success the temporary file is fsynced before the rename and the folder after it
-    (``durable=False`` skips both: for many small files whose loss a rerun repairs), then stale
-    temporary files of earlier, killed writes of ``path`` are removed (``clean_stale=False``
-    skips that folder listing, whose cost grows with the folder: for writing thousands of files
-    into one folder). On an exception the
+    (``durable=False`` skips both: for many small files whose loss a rerun repairs), then
+    temporary files that killed writes left in the folder are removed, once per process and
+    folder (:func:`clean_stale_temps`; ``clean_stale=False`` skips it). On an exception the
     temporary file is removed and the target is left untouched. The file gets the permissions a
     plain ``open(path, "w")`` would give (0666 less the umask), not mkstemp's owner-only 0600:
     reports and results are meant to be shared.
@@ -114,7 +136,7 @@ def atomic_path(
     if durable:
         fsync_dir(target.parent)
     if clean_stale:
-        clean_stale_temps(target)
+        clean_stale_temps(target.parent)
 
 
 def _umask() -> int:

@@ -159,6 +159,20 @@ def test_cache_folder_that_is_a_file(tmp_path: Path) -> None:
         FeatureCache(tmp_path / "c2").store(KEY, tensors(), {})
 
 
+def test_cache_write_failure_is_an_input_error_in_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gan_eval.features.cache as cache_module
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path))
+
+    monkeypatch.setattr(cache_module, "save_file", refuse)
+    with pytest.raises(InputError, match=r"GAN_EVAL_CACHE_DIR.*Permission denied"):
+        FeatureCache(tmp_path / "c").store(KEY, tensors(), {})
+    assert not list((tmp_path / "c" / "features").iterdir())  # no temp left behind
+
+
+@pytest.mark.slow  # a child process; the in-process test above covers the class by default
 def test_unwritable_cache_folder_is_an_input_error(tmp_path: Path) -> None:
     root = tmp_path / "cache"
     root.mkdir()

@@ -407,6 +407,7 @@ def test_unreadable_identity_folder_is_reported_not_dropped(tmp_path: Path) -> N
     assert "cannot be read" in result.stdout
 
 
+@pytest.mark.slow  # a child process; the in-process tests below cover the class by default
 def test_unreadable_image_file_is_reported(tmp_path: Path) -> None:
     root = faces_folder(tmp_path / "faces", [b"a.png", b"b.png"])
     (root / "b.png").chmod(0)
@@ -437,6 +438,21 @@ def test_folder_that_fails_to_list_is_fatal_in_process(tmp_path: Path,
 
     monkeypatch.setattr(os, "scandir", scandir)
     with pytest.raises(InputError, match=r"bob: folder cannot be read \(Permission denied\)"):
+        open_source(str(root))
+
+
+def test_file_that_fails_to_read_is_fatal_in_process(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    root = faces_folder(tmp_path / "faces", [b"a.png", b"b.png"])
+    real = Image.open
+
+    def image_open(fp: object, *args: object, **kwargs: object) -> object:
+        if str(fp).endswith("b.png"):
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real(fp, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image, "open", image_open)
+    with pytest.raises(InputError, match=r"b\.png: cannot be read \(Permission denied\)"):
         open_source(str(root))
 
 
@@ -520,3 +536,13 @@ def test_arrays_of_either_byte_order_read_the_same(tmp_path: Path, dtype: str) -
     native = tmp_path / "n.npy"
     np.save(native, array.astype(array.dtype.newbyteorder("=")))
     assert (open_source(str(path)).load() == open_source(str(native)).load()).all()
+
+
+def test_builtin_without_scikit_image_is_a_missing_asset(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from gan_eval.errors import MissingAssetError
+
+    monkeypatch.setitem(sys.modules, "skimage.data", None)  # import fails as if not installed
+    with pytest.raises(MissingAssetError, match="scikit-image"):
+        open_source("builtin:lfw-subset")

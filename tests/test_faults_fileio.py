@@ -57,34 +57,55 @@ def test_failed_write_leaves_no_temp_and_keeps_the_old_file(tmp_path: Path) -> N
     assert list(tmp_path.iterdir()) == [target]
 
 
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def test_stale_temps_are_cleaned_by_the_next_successful_write(tmp_path: Path) -> None:
     target = tmp_path / "results.json"
-    stale = [tmp_path / ".results.json.k2j4_x.tmp", tmp_path / ".results.json.abc.tmp"]
-    unrelated = [tmp_path / ".results.json.old.bak", tmp_path / ".other.json.abc.tmp",
-                 tmp_path / ".results.json.x.y.tmp", tmp_path / "results.json.abc.tmp"]
+    dead = dead_pid()
+    stale = [tmp_path / f".results.json.{dead}-k2j4_x.tmp", tmp_path / f".other.png.{dead}-ab.tmp"]
+    live = tmp_path / f".results.json.{os.getppid()}-abc.tmp"  # a write in progress elsewhere
+    unrelated = [tmp_path / ".results.json.old.bak", tmp_path / f"results.json.{dead}-abc.tmp",
+                 tmp_path / ".notes.tmp", live]
     for path in stale + unrelated:
         path.write_bytes(b"\0" * 100)
-    assert stale_temps(target) == sorted(stale)
+    assert stale_temps(tmp_path) == sorted(stale)
     atomic_write_text(target, "new")
     assert not any(p.exists() for p in stale)
     assert all(p.exists() for p in unrelated)
-    assert clean_stale_temps(target) == 0
+    assert clean_stale_temps(tmp_path, force=True) == 0
 
 
 def test_failed_write_does_not_clean(tmp_path: Path) -> None:
     target = tmp_path / "r.json"
-    stale = tmp_path / ".r.json.abc.tmp"
+    stale = tmp_path / f".r.json.{dead_pid()}-abc.tmp"
     stale.write_text("x")
     with pytest.raises(ValueError), atomic_path(target):
         raise ValueError
-    assert stale.exists()  # only a successful write may conclude the others were killed
+    assert stale.exists()  # only a successful write sweeps
+
+
+def test_folder_is_swept_once_per_process(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    sweeps: list[Path] = []
+    real = fileio.stale_temps
+    monkeypatch.setattr(fileio, "stale_temps", lambda f: sweeps.append(Path(f)) or real(f))
+    for i in range(20):  # e.g. `sample` writing many images into one folder
+        atomic_write_text(tmp_path / f"{i}.txt", "x")
+    assert sweeps == [tmp_path]
 
 
 def test_sigkill_during_a_write_leaves_a_temp_the_next_write_removes(tmp_path: Path) -> None:
     target = tmp_path / "big.bin"
-    code = (
-        "import sys, time\n"
-        "from gan_eval.fileio import atomic_path\n"
+    fileio_py = Path(fileio.__file__)
+    code = (  # gan_eval/fileio.py alone: the package's imports (torch) would take seconds
+        "import sys, time, importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('fileio', {str(fileio_py)!r})\n"
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+        "atomic_path = mod.atomic_path\n"
         f"with atomic_path({str(target)!r}) as tmp:\n"
         "    with open(tmp, 'wb') as f:\n"
         "        f.write(b'x' * 1000); f.flush()\n"
@@ -96,8 +117,8 @@ def test_sigkill_during_a_write_leaves_a_temp_the_next_write_removes(tmp_path: P
     assert proc.stdout is not None and proc.stdout.readline() == b"writing\n"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    (left,) = stale_temps(target)
-    assert not target.exists()
+    (left,) = stale_temps(tmp_path)
+    assert not target.exists() and left.name.startswith(f".big.bin.{proc.pid}-")
     atomic_write_text(target, "done")
     assert not left.exists() and target.read_text() == "done"
 

@@ -187,8 +187,11 @@ def test_rng_tensor_of_the_wrong_dtype_or_shape(run: Path, bad: torch.Tensor) ->
 def test_checkpoint_write_removes_stale_temps_of_killed_writes(tmp_path: Path) -> None:
     folder = tmp_path / "checkpoint"
     folder.mkdir()
-    stale = [folder / ".state-00000007.safetensors.abc123.tmp",
-             folder / ".checkpoint.json.x_y9.tmp"]
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a writer that is gone
+    stale = [folder / f".state-00000007.safetensors.{proc.pid}-abc123.tmp",
+             folder / f".checkpoint.json.{proc.pid}-x_y9.tmp",
+             folder / ".state-00000006.safetensors.abc123.tmp"]  # named before pids were
     for path in stale:
         path.write_bytes(b"\0" * 1000)
     other = folder / ".unrelated.tmp"
@@ -219,7 +222,8 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 120.0)
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM,
+                                 pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_signal_stops_training_with_a_committed_checkpoint(tmp_path: Path, sig: int) -> None:
     out = tmp_path / "run"
     # checkpoints only at the end: the one found afterwards was written because of the signal

@@ -43,6 +43,7 @@ from gan_eval.fileio import (
     atomic_write_text,
     fsync_dir,
     sha256_file,
+    stale_temps,
 )
 from gan_eval.gan.models import Discriminator, Generator, ModelSpec
 
@@ -53,6 +54,7 @@ MODULE_GROUPS = ("g", "d", "g_ema")
 OPTIMIZER_GROUPS = ("opt_g", "opt_d")
 ADAM_STATE_NAMES = ("exp_avg", "exp_avg_sq", "step")
 _STATE_FILE = re.compile(r"state-\d{8}\.safetensors")
+_LEGACY_TEMP = re.compile(r"\.(state-\d{8}\.safetensors|checkpoint\.json)\.[a-z0-9_]{6,}\.tmp")
 _PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar"})
 
 
@@ -124,17 +126,20 @@ def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], meta: dict[
 def stale_checkpoint_temps(folder: Path) -> list[Path]:
     """Temporary files that killed checkpoint writes left in ``folder`` (state files and JSON).
 
-    A kill between a state file's ``mkstemp`` and its rename leaves ``.state-XXXXXXXX.safetensors
-    .<random>.tmp``; the next write has another step number, so the per-target cleanup of
-    :func:`gan_eval.fileio.atomic_path` would not find it.
+    A kill between a state file's temp creation and its rename leaves
+    ``.state-XXXXXXXX.safetensors.<pid>-<random>.tmp`` (16 MB and more); the next write has
+    another step number, so only a sweep of the folder finds it. Temps of a live writer are
+    kept; those named without a pid (gan-eval before 0.1.1) are always stale.
     """
     if not folder.is_dir():
         return []
-    return sorted(
-        p for p in folder.iterdir()
-        if p.name.endswith(TEMP_SUFFIX)
-        and (p.name.startswith(".state-") or p.name.startswith(f".{JSON_NAME}."))
-    )
+    stale = [p for p in stale_temps(folder) if _is_checkpoint_temp(p.name)]
+    legacy = [p for p in folder.iterdir() if _LEGACY_TEMP.fullmatch(p.name)]
+    return sorted(set(stale) | set(legacy))
+
+
+def _is_checkpoint_temp(name: str) -> bool:
+    return name.startswith((".state-", f".{JSON_NAME}.")) and name.endswith(TEMP_SUFFIX)
 
 
 def clean_stale_checkpoint_temps(folder: Path) -> int:
