@@ -100,6 +100,20 @@ def test_stored_config_with_a_wrong_type_is_an_input_error(run: Path, field: str
     assert result.exit_code == 2 and field in result.output
 
 
+@pytest.mark.parametrize(("field", "value"), [("batch_size", 0), ("lr", -1.0), ("beta1", 1.5),
+                                              ("width", 10**6), ("resolution", 48)])
+def test_stored_config_out_of_range_names_the_file(run: Path, field: str, value: object) -> None:
+    path = edit_json(run, lambda m: m["config"].__setitem__(field, value))
+    with pytest.raises(InputError) as info:
+        config_for_resume(run, steps=5)
+    assert str(path) in str(info.value) and "--" + field.replace("_", "-") in str(info.value)
+
+
+def test_out_of_range_option_given_now_names_the_option_only(run: Path) -> None:
+    with pytest.raises(InputError, match=r"^--sample-every 0"):
+        config_for_resume(run, steps=5, sample_every=0)
+
+
 def test_stored_config_that_is_not_an_object(run: Path) -> None:
     edit_json(run, lambda m: m.__setitem__("config", ["steps", 3]))
     with pytest.raises(InputError, match="config"):

@@ -269,11 +269,22 @@ def config_for_resume(run_dir: Path, /, **overrides: Any) -> TrainConfig:
     given = {"out": Path(run_dir)} | {k: v for k, v in overrides.items() if v is not None}
     given["resume"] = True
     try:
-        return TrainConfig.from_json(checkpoint.meta["config"], **given)
+        config = TrainConfig.from_json(checkpoint.meta["config"], **given)
     except InputError as exc:
         raise InputError(f"{checkpoint.json_path}: the stored config is not valid ({exc})") from exc
     except (TypeError, ValueError) as exc:
         raise InputError(f"{checkpoint.json_path}: the stored config is not valid ({exc})") from exc
+    try:
+        validate_config(config)
+    except InputError as exc:
+        # a value out of range: name the file when it came from there, not from the command line
+        option = str(exc).split(" ", 1)[0].split(":", 1)[0]
+        from_file = not any(_OPTION.get(name) == option for name in given)
+        if from_file:
+            raise InputError(f"{checkpoint.json_path}: the stored config is not valid "
+                             f"({exc})") from exc
+        raise
+    return config
 
 
 def dataset_tensor(data: str, *, resolution: int) -> tuple[torch.Tensor, str]:
