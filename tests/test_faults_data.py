@@ -368,6 +368,7 @@ def _open_any(path: Path) -> None:
         inspect_source(str(path), resolution=8)
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")  # Pillow's note, harmless
 @pytest.mark.parametrize("suffix", sorted(SEEDS))
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
