@@ -184,6 +184,7 @@ def recognition_cmd(
     ] = False,
 ) -> None:
     """Identity leakage, identity diversity, faceness and verification of generated faces."""
+    _writable("--json", json_path)
     from gan_eval.features.framing import Framing
     from gan_eval.recognition import RecognitionConfig, recognition
     from gan_eval.report.tables import recognition_table
@@ -312,6 +313,7 @@ def train_cmd(
     Under `torchrun --nproc-per-node K -m gan_eval train …` it trains with DistributedDataParallel
     (--batch-size is the global batch).
     """
+    _writable("--out", out, folder=True)
     from gan_eval.errors import InputError
     from gan_eval.gan.train import TrainConfig, config_for_resume, train
 
@@ -350,6 +352,9 @@ def sample_cmd(
         Path, typer.Option("--out", help="Folder for 000000.png, 000001.png, …", show_default=False)
     ],
     npz: Annotated[bool, typer.Option("--npz", help="Also write samples.npz (uint8).")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a non-empty --out folder whole.")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the latents.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = 256,
@@ -358,7 +363,7 @@ def sample_cmd(
     from gan_eval.generators.sample import sample
 
     folder = sample(generator, n=n, out=out, seed=seed, npz=npz, device=device,
-                    batch_size=batch_size)
+                    batch_size=batch_size, overwrite=overwrite)
     typer.echo(f"wrote {n} images to {folder}")
 
 
@@ -413,6 +418,7 @@ def attack_cmd(
     ] = None,
 ) -> None:
     """Adversarial (foolbox) and corruption robustness of the face recognizer or D."""
+    _writable("--json", json_path)
     from gan_eval.report.tables import attack_table
     from gan_eval.robustness import ATTACKS, AttackConfig, AttackOptions, attack
 
@@ -480,6 +486,7 @@ def evaluate_cmd(
 
     Under torchrun each process extracts a shard of the images; rank 0 prints and writes.
     """
+    _writable("--json", json_path)
     from gan_eval.distributed import is_main_process
     from gan_eval.evaluate import EvaluateConfig, evaluate
     from gan_eval.report.tables import metrics_table
@@ -542,6 +549,7 @@ def report_cmd(
     The gate verdict is shown on the page and in the last line; the exit code stays 0 (use
     ``gan-eval gate`` to fail a CI job).
     """
+    _writable("--out", out, folder=True)
     from gan_eval.audit import AuditConfig, run_audit
     from gan_eval.report.render import render_from_results
 
@@ -606,6 +614,8 @@ def gate_cmd(
     ] = None,
 ) -> None:
     """Exit 0 when every gate passes, 1 when one fails, 2 on a bad config or results file."""
+    _writable("--json", json_path)
+    _writable("--junit", junit)
     from gan_eval.gates import evaluate_gates, load_config
     from gan_eval.report.junit import write_junit
     from gan_eval.report.tables import gates_table
@@ -629,6 +639,14 @@ def gate_cmd(
         write_junit(checks, junit)
     if not all(c.passed for c in checks):
         raise typer.Exit(1)
+
+
+def _writable(option: str, path: str | Path | None, *, folder: bool = False) -> None:
+    """Refuse an unusable output path before any work (exit 2 naming ``option``)."""
+    from gan_eval.fileio import check_output_dir, check_output_file
+
+    if path is not None:
+        (check_output_dir if folder else check_output_file)(path, option)
 
 
 def _is_results_file(target: Path) -> bool:

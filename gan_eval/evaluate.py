@@ -319,6 +319,7 @@ def _evaluate(
             "device": str(extractor.device),
             "cached": {role: f.from_cache for role, f in feats.items()},
         }
+        notes += [note for f in feats.values() for note in f.notes]
         found, found_notes = _metrics_for(feats["generated"], feats["reference"], extractor, config)
         metrics += found
         notes += found_notes

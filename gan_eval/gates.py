@@ -142,6 +142,16 @@ def _find(results: Results, gate: Gate, what: str) -> Metric:
         ) from None
 
 
+def _unusable(metric: Metric, which: str) -> str | None:
+    """Why ``metric`` cannot be judged (a non-finite value or interval), or None."""
+    values = [metric.value, *(metric.ci95 or ())]
+    if all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+           for v in values):
+        return None
+    return (f"{which} value {metric.value!r} (interval {metric.ci95!r}) is not a finite number: "
+            "the gate fails closed")
+
+
 def _interval(metric: Metric) -> tuple[float, float]:
     return metric.ci95 if metric.ci95 is not None else (metric.value, metric.value)
 
@@ -153,6 +163,11 @@ def evaluate_gates(
     checks = []
     for gate in config.gates:
         metric = _find(results, gate, source or "results")
+        base = _find(baseline, gate, "--baseline") if baseline is not None else None
+        unusable = _unusable(metric, "now") or (base is not None and _unusable(base, "baseline"))
+        if unusable:  # fail closed: a number that is not a number passes nothing
+            checks.append(Check(gate.label, "value", False, None, unusable))
+            continue
         for bound, limit in (("min", gate.min), ("max", gate.max)):
             if limit is None:
                 continue
@@ -169,9 +184,8 @@ def evaluate_gates(
                     else f"{metric.value:.6g} violates {bound} {limit:.6g}",
                 )
             )
-        if baseline is None:
+        if base is None:
             continue
-        base = _find(baseline, gate, "--baseline")
         cur_lo, cur_hi = _interval(metric)
         base_lo, base_hi = _interval(base)
         margin = config.tolerance * abs(base.value)

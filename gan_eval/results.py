@@ -6,7 +6,9 @@ Every command that computes numbers returns a :class:`Results`; ``save`` writes 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import platform
 import sys
 from dataclasses import asdict, dataclass, field
@@ -15,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from gan_eval.catalogue import metric_spec
+from gan_eval.catalogue import METRICS, metric_spec
 from gan_eval.errors import InputError
 from gan_eval.fileio import atomic_write_text
 
@@ -112,21 +114,75 @@ class Results:
             raise InputError(f"{path}: not a readable results JSON ({exc})") from exc
         if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
             raise InputError(f"{path}: not a gan-eval results file (expected schema {SCHEMA!r})")
-        try:
-            metrics = [
-                Metric(**{**m, "ci95": tuple(m["ci95"]) if m.get("ci95") else None})
-                for m in raw.get("metrics", [])
-            ]
-        except (TypeError, KeyError) as exc:
-            raise InputError(f"{path}: malformed 'metrics' entry ({exc})") from exc
-        return cls(
-            provenance=raw.get("provenance", {}),
-            metrics=metrics,
-            recognition=raw.get("recognition", {}),
-            robustness=raw.get("robustness", {}),
-            gates=raw.get("gates", {}),
-            training=raw.get("training", {}),
-        )
+        if not isinstance(raw.get("metrics", []), list):
+            raise InputError(f"{path}: 'metrics' must be a list of metric entries")
+        metrics = [_metric_from_json(m, f"{path}: metrics[{i}]")
+                   for i, m in enumerate(raw.get("metrics", []))]
+        sections = {}
+        for name in SECTIONS:
+            value = raw.get(name, {})
+            if not isinstance(value, dict):
+                raise InputError(f"{path}: '{name}' must be a JSON object, got "
+                                 f"{type(value).__name__}")
+            sections[name] = value
+        return cls(metrics=metrics, **sections)
+
+
+SECTIONS = ("provenance", "recognition", "robustness", "gates", "training")
+"""The sections of a results file besides ``metrics`` (each a JSON object)."""
+
+
+def _number(value: Any, where: str, *, integer: bool = False) -> float:
+    """A finite JSON number (an integer when ``integer``); :class:`InputError` otherwise."""
+    kinds = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+        expected = "a whole number" if integer else "a finite number"
+        raise InputError(f"{where}: expected {expected}, got {value!r}")
+    return value
+
+
+def _metric_from_json(entry: Any, where: str) -> Metric:
+    """One ``metrics`` entry, every field checked: a number that could be wrong is refused."""
+    if not isinstance(entry, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(entry).__name__}")
+    fields = {f.name for f in dataclasses.fields(Metric)}
+    missing = sorted(fields - {"details", "ci95"} - set(entry))
+    if missing:
+        raise InputError(f"{where}: missing field(s) {', '.join(missing)}")
+    unknown = sorted(set(entry) - fields)
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    for key in ("name", "extractor"):
+        if not isinstance(entry[key], str):
+            raise InputError(f"{where}.{key}: expected a string, got {entry[key]!r}")
+    if entry["name"] not in METRICS:
+        raise InputError(f"{where}.name: unknown metric {entry['name']!r}; known: "
+                         f"{', '.join(METRICS)}")
+    allowed = METRICS[entry["name"]].allowed_extractors()
+    if entry["extractor"] not in allowed:
+        raise InputError(f"{where}.extractor: {entry['name']} is not computed on "
+                         f"{entry['extractor']!r}; expected one of {', '.join(allowed)}")
+    if not isinstance(entry["higher_is_better"], bool):
+        raise InputError(f"{where}.higher_is_better: expected true or false, got "
+                         f"{entry['higher_is_better']!r}")
+    ci95 = entry.get("ci95")
+    if ci95 is not None:
+        if not isinstance(ci95, list) or len(ci95) != 2:
+            raise InputError(f"{where}.ci95: expected [low, high] or null, got {ci95!r}")
+        low, high = (_number(v, f"{where}.ci95") for v in ci95)
+        if low > high:
+            raise InputError(f"{where}.ci95: low {low} is above high {high}")
+        ci95 = (low, high)
+    details = entry.get("details", {})
+    if not isinstance(details, dict):
+        raise InputError(f"{where}.details: expected a JSON object, got {type(details).__name__}")
+    counts = {key: int(_number(entry[key], f"{where}.{key}", integer=True))
+              for key in ("n_generated", "n_reference")}
+    if min(counts.values()) < 0:
+        raise InputError(f"{where}: sample counts must be ≥ 0, got {counts}")
+    return Metric(name=entry["name"], extractor=entry["extractor"],
+                  value=_number(entry["value"], f"{where}.value"), ci95=ci95,
+                  higher_is_better=entry["higher_is_better"], details=details, **counts)
 
 
 def _version(package: str) -> str | None:

@@ -74,6 +74,13 @@ def inspect_source(data: str, *, resolution: int | None = None) -> SourceInfo:
     return inspect_images(open_source(data, resolution=resolution), data)
 
 
+def _inside(data: str, folder: Path) -> bool:
+    """True for a built-in dataset or a path under ``folder``."""
+    if data.startswith("builtin:"):
+        return True
+    return Path(data).expanduser().resolve().is_relative_to(folder.resolve())
+
+
 @dataclass(frozen=True)
 class Reopened:
     """A source named in a results JSON, reopened; ``source`` is None with ``reason`` when not."""
@@ -84,14 +91,16 @@ class Reopened:
 
 def reopen(
     record: dict[str, Any], base: Path | None = None, *, seed: int = 0,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = "cpu", confine_to: Path | None = None,
 ) -> Reopened:
     """Open a source record (:meth:`ImageSource.record`) as the run did and check its content
     hash.
 
     ``record["relative"]``, when present, is the path relative to ``base`` (tried when ``data``
     itself is gone, e.g. a report folder copied elsewhere with its run). ``seed`` is used for a
-    generator whose record does not carry its own.
+    generator whose record does not carry its own. ``confine_to``: for a record from an untrusted
+    file, a path outside this folder is opened only when the record names the content hash it
+    must have.
     """
     data = record.get("data")
     if not isinstance(data, str):
@@ -101,6 +110,11 @@ def reopen(
         candidates.append(str(base / record["relative"]))
     reason = ""
     for candidate in candidates:
+        if confine_to is not None and not record.get("content_hash") \
+                and not _inside(candidate, confine_to):
+            reason = reason or (f"{candidate} lies outside {confine_to} and the results give no "
+                                "content hash to check it against; not opened")
+            continue
         try:
             source = open_source(candidate, resolution=record.get("resize"), n=record.get("n"),
                                  seed=int(record.get("seed", seed)), device=device)

@@ -14,14 +14,21 @@ import torch
 
 from gan_eval.data.convert import batch_to_nchw3
 from gan_eval.data.source import ArraySource
-from gan_eval.errors import InputError
+from gan_eval.errors import InputError, MissingAssetError
 
 
 def _lfw_rows(rows: slice) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
-        from skimage.data import lfw_subset
+        try:
+            from skimage.data import lfw_subset
 
-        return np.asarray(lfw_subset()[rows], dtype=np.float64)
+            faces = lfw_subset()
+        except (ImportError, OSError, ValueError) as exc:
+            raise MissingAssetError(
+                f"builtin datasets need scikit-image's bundled LFW subset, which cannot be read "
+                f"({type(exc).__name__}: {exc}); install it with `pip install scikit-image`"
+            ) from exc
+        return np.asarray(faces[rows], dtype=np.float64)
 
     return load
 

@@ -22,6 +22,8 @@ def array_to_uint8(array: np.ndarray, *, what: str) -> np.ndarray:
     Accepted: uint8 as is; uint16 scaled by 255/65535; bool as 0/255; float in [0, 1] rounded to
     ``round(x * 255)``. ``what`` names the file or array in error messages.
     """
+    if not array.dtype.isnative:  # e.g. '>u2' written on a big-endian machine
+        array = array.astype(array.dtype.newbyteorder("="))
     if array.dtype == np.uint8:
         return array
     if array.dtype == np.uint16:

@@ -28,7 +28,8 @@ def image_grid(images: torch.Tensor, *, nrow: int = 8, padding: int = 2) -> np.n
     return array[0] if c == 1 else np.ascontiguousarray(array.transpose(1, 2, 0))
 
 
-def write_png(path: Path, pixels: np.ndarray) -> None:
-    """Write uint8 H×W (gray) or H×W×3 pixels as a PNG, atomically."""
-    with atomic_path(path) as tmp:
+def write_png(path: Path, pixels: np.ndarray, *, durable: bool = True) -> None:
+    """Write uint8 H×W (gray) or H×W×3 pixels as a PNG, atomically (``durable``: fsynced; a
+    caller writing many files into a fresh folder fsyncs the folder once instead)."""
+    with atomic_path(path, durable=durable) as tmp:
         Image.fromarray(pixels).save(tmp, format="PNG")

@@ -99,7 +99,13 @@ def extract(
         source_hash=source.content_hash(),
         weights_sha256=extractor.weights_sha256(),
     )
-    cached = cache.load(key) if cache is not None else None
+    needed = {extractor.primary} | ({extractor.logits} if extractor.logits else set())
+    found = (cache.lookup(key, expected_rows=n, expected_names=needed) if cache is not None
+             else None)
+    cached = found.tensors if found is not None else None
+    if found is not None and found.reason:
+        features.notes.append(f"{source.data}: cached {extractor.name} features were not used "
+                              f"and are recomputed: {found.reason}")
     # Under torchrun every rank must take the same branch: the gather below is collective.
     if dist.all_true(cached is not None, env) and cached is not None:
         features.tensors, features.from_cache = cached, True

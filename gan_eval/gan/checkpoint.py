@@ -37,7 +37,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from gan_eval.errors import InputError
-from gan_eval.fileio import atomic_path, atomic_write_text, sha256_file
+from gan_eval.fileio import (
+    TEMP_SUFFIX,
+    atomic_path,
+    atomic_write_text,
+    fsync_dir,
+    sha256_file,
+    stale_temps,
+)
 from gan_eval.gan.models import Discriminator, Generator, ModelSpec
 
 SCHEMA = "gan-eval/checkpoint/v1"
@@ -47,6 +54,7 @@ MODULE_GROUPS = ("g", "d", "g_ema")
 OPTIMIZER_GROUPS = ("opt_g", "opt_d")
 ADAM_STATE_NAMES = ("exp_avg", "exp_avg_sq", "step")
 _STATE_FILE = re.compile(r"state-\d{8}\.safetensors")
+_LEGACY_TEMP = re.compile(r"\.(state-\d{8}\.safetensors|checkpoint\.json)\.[a-z0-9_]{6,}\.tmp")
 _PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar"})
 
 
@@ -110,7 +118,36 @@ def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], meta: dict[
     for old in folder.glob("state-*.safetensors"):
         if old.name != name:
             old.unlink(missing_ok=True)
+    clean_stale_checkpoint_temps(folder)
+    fsync_dir(folder)
     return json_path
+
+
+def stale_checkpoint_temps(folder: Path) -> list[Path]:
+    """Temporary files that killed checkpoint writes left in ``folder`` (state files and JSON).
+
+    A kill between a state file's temp creation and its rename leaves
+    ``.state-XXXXXXXX.safetensors.<pid>-<random>.tmp`` (16 MB and more); the next write has
+    another step number, so only a sweep of the folder finds it. Temps of a live writer are
+    kept; those named without a pid (gan-eval before 0.1.1) are always stale.
+    """
+    if not folder.is_dir():
+        return []
+    stale = [p for p in stale_temps(folder) if _is_checkpoint_temp(p.name)]
+    legacy = [p for p in folder.iterdir() if _LEGACY_TEMP.fullmatch(p.name)]
+    return sorted(set(stale) | set(legacy))
+
+
+def _is_checkpoint_temp(name: str) -> bool:
+    return name.startswith((".state-", f".{JSON_NAME}.")) and name.endswith(TEMP_SUFFIX)
+
+
+def clean_stale_checkpoint_temps(folder: Path) -> int:
+    """Remove :func:`stale_checkpoint_temps` (call after a committed write); returns how many."""
+    stale = stale_checkpoint_temps(folder)
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 @dataclass(frozen=True)
@@ -195,8 +232,10 @@ def _read_json(json_path: Path) -> dict[str, Any]:
         "data": dict,
     }
     for field, kind in types.items():
-        if not isinstance(meta.get(field), kind):
+        if not isinstance(meta.get(field), kind) or isinstance(meta.get(field), bool):
             raise _fail(json_path, f"field {field!r} is missing or not a {kind}")
+    if meta["step"] < 0:
+        raise _fail(json_path, f"field 'step' is {meta['step']}; expected an integer >= 0")
     if not _STATE_FILE.fullmatch(meta["state_file"]):
         raise _fail(json_path, f"state_file {meta['state_file']!r} is not a state file name")
     if not re.fullmatch(r"[0-9a-f]{64}", meta["state_sha256"]):
@@ -286,7 +325,7 @@ def load_checkpoint(path: Path | str, *, groups: Iterable[str] = ("g_ema",)) -> 
     try:
         spec = ModelSpec.from_json(meta["model"])
     except (TypeError, ValueError) as exc:
-        raise _fail(json_path, f"model spec {meta['model']} is not valid ({exc})") from exc
+        raise _fail(json_path, f"model spec is not valid: {exc}") from exc
     state_path = json_path.parent / meta["state_file"]
     if path.suffix == ".safetensors" and path.resolve() != state_path.resolve():
         raise _fail(path, f"{JSON_NAME} beside it names {meta['state_file']} as its state, not "

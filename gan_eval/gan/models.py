@@ -13,7 +13,7 @@ layers, widths and ``bias=False``), which ``benchmarks/train_step.py`` relies on
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import torch
@@ -23,6 +23,14 @@ RESOLUTIONS: tuple[int, ...] = (32, 64, 128)
 """The image sizes the DCGAN stacks are built for (4 × a power of two, 3 to 5 doublings)."""
 
 DNorm = Literal["batch", "layer", "none"]
+
+MAX_NZ = 4096
+"""Largest latent size a :class:`ModelSpec` accepts."""
+MAX_WIDTH = 1024
+"""Largest ``ngf`` / ``ndf`` a :class:`ModelSpec` accepts."""
+MAX_PARAMETERS = 1_000_000_000
+"""Largest parameter count of G or D (4 GB of float32 each): a checkpoint.json asking for more
+is refused before anything is allocated."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,15 +50,49 @@ class ModelSpec:
     spectral_norm: bool = False
 
     def __post_init__(self) -> None:
-        # internal invariant: configs are validated (with option names) before a spec is built
+        # Specs also come from checkpoint.json (untrusted): every field is type- and
+        # range-checked, and the size is bounded before any model is built. Messages name the
+        # field; the checkpoint loader adds the file.
+        for name in ("resolution", "channels", "nz", "ngf", "ndf"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"field {name!r} is {value!r}; expected an integer")
+        if not isinstance(self.spectral_norm, bool):
+            raise ValueError(f"field 'spectral_norm' is {self.spectral_norm!r}; expected a bool")
         if self.resolution not in RESOLUTIONS:
-            raise ValueError(f"resolution {self.resolution} not in {RESOLUTIONS}")
+            raise ValueError(f"field 'resolution' is {self.resolution}; expected one of "
+                             f"{RESOLUTIONS}")
         if self.channels not in (1, 3):
-            raise ValueError(f"channels {self.channels} not in (1, 3)")
+            raise ValueError(f"field 'channels' is {self.channels}; expected 1 or 3")
         if self.d_norm not in ("batch", "layer", "none"):
-            raise ValueError(f"d_norm {self.d_norm!r} not in batch, layer, none")
-        if min(self.nz, self.ngf, self.ndf) < 1:
-            raise ValueError("nz, ngf and ndf must be >= 1")
+            raise ValueError(f"field 'd_norm' is {self.d_norm!r}; expected batch, layer or none")
+        for name, top in (("nz", MAX_NZ), ("ngf", MAX_WIDTH), ("ndf", MAX_WIDTH)):
+            value = getattr(self, name)
+            if not 1 <= value <= top:
+                raise ValueError(f"field {name!r} is {value}; expected an integer in 1..{top}")
+        g, d = self.parameter_counts()
+        if max(g, d) > MAX_PARAMETERS:
+            raise ValueError(f"the model would have {max(g, d):,} parameters (G {g:,}, D {d:,}); "
+                             f"at most {MAX_PARAMETERS:,} are supported")
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(G, D) trainable parameter counts, computed from the spec without building anything."""
+        mult = 2 ** (self.doublings - 1)
+        g = self.nz * self.ngf * mult * 16 + 2 * self.ngf * mult
+        for _ in range(self.doublings - 1):
+            g += self.ngf * mult * (self.ngf * mult // 2) * 16 + 2 * (self.ngf * mult // 2)
+            mult //= 2
+        g += self.ngf * self.channels * 16
+        bias = 1 if self.d_norm == "none" else 0
+        d = self.channels * self.ndf * 16 + bias * self.ndf
+        mult = 1
+        for _ in range(self.doublings - 1):
+            width = self.ndf * mult * 2
+            d += self.ndf * mult * width * 16 + bias * width
+            d += 0 if self.d_norm == "none" else 2 * width
+            mult *= 2
+        d += self.ndf * mult * 16 + bias
+        return g, d
 
     @property
     def doublings(self) -> int:
@@ -63,7 +105,13 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelSpec:
-        """Inverse of :meth:`to_json`; raises TypeError/ValueError on foreign content."""
+        """Inverse of :meth:`to_json`; raises ValueError naming the field on foreign content."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected an object of model fields, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(map(str, data)) - known)
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}")
         return cls(**data)
 
 

@@ -30,9 +30,11 @@ import dataclasses
 import functools
 import json
 import math
+import signal
+import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,7 @@ from gan_eval.data import open_images
 from gan_eval.data.convert import to_uint8
 from gan_eval.data.pictures import image_grid, write_png
 from gan_eval.devices import resolve_device
-from gan_eval.errors import InputError
+from gan_eval.errors import GanEvalError, InputError
 from gan_eval.fileio import atomic_write_text
 from gan_eval.gan.checkpoint import (
     ADAM_STATE_NAMES,
@@ -60,7 +62,14 @@ from gan_eval.gan.checkpoint import (
 )
 from gan_eval.gan.cuda_graph import GraphedStep
 from gan_eval.gan.losses import GanLoss, LossName, get_loss, gradient_penalty
-from gan_eval.gan.models import RESOLUTIONS, Discriminator, Generator, ModelSpec
+from gan_eval.gan.models import (
+    MAX_NZ,
+    MAX_WIDTH,
+    RESOLUTIONS,
+    Discriminator,
+    Generator,
+    ModelSpec,
+)
 from gan_eval.seeding import derive_seed
 
 
@@ -69,6 +78,53 @@ class TrainingDivergedError(InputError):
 
     An :class:`InputError` (exit 2): the usual cause is a hyperparameter the user chose (--lr).
     """
+
+
+class TrainingInterrupted(GanEvalError):
+    """SIGINT or SIGTERM stopped training; exit code 128 + the signal number (130, 143).
+
+    After the first signal the current step finishes and a checkpoint of it is committed (the
+    run continues with ``--resume``); a second signal abandons a checkpoint write in progress
+    (its temporary file is removed, the previous checkpoint stays the committed one).
+    """
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class _StopFlag:
+    """The first SIGINT/SIGTERM received during training (``signum``), None before any."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:  # a second signal: stop now, whatever is being written
+            raise TrainingInterrupted(
+                f"training abandoned by a second {signal.Signals(signum).name}; the last "
+                "committed checkpoint is kept (continue with --resume)", signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_on_signals(enabled: bool) -> Iterator[_StopFlag]:
+    """Turn SIGINT/SIGTERM into a request to stop after the current step (main thread only).
+
+    The previous handlers are restored on exit. Under torchrun (``enabled`` False) the default
+    handlers stay: ranks that stopped at different steps would wait for each other forever.
+    """
+    flag = _StopFlag()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = {sig: signal.signal(sig, flag.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,12 +185,42 @@ class TrainConfig:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], **overrides: Any) -> TrainConfig:
-        """Inverse of :meth:`to_json`, with ``overrides`` applied (unknown keys are ignored)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+    def from_json(cls, stored: dict[str, Any], /, **overrides: Any) -> TrainConfig:
+        """Inverse of :meth:`to_json`, with ``overrides`` applied (unknown keys are ignored).
+
+        ``stored`` is positional-only, so that every field (``data`` included) can be overridden
+        by keyword. Stored values are type-checked (they come from a file): a wrong type raises
+        ValueError naming the field; the caller names the file.
+        """
+        if not isinstance(stored, dict):
+            raise ValueError(f"expected an object of options, got {type(stored).__name__}")
+        known = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        values = {k: _check_stored(k, v, known[k]) for k, v in stored.items() if k in known}
         values.update(overrides)
         return cls(**values)
+
+
+def _check_stored(name: str, value: Any, annotation: str) -> Any:
+    """``value`` of stored option ``name`` converted to its field's type, or ValueError."""
+    optional = annotation.endswith("| None")
+    kind = annotation.removesuffix("| None").strip()
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"field {name!r} is null; expected {kind}")
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool)
+        and math.isfinite(value),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str),
+        "Path": isinstance(value, str),
+        "LossName": isinstance(value, str),
+    }.get(kind, True)
+    if not ok:
+        expected = "a finite number" if kind == "float" else kind
+        raise ValueError(f"field {name!r} is {value!r}; expected {expected}")
+    return float(value) if kind == "float" else value
 
 
 # Options a resumed run may change; every other option must equal the checkpoint's.
@@ -159,6 +245,10 @@ def validate_config(cfg: TrainConfig) -> None:
     for name, value in positive.items():
         if value < 1:
             raise InputError(f"{_OPTION[name]} {value}: expected an integer >= 1")
+    for name, top in (("nz", MAX_NZ), ("width", MAX_WIDTH)):
+        value = cfg.model_width if name == "width" else cfg.nz
+        if value > top:
+            raise InputError(f"{_OPTION[name]} {value}: expected an integer <= {top}")
     if cfg.threads is not None and cfg.threads < 1:
         raise InputError(f"--threads {cfg.threads}: expected an integer >= 1")
     if cfg.channels not in (None, 1, 3):
@@ -179,10 +269,24 @@ def config_for_resume(run_dir: Path, /, **overrides: Any) -> TrainConfig:
     """
     checkpoint = load_checkpoint(Path(run_dir) / CHECKPOINT_DIR, groups=())
     given = {"out": Path(run_dir)} | {k: v for k, v in overrides.items() if v is not None}
+    given["resume"] = True
     try:
-        return TrainConfig.from_json(checkpoint.meta["config"], **given, resume=True)
-    except TypeError as exc:
+        config = TrainConfig.from_json(checkpoint.meta["config"], **given)
+    except InputError as exc:
         raise InputError(f"{checkpoint.json_path}: the stored config is not valid ({exc})") from exc
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{checkpoint.json_path}: the stored config is not valid ({exc})") from exc
+    try:
+        validate_config(config)
+    except InputError as exc:
+        # a value out of range: name the file when it came from there, not from the command line
+        option = str(exc).split(" ", 1)[0].split(":", 1)[0]
+        from_file = not any(_OPTION.get(name) == option for name in given)
+        if from_file:
+            raise InputError(f"{checkpoint.json_path}: the stored config is not valid "
+                             f"({exc})") from exc
+        raise
+    return config
 
 
 def dataset_tensor(data: str, *, resolution: int) -> tuple[torch.Tensor, str]:
@@ -440,6 +544,7 @@ class _Run:
         self.ckpt_dir = cfg.out / CHECKPOINT_DIR
         self.metrics_path = cfg.out / "metrics.jsonl"
         self.samples_dir = cfg.out / "samples"
+        self.stop = _StopFlag()  # train() installs one that signals set
 
         existing = (self.ckpt_dir / JSON_NAME).is_file()
         checkpoint: Checkpoint | None = None
@@ -476,12 +581,15 @@ class _Run:
             torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
             torch.backends.cudnn.allow_tf32 = cfg.tf32
             torch.backends.cudnn.benchmark = True
-        self.spec = ModelSpec(
-            resolution=cfg.resolution, channels=channels, nz=cfg.nz, ngf=cfg.model_width,
-            ndf=cfg.model_width, spectral_norm=cfg.spectral_norm,
-            d_norm="none" if cfg.spectral_norm else (
-                "layer" if self.loss.needs_per_sample_d else "batch"),
-        )
+        try:
+            self.spec = ModelSpec(
+                resolution=cfg.resolution, channels=channels, nz=cfg.nz, ngf=cfg.model_width,
+                ndf=cfg.model_width, spectral_norm=cfg.spectral_norm,
+                d_norm="none" if cfg.spectral_norm else (
+                    "layer" if self.loss.needs_per_sample_d else "batch"),
+            )
+        except ValueError as exc:  # the size bound: the other fields were validated above
+            raise InputError(f"--width {cfg.model_width} / --nz {cfg.nz}: {exc}") from exc
         torch.manual_seed(cfg.seed)  # model init; identical on every rank
         self.stepper = GanStep(
             Generator(self.spec), Discriminator(self.spec), self.loss, lr=cfg.lr,
@@ -496,9 +604,12 @@ class _Run:
             self.stepper.load_state(checkpoint)
             rng = checkpoint.tensors("rng")
             if "cpu" in rng:
-                torch.set_rng_state(rng["cpu"])
+                torch.set_rng_state(_rng_state(rng["cpu"], torch.get_rng_state(), checkpoint,
+                                               "rng.cpu"))
             if "cuda" in rng and is_cuda:
-                torch.cuda.set_rng_state(rng["cuda"], self.device)
+                torch.cuda.set_rng_state(
+                    _rng_state(rng["cuda"], torch.cuda.get_rng_state(self.device), checkpoint,
+                               "rng.cuda"), self.device)
             self.start_step = checkpoint.step
         grid_rng = torch.Generator().manual_seed(derive_seed(cfg.seed, "grid"))
         self.grid_z = torch.randn(64, cfg.nz, 1, 1, generator=grid_rng).to(self.device)
@@ -584,6 +695,19 @@ class _Run:
         write_checkpoint(self.ckpt_dir, tensors, meta)
         self.last_good = load_checkpoint(self.ckpt_dir, groups=())
 
+    def _interrupted(self, step: int, *, saved: bool) -> TrainingInterrupted:
+        signum = self.stop.signum
+        assert signum is not None
+        if saved:
+            kept = f"its checkpoint is saved in {self.ckpt_dir / JSON_NAME}"
+        elif self.last_good is not None:
+            kept = f"the last checkpoint is {self.last_good.json_path} (step {self.last_good.step})"
+        else:
+            kept = "no checkpoint had been written yet"
+        return TrainingInterrupted(
+            f"training stopped by {signal.Signals(signum).name} after step {step}; {kept}. "
+            f"Continue with: gan-eval train --out {self.out} --resume", signum)
+
     def _diverged(self, step: int, what: str) -> TrainingDivergedError:
         if self.last_good is not None:
             good = self.last_good
@@ -621,6 +745,8 @@ class _Run:
         metrics = open(self.metrics_path, "a", encoding="utf-8") if self.main else None  # noqa: SIM115
         try:
             for step in range(self.start_step, cfg.steps):
+                if self.stop.signum is not None and step == self.start_step:
+                    raise self._interrupted(step, saved=False)
                 real, z, eps = self.batch(step)
                 update_g = (step + 1) % self.loss.n_critic == 0
                 pending.append((step + 1, self.stepper(real, z, step=step, eps=eps,
@@ -629,6 +755,8 @@ class _Run:
                 done = step + 1
                 grid = done % cfg.sample_every == 0 or done == cfg.steps
                 save = done % cfg.checkpoint_every == 0 or done == cfg.steps
+                stopping = self.stop.signum is not None and done < cfg.steps
+                save = save or stopping  # keep the work done so far
                 if done % cfg.log_every == 0 or grid or save:
                     now = time.perf_counter()
                     rate = window_images / max(now - window_start, 1e-9)
@@ -648,6 +776,8 @@ class _Run:
                     if self.main:
                         self.write_checkpoint(done, last)
                     dist.barrier(self.env)
+                if stopping:
+                    raise self._interrupted(done, saved=True)
         finally:
             if progress is not None:
                 progress.close()
@@ -687,6 +817,20 @@ class _Run:
         return last
 
 
+def _rng_state(stored: torch.Tensor, like: torch.Tensor, checkpoint: Checkpoint,
+               name: str) -> torch.Tensor:
+    """``stored`` when it has the dtype and shape of a live RNG state ``like``, else InputError.
+
+    torch's own check would raise a TypeError or RuntimeError (a traceback) instead.
+    """
+    if stored.dtype != like.dtype or stored.shape != like.shape:
+        raise InputError(
+            f"{checkpoint.state_path}: tensor {name} is {stored.dtype} of shape "
+            f"{list(stored.shape)}; an RNG state is {like.dtype} of shape {list(like.shape)}"
+        )
+    return stored
+
+
 def _progress(cfg: TrainConfig, start: int, *, enabled: bool) -> Any:
     if not enabled:
         return None
@@ -717,7 +861,10 @@ def train(config: TrainConfig) -> Path:
     try:
         if device.type == "cpu":
             torch.set_num_threads(cpu_threads(config))
-        return _Run(config, env, device).run()
+        with _stop_on_signals(env is None) as stop:
+            run = _Run(config, env, device)
+            run.stop = stop
+            return run.run()
     finally:
         torch.set_num_threads(threads)
         dist.shutdown(env)

@@ -1,7 +1,12 @@
-"""Sampling a generator to PNG files (and optionally one .npz)."""
+"""Sampling a generator to PNG files (and optionally one .npz), as one folder that never mixes
+runs: the images are written into a fresh temporary folder beside ``out``, which then takes
+``out``'s place in one rename."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +14,9 @@ import torch
 
 from gan_eval.data.pictures import write_png
 from gan_eval.errors import InputError
-from gan_eval.fileio import atomic_path
+from gan_eval.fileio import TEMP_SUFFIX, check_output_dir, fsync_dir
 from gan_eval.generators import open_generator
+from gan_eval.generators.source import MAX_COUNT
 
 
 def sample(
@@ -22,34 +28,63 @@ def sample(
     npz: bool = False,
     device: str | torch.device | None = None,
     batch_size: int = 256,
+    overwrite: bool = False,
 ) -> Path:
-    """Draw ``n`` images from ``generator`` (a GENERATOR spec) into ``out``; returns ``out``.
+    """Draw ``n`` images from ``generator`` (a GENERATOR spec) into the folder ``out``.
 
-    Files: ``000000.png``, ``000001.png``, … (gray PNGs for a 1-channel model), each written
-    atomically; with ``npz``, also ``samples.npz`` holding ``images`` (uint8 N×H×W for gray,
-    N×H×W×3 for color), which ``open_source`` reads back. Image i depends only on the generator,
-    ``seed`` and i (not on ``batch_size``); see :mod:`gan_eval.generators.source`.
+    Files: ``000000.png``, ``000001.png``, … (gray PNGs for a 1-channel model); with ``npz``,
+    also ``samples.npz`` holding ``images`` (uint8 N×H×W for gray, N×H×W×3 for color), which
+    ``open_source`` reads back. Image i depends only on the generator, ``seed`` and i (not on
+    ``batch_size``); see :mod:`gan_eval.generators.source`.
+
+    ``out`` must be new or empty unless ``overwrite``, which replaces it whole: the folder holds
+    the images of one call, never a mix with an earlier one. A failure leaves ``out`` as it was.
+    Returns ``out``.
     """
-    if n < 1:
-        raise InputError(f"--n {n}: expected at least 1 image")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_COUNT:
+        raise InputError(f"--count {n!r}: expected a number of images in 1..{MAX_COUNT:,}")
     if batch_size < 1:
         raise InputError(f"--batch-size {batch_size}: expected at least 1")
+    out = Path(out).expanduser()
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"--out {out}: the folder is not empty; choose a new or empty folder, "
+                         "or pass --overwrite to replace it")
+    check_output_dir(out, "--out", create=False)
     source = open_generator(str(generator), n=n, seed=seed, device=device)
     channels = source.source_channels
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    digits = max(6, len(str(n - 1)))
-    collected: list[np.ndarray] = []
-    index = 0
-    for batch in source.batches(batch_size):
-        pixels = batch[:, :channels].numpy()
-        for image in pixels:
-            array = image[0] if channels == 1 else image.transpose(1, 2, 0)
-            write_png(out / f"{index:0{digits}d}.png", np.ascontiguousarray(array))
-            if npz:
-                collected.append(array)
-            index += 1
-    if npz:
-        with atomic_path(out / "samples.npz") as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, images=np.stack(collected))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=TEMP_SUFFIX, dir=out.parent))
+    try:
+        digits = max(6, len(str(n - 1)))
+        collected: list[np.ndarray] = []
+        index = 0
+        for batch in source.batches(batch_size):
+            for image in batch[:, :channels].numpy():
+                array = np.ascontiguousarray(image[0] if channels == 1
+                                             else image.transpose(1, 2, 0))
+                write_png(staging / f"{index:0{digits}d}.png", array, durable=False)
+                if npz:
+                    collected.append(array)
+                index += 1
+        if npz:
+            with open(staging / "samples.npz", "wb") as handle:
+                np.savez(handle, images=np.stack(collected))
+                handle.flush()
+                os.fsync(handle.fileno())
+        fsync_dir(staging)
+        _replace_folder(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return out
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Put the folder ``new`` in ``out``'s place (an existing ``out`` is removed after)."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.{os.getpid()}.old{TEMP_SUFFIX}")
+        os.replace(out, old)
+    os.replace(new, out)
+    fsync_dir(out.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

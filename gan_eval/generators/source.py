@@ -27,6 +27,9 @@ from gan_eval.seeding import derive_seed
 DEFAULT_N = 1000
 """Images a generator source holds when the caller does not say."""
 
+MAX_COUNT = 10_000_000
+"""The most images a generator source holds (a guard against a mistyped count)."""
+
 SAMPLER_VERSION = "dcgan-ema-eval/latent-per-index/v1"
 """Changes whenever the mapping (generator, seed, i) → image changes; part of the content hash."""
 
@@ -54,8 +57,8 @@ class GeneratorSource(ImageSource):
         chunk: int | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise InputError(f"--count {n!r}: a generator source needs at least 1 image")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_COUNT:
+            raise InputError(f"--count {n!r}: a generator source holds 1..{MAX_COUNT:,} images")
         self.generator = generator
         self.nz = nz
         self.identity = identity
@@ -91,6 +94,12 @@ class GeneratorSource(ImageSource):
             padded = torch.zeros(self.chunk, self.nz)
             padded[: piece.shape[0]] = piece
             images = self.generator(padded.to(self.device))[: piece.shape[0]]
+            if not bool(torch.isfinite(images).all()):
+                first = int(indices[start])
+                raise InputError(
+                    f"{self.data}: the generator outputs NaN or infinite values (images "
+                    f"{first}..{first + piece.shape[0] - 1}, seed {self.seed}); a diverged "
+                    "generator gives no images to measure")
             parts.append(to_uint8(images).cpu())
         if not parts:
             return torch.empty(0, 3, *self.resolution, dtype=torch.uint8)

@@ -312,8 +312,10 @@ def recognition(
     metrics = recognition_metrics(section)
     if faceness_metric is not None:
         metrics.append(faceness_metric)
+    notes = [note for emb in (gen, ref) for note in emb.features.notes]
     prov = provenance(
         command="recognition",
+        notes=notes,
         seed=config.seed,
         device=str(device),
         data={"generated": gen_src.record(), "reference": ref_src.record()},

@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
+from gan_eval.errors import InputError
 from gan_eval.fileio import atomic_write_bytes, atomic_write_text
 from gan_eval.report import face_tiles, plots
 from gan_eval.report.html import Pictures, render_html
@@ -23,9 +26,13 @@ def _first(*candidates: Any) -> dict[str, Any] | None:
     return None
 
 
-def pictures(results: Results, base: Path, *, device: str | None = "cpu") -> Pictures:
+def pictures(results: Results, base: Path, *, device: str | None = "cpu",
+             trusted: bool = True) -> Pictures:
     """Figures drawn from the results, and the faces the results point to (when reachable;
-    ``base``: the report folder, for paths recorded relative to it)."""
+    ``base``: the report folder, for paths recorded relative to it). Results that gan-eval did
+    not just compute (``trusted=False``) open no path outside ``base`` unless the record carries
+    the content hash it must match (:func:`gan_eval.sources.reopen`)."""
+    confine = None if trusted else base
     figures = {
         "training": plots.training_curves(results.training),
         "birthday": plots.birthday_curves(results.recognition),
@@ -41,7 +48,7 @@ def pictures(results: Results, base: Path, *, device: str | None = "cpu") -> Pic
     if sample_record is None:
         found.missing["samples"] = "the results name no generated images"
     else:
-        opened = reopen(sample_record, base, seed=seed, device=device)
+        opened = reopen(sample_record, base, seed=seed, device=device, confine_to=confine)
         if opened.source is None:
             found.missing["samples"] = opened.reason
         else:
@@ -51,7 +58,8 @@ def pictures(results: Results, base: Path, *, device: str | None = "cpu") -> Pic
             found.pngs["samples"] = png
     pairs = (results.recognition.get("leakage") or {}).get("top_pairs") or []
     if pairs:
-        gen, ref = (reopen(data.get(role) or {}, base, seed=seed, device=device)
+        gen, ref = (reopen(data.get(role) or {}, base, seed=seed, device=device,
+                           confine_to=confine)
                     for role in ("generated", "reference"))
         if gen.source is None or ref.source is None:
             found.missing["pairs"] = gen.reason or ref.reason
@@ -61,25 +69,43 @@ def pictures(results: Results, base: Path, *, device: str | None = "cpu") -> Pic
 
 
 def render_report(
-    results: Results, out: Path, *, base: Path | None = None, device: str | None = "cpu"
+    results: Results, out: Path, *, base: Path | None = None, device: str | None = "cpu",
+    trusted: bool = True,
 ) -> Path:
     """Write ``out/plots/*.png`` and ``out/index.html`` from ``results``; returns index.html.
 
-    ``base``: the folder that recorded relative paths start from (default ``out``).
+    ``base``: the folder that recorded relative paths start from (default ``out``);
+    ``trusted``: see :func:`pictures`.
     """
-    found = pictures(results, base or out, device=device)
+    found = pictures(results, base or out, device=device, trusted=trusted)
+    return _write(out, found, render_html(results, found))
+
+
+def _write(out: Path, found: Pictures, page: str) -> Path:
     for name, png in found.pngs.items():
         atomic_write_bytes(out / "plots" / f"{name}.png", png)
     index = out / "index.html"
-    atomic_write_text(index, render_html(results, found))
+    atomic_write_text(index, page)
     return index
 
 
 def render_from_results(path: Path, out: Path) -> Path:
-    """``--from-results``: draw the report of an existing results JSON into ``out``."""
+    """``--from-results``: draw the report of an existing results JSON into ``out``.
+
+    The file may come from anywhere: it is validated (:meth:`Results.load`), a section that
+    cannot be drawn is an :class:`InputError` naming the file, and faces are reopened only from
+    paths under the file's folder or with a matching content hash.
+    """
     results = Results.load(path)
+    try:
+        view = pictures(results, path.parent, trusted=False)
+        page = render_html(results, view)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+            jinja2.TemplateError) as exc:
+        raise InputError(f"{path}: a section of this results file cannot be drawn "
+                         f"({type(exc).__name__}: {exc})") from exc
     if not (out / "results.json").exists() or not (out / "results.json").samefile(path):
         results.save(out / "results.json")  # the folder holds what its page shows
-    return render_report(results, out, base=path.parent)
+    return _write(out, view, page)
 
 

@@ -260,7 +260,7 @@ def parse_epsilon(given: float | int | str) -> Epsilon:
             value = float(Fraction(num.strip()) / Fraction(den.strip()))
         else:
             value = float(body.strip())
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise InputError(f"--eps {text!r}: not a number; {_EPS_HELP}") from None
     if not math.isfinite(value):
         raise InputError(f"--eps {text!r}: not finite; {_EPS_HELP}")
