@@ -42,6 +42,7 @@ from gan_eval.metrics import (
 from gan_eval.metrics.bootstrap import interval_from_values, resample_indices
 from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
 from gan_eval.results import Metric, Results, provenance
+from gan_eval.seeding import derive_seed, numpy_rng
 from gan_eval.sources import as_source
 
 
@@ -79,13 +80,20 @@ class EvaluateConfig:
             raise InputError(f"--batch-size: must be >= 1, got {self.batch_size}")
 
 
+def _bootstrap_seed(config: EvaluateConfig) -> int:
+    """One stream of resamples of the generated set, shared by every metric's interval (so the
+    intervals are of the same resamples)."""
+    return derive_seed(config.seed, "bootstrap")
+
+
 def _interval(
     fn: Callable[[torch.Tensor], float],
     n: int,
     config: EvaluateConfig,
     resamples: int | None = None,
 ) -> tuple[tuple[float, float], dict[str, Any]]:
-    ci = bootstrap_ci(fn, n, n_resamples=resamples or config.bootstrap, seed=config.seed)
+    ci = bootstrap_ci(fn, n, n_resamples=resamples or config.bootstrap,
+                      seed=_bootstrap_seed(config))
     return ci.interval, ci.record
 
 
@@ -127,7 +135,8 @@ def _metrics_for(
         ref_stats = FeatureStats.from_features(r)
         fid = frechet_distance(FeatureStats.from_features(g), ref_stats)
     notes += sorted({f"{name}: {w.message}" for w in caught})
-    fid_ci = fid_bootstrap_ci(g, ref_stats, n_resamples=config.bootstrap, seed=config.seed)
+    fid_ci = fid_bootstrap_ci(g, ref_stats, n_resamples=config.bootstrap,
+                              seed=_bootstrap_seed(config))
     metrics.append(
         Metric.of(
             "fid", name, fid, ci95=fid_ci.interval, details={"bootstrap": fid_ci.record}, **counts
@@ -141,10 +150,10 @@ def _metrics_for(
     # generated set's noise.
     kid_resamples = min(config.bootstrap, 100)
     kid_values = kid_resample_means(
-        g, r, list(resample_indices(n_g, kid_resamples, config.seed)), subsets=10,
+        g, r, list(resample_indices(n_g, kid_resamples, _bootstrap_seed(config))), subsets=10,
         subset_size=subset)
     # a percentile interval: the estimate only labels it (no second KID run for it)
-    kid_ci = interval_from_values(kid_values, k.mean, kid_resamples, config.seed, 0.95,
+    kid_ci = interval_from_values(kid_values, k.mean, kid_resamples, _bootstrap_seed(config), 0.95,
                                   "percentile")
     metrics.append(
         Metric.of(
@@ -173,7 +182,7 @@ def _metrics_for(
             {m: getattr(scores, m) for m in names},
             n_g,
             min(config.bootstrap, 100),
-            config.seed,
+            _bootstrap_seed(config),
         )
         for metric in names:
             metrics.append(
@@ -243,7 +252,7 @@ def _chance_copy_rate(reference: torch.Tensor, config: EvaluateConfig) -> dict[s
     the M reference faces. A warning when the threshold does not separate people on these
     images (:func:`gan_eval.faces.threshold_warning`)."""
     impostor = unlabelled_impostors(reference, CALIBRATION_PAIRS,
-                                    rng=np.random.default_rng([config.seed, 4]))
+                                    rng=numpy_rng(config.seed, "impostor-pairs"))
     far = float(np.mean(is_match(impostor, config.match_threshold)))
     m = int(reference.shape[0])
     rate = 1.0 - (1.0 - far) ** m

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 from hypothesis import given
 from hypothesis import strategies as st
+from torchrun_helpers import free_port, run_clean
 
 from gan_eval import distributed as dist
 from gan_eval.data.source import ArraySource
@@ -33,15 +32,6 @@ from gan_eval.features.cache import FeatureCache
 from gan_eval.features.extraction import extract
 from gan_eval.features.registry import FeatureExtractor
 from gan_eval.sources import open_source
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 # ---------------------------------------------------------------------------------------------
 # the sharding helper
@@ -154,17 +144,6 @@ def test_sharded_extract_equals_one_process_and_survives_empty_shards(tmp_path: 
 # ---------------------------------------------------------------------------------------------
 
 
-def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(var, None)
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done
-
-
 def _numbers(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
     results = json.loads(path.read_text())
     return {(m["extractor"], m["name"]): m for m in results["metrics"]}
@@ -195,9 +174,9 @@ def test_torchrun_evaluate_equals_one_process(
         weights = write_calibrated_weights(tmp_path / "inception-plumbing.pth")
         options += ["--inception-weights", str(weights)]
     single_json, multi_json = tmp_path / "single.json", tmp_path / "torchrun.json"
-    single = _run([sys.executable, "-m", "gan_eval", "evaluate", generated, *options,
+    single = run_clean([sys.executable, "-m", "gan_eval", "evaluate", generated, *options,
                    "--json", str(single_json)])
-    multi = _run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+    multi = run_clean([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
                   "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
                   "--master-port", str(free_port()),
                   "-m", "gan_eval", "evaluate", generated, *options, "--json", str(multi_json)])

@@ -24,9 +24,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from gan_eval.cli import app
-from gan_eval.data import inspect_source, open_source
 from gan_eval.data.files import ReadLimits, decode_image, display_name
 from gan_eval.errors import InputError
+from gan_eval.sources import inspect_source, open_source
 
 runner = CliRunner()
 GIB = 1 << 30

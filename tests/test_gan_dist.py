@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,17 +14,12 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 from hypothesis import given
 from hypothesis import strategies as st
+from torchrun_helpers import free_port
 
 from gan_eval import distributed as dist
 from gan_eval.errors import InputError
 from gan_eval.gan.checkpoint import load_checkpoint
 from gan_eval.sources import open_source
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @given(st.integers(0, 1000), st.integers(1, 9))

@@ -45,6 +45,7 @@ from gan_eval.recognition.verification import (
     genuine_pairs,
     verification,
 )
+from gan_eval.seeding import derive_seed
 
 
 def unit(rows: int, dim: int = 128, seed: int = 0) -> torch.Tensor:
@@ -99,7 +100,9 @@ def test_kfold_accuracy_follows_the_lfw_protocol() -> None:
     d, y = scores(seed=1, n_gen=300, n_imp=300)
     got = kfold_accuracy(d, y, folds=10, seed=7)
     expected = []
-    for train, test in StratifiedKFold(10, shuffle=True, random_state=7).split(d, y):
+    folds = StratifiedKFold(10, shuffle=True,
+                            random_state=derive_seed(7, "verification/folds") % 2**32)
+    for train, test in folds.split(d, y):
         t = best_threshold(d[train], y[train])
         expected.append(np.mean((d[test] <= t) == y[test]))
     assert got["folds"] == 10

@@ -12,9 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,10 +19,10 @@ from typing import Any
 import pytest
 import typer
 from torch.distributed.run import get_args_parser
+from torchrun_helpers import free_port, run_clean
 
 from gan_eval.cli import app
 
-ROOT = Path(__file__).resolve().parents[1]
 KNOWN_ALIASES_TORCHRUN_CLAIMS = {"--n"}
 """Old spellings kept for plain ``gan-eval`` use; each option also has another spelling."""
 
@@ -71,33 +68,17 @@ def test_the_old_spelling_is_what_torchrun_claimed() -> None:
     assert _survives("evaluate", ["CKPT", "--count=300"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(var, None)
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done
-
-
 def test_torchrun_samples_a_checkpoint_with_a_chosen_count(tiny_run: Path, tmp_path: Path) -> None:
     """``torchrun … -m gan_eval evaluate CKPT --count 70`` samples 70 images and gives the
     single process's numbers (each rank extracts a shard of the same seeded samples)."""
     options = [str(tiny_run), "--reference", "builtin:lfw-subset", "--count", "70",
                "--no-cache", "-q", "--device", "cpu", "--batch-size", "32", "--bootstrap", "20"]
     single, multi = tmp_path / "single.json", tmp_path / "multi.json"
-    _run([sys.executable, "-m", "gan_eval", "evaluate", *options, "--json", str(single)])
-    _run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-          "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-          "-m", "gan_eval", "evaluate", *options, "--json", str(multi)])
+    run_clean([sys.executable, "-m", "gan_eval", "evaluate", *options, "--json", str(single)])
+    run_clean([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+               "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+               "--master-port", str(free_port()),
+               "-m", "gan_eval", "evaluate", *options, "--json", str(multi)])
     ours, theirs = (json.loads(p.read_text())["metrics"] for p in (multi, single))
     assert [m["n_generated"] for m in ours] == [70] * len(ours)
     assert [(m["name"], m["value"], m["ci95"]) for m in ours] == \

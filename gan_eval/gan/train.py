@@ -590,7 +590,7 @@ class _Run:
             )
         except ValueError as exc:  # the size bound: the other fields were validated above
             raise InputError(f"--width {cfg.model_width} / --nz {cfg.nz}: {exc}") from exc
-        torch.manual_seed(cfg.seed)  # model init; identical on every rank
+        torch.manual_seed(derive_seed(cfg.seed, "init"))  # model init; identical on every rank
         self.stepper = GanStep(
             Generator(self.spec), Discriminator(self.spec), self.loss, lr=cfg.lr,
             betas=(cfg.beta1, cfg.beta2), ema_decay=cfg.ema_decay, device=self.device,

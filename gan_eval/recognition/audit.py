@@ -66,6 +66,7 @@ from gan_eval.recognition.utility import (
 )
 from gan_eval.recognition.verification import far_threshold, verification
 from gan_eval.results import Metric, Results, provenance
+from gan_eval.seeding import numpy_rng
 from gan_eval.sources import as_source
 
 EXTRACTOR = "dlib-face"
@@ -164,7 +165,7 @@ def _faceness(gen: _Embedded, ref: _Embedded, config: RecognitionConfig
     detector, reasons = load_detector(config.detector)
     if detector is None:
         return skipped(reasons), None
-    rng = np.random.default_rng([config.seed, 3])
+    rng = numpy_rng(config.seed, "faceness-subset")
     section: dict[str, Any] = {
         "detector": detector.name,
         "description": detector.description,
@@ -209,7 +210,7 @@ def _thresholds(
     if impostor is None:
         count = max(CALIBRATION_PAIRS, math.ceil(10 / config.far))
         impostor = unlabelled_impostors(reference, count,
-                                        rng=np.random.default_rng([config.seed, 4]))
+                                        rng=numpy_rng(config.seed, "impostor-pairs"))
         pairs_desc = (
             "pairs of different images of the unlabelled reference, taken as impostors (assumes "
             "most show different people; repeated people make the threshold stricter)"

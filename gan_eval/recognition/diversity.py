@@ -37,6 +37,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist
 
 from gan_eval.metrics.summaries import median_rank_interval
+from gan_eval.seeding import numpy_rng
 
 LINKAGE = "average"
 """scipy linkage method used to count identities."""
@@ -87,7 +88,7 @@ def first_duplicate_sizes_from_pdist(
     In a random order with ranks ``r``, the first prefix holding a close pair ``(i, j)`` has size
     ``min over close pairs of max(r_i, r_j) + 1``: one pass over the close pairs per trial.
     """
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed, "diversity/birthday")
     ranks = np.stack([rng.permutation(n) for _ in range(trials)]) if n else np.zeros((trials, 0))
     out = np.full((trials, len(thresholds)), np.inf)
     for col, threshold in enumerate(thresholds):
@@ -168,7 +169,8 @@ def diversity(
     rows = np.arange(n_total)
     subset = None
     if n_total > max_images:
-        rows = np.sort(np.random.default_rng(seed).choice(n_total, size=max_images, replace=False))
+        rows = np.sort(numpy_rng(seed, "diversity/subset").choice(n_total, size=max_images,
+                                                                     replace=False))
         subset = f"seeded random subset of {max_images} of {n_total} (seed {seed})"
     x = _as_float64(embeddings[torch.as_tensor(rows, device=embeddings.device)])
     n = int(x.shape[0])

@@ -72,6 +72,7 @@ from gan_eval.recognition.verification import (
     pair_distances,
     roc_summary,
 )
+from gan_eval.seeding import numpy_rng
 
 BOOTSTRAP_RESAMPLES = 1000
 
@@ -98,7 +99,7 @@ def generated_impostors(
     folds: int = 10,
 ) -> dict[str, Any]:
     """Protocol 1: generated faces as extra impostors (see the module docstring)."""
-    rng = np.random.default_rng([seed, 1])
+    rng = numpy_rng(seed, "utility/impostors")
     count = int(scores.impostor.size)
     ri = rng.integers(0, reference.shape[0], size=count)
     gi = rng.integers(0, generated.shape[0], size=count)
@@ -166,7 +167,7 @@ def distractor_identification(
     hit_gallery = with_distractors.indices < gallery.size
     idx = np.where(hit_gallery, with_distractors.indices, 0)
     correct_d = hit_gallery & (labels[gallery[idx]] == labels[probes])
-    rng = np.random.default_rng([seed, 2])
+    rng = numpy_rng(seed, "utility/distractors")
     n = probes.size
     boot = rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
     diffs = correct_d[boot].mean(axis=1) - correct[boot].mean(axis=1)
@@ -205,7 +206,7 @@ def identity_split(
     if max_identities < 2:
         raise InputError(f"max_identities: expected an integer ≥ 2, got {max_identities!r}")
     labels = np.asarray(labels)
-    rng = np.random.default_rng([seed, 5])
+    rng = numpy_rng(seed, "utility/split")
     order = np.argsort(labels, kind="stable")
     bounds = np.flatnonzero(labels[order][1:] != labels[order][:-1]) + 1
     groups = [g for g in np.split(order, bounds) if g.size >= 2]
@@ -331,7 +332,7 @@ def generated_training_data(
         "accuracy_with_generated": float(correct_b.mean()),
         "accuracy_with_generated_ci95": wilson_interval(int(correct_b.sum()), n),
         "delta": float(diff.mean()),
-        "delta_ci95": _paired_bootstrap(diff, np.random.default_rng([seed, 6])),
+        "delta_ci95": _paired_bootstrap(diff, numpy_rng(seed, "utility/bootstrap")),
         "fixed": int(np.count_nonzero(correct_b & ~correct_a)),
         "broken": int(np.count_nonzero(correct_a & ~correct_b)),
         "converged": {"real_only": converged_a, "with_generated": converged_b},

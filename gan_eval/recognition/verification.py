@@ -31,6 +31,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from gan_eval.metrics.pairs import MAX_GENUINE, different_pairs, genuine_pairs, pair_distances
 from gan_eval.metrics.summaries import mean_std
+from gan_eval.seeding import derive_seed, numpy_rng
 
 FAR_TARGETS: tuple[float, ...] = (1e-2, 1e-3)
 """False-accept rates at which the true-accept rate is reported."""
@@ -162,7 +163,8 @@ def kfold_accuracy(
     k = min(folds, smallest)
     if k < 2:
         return {"skipped": True, "reason": f"{smallest} pair(s) in the smaller class; need ≥ 2"}
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    splitter = StratifiedKFold(n_splits=k, shuffle=True,
+                               random_state=derive_seed(seed, "verification/folds") % 2**32)
     accuracies: list[float] = []
     thresholds: list[float] = []
     for train, test in splitter.split(d, y):
@@ -194,7 +196,8 @@ def fold_intervals(
         return {"skipped": True, "reason": "fewer than 2 pairs in a class"}
     per: dict[str, list[float]] = {"auc": [], "eer": []}
     per.update({f"tar@far={far_key(f)}": [] for f in far_targets})
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    splitter = StratifiedKFold(n_splits=k, shuffle=True,
+                               random_state=derive_seed(seed, "verification/folds") % 2**32)
     for _, test in splitter.split(d, y):
         summary = roc_summary(d[test], y[test], far_targets)
         per["auc"].append(summary["auc"])
@@ -222,7 +225,7 @@ def verification(
     them when fewer exist). The pair distances are returned for threshold calibration and the
     utility protocol.
     """
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed, "verification/pairs")
     labels = np.asarray(labels)
     gi, gj = genuine_pairs(labels, max_pairs=max_genuine, rng=rng)
     ii, ij = different_pairs(len(labels), max(gi.size, min_impostors), rng=rng, labels=labels)

@@ -51,6 +51,7 @@ from gan_eval.robustness.corruptions import CORRUPTIONS, embedding_drift
 from gan_eval.robustness.criteria import Dodging, EmbeddingCriterion, Impersonation
 from gan_eval.robustness.models import FAKE, REAL, discriminator_model, recognizer_model
 from gan_eval.robustness.sweep import AttackOutcome, run_attack, size_summary
+from gan_eval.seeding import torch_generator
 from gan_eval.sources import as_source
 
 GOALS = ("dodging", "impersonation")
@@ -72,10 +73,10 @@ def _choices(kind: type[TargetModel]) -> str:
 
 def subset_indices(total: int, n: int, seed: int) -> list[int]:
     """Indices of the ``n`` images taken from a source of ``total`` (all when it has fewer):
-    a random subset drawn with ``torch.Generator().manual_seed(seed)``, in increasing order."""
+    a random subset drawn with ``torch_generator(seed, "attack-subset")``, in increasing order."""
     if total <= n:
         return list(range(total))
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed, "attack-subset")
     return sorted(torch.randperm(total, generator=gen)[:n].tolist())
 
 
@@ -134,11 +135,12 @@ def impersonation_targets(
     ``attacked``: the attacked model's embeddings of the clean images (B×128), ``clean``: the
     canonical ones that serve as targets. Candidates of row i are the other rows j it does not
     match (``‖attacked_i − clean_j‖ > threshold``), so nothing succeeds at ε = 0; one is drawn
-    with ``torch.Generator().manual_seed(seed)``. Rows without a candidate are left out.
+    with ``torch_generator(seed, "impersonation-targets")``. Rows without a candidate are left
+    out.
     """
     dist = torch.cdist(attacked.double().cpu(), clean.double().cpu())
     dist.fill_diagonal_(0.0)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed, "impersonation-targets")
     rows, targets = [], []
     for i in range(clean.shape[0]):
         candidates = torch.nonzero(~is_match(dist[i], threshold)).flatten()
