@@ -24,8 +24,20 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from gan_eval import catalogue
-from gan_eval.errors import GanEvalError
+from gan_eval.errors import GanEvalError, InputError
+from gan_eval.fileio import check_output_dir, check_output_file
 from gan_eval.gan.loss_names import LossName
+from gan_eval.gates import evaluate_gates, load_config
+from gan_eval.report.junit import write_junit
+from gan_eval.report.tables import (
+    attack_table,
+    gates_table,
+    inspect_json,
+    inspect_table,
+    metrics_table,
+    recognition_table,
+)
+from gan_eval.results import Results
 from gan_eval.robustness.attacks import TargetModel, attack_choices
 from gan_eval.version import __version__
 
@@ -121,8 +133,6 @@ def inspect_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Count, resolution, channels, identities, content hash and problems of a DATA source."""
-    from gan_eval.errors import InputError
-    from gan_eval.report.tables import inspect_json, inspect_table
     from gan_eval.sources import inspect_source
 
     info = inspect_source(data, resolution=resolution)
@@ -187,7 +197,6 @@ def recognition_cmd(
     _writable("--json", json_path)
     from gan_eval.features.framing import Framing
     from gan_eval.recognition import RecognitionConfig, recognition
-    from gan_eval.report.tables import recognition_table
 
     results = recognition(generated, reference, RecognitionConfig(
         threshold=threshold, far=far, framing=Framing(align=align, margin=margin), n=n,
@@ -314,7 +323,6 @@ def train_cmd(
     (--batch-size is the global batch).
     """
     _writable("--out", out, folder=True)
-    from gan_eval.errors import InputError
     from gan_eval.gan.train import TrainConfig, config_for_resume, train
 
     options: dict[str, Any] = {
@@ -419,7 +427,6 @@ def attack_cmd(
 ) -> None:
     """Adversarial (foolbox) and corruption robustness of the face recognizer or D."""
     _writable("--json", json_path)
-    from gan_eval.report.tables import attack_table
     from gan_eval.robustness import ATTACKS, AttackConfig, AttackOptions, attack
 
     results = attack(target, AttackConfig(
@@ -489,7 +496,6 @@ def evaluate_cmd(
     _writable("--json", json_path)
     from gan_eval.distributed import is_main_process
     from gan_eval.evaluate import EvaluateConfig, evaluate
-    from gan_eval.report.tables import metrics_table
 
     results = evaluate(generated, reference, EvaluateConfig(
         extractors=tuple(extractor or ("dlib-face",)), n=n, resolution=resolution,
@@ -572,7 +578,6 @@ def report_cmd(
 
 def _verdict(results_json: Path) -> str:
     """One line of the report's gate verdict (the report exits 0 either way; ``gate`` fails CI)."""
-    from gan_eval.results import Results
 
     gates = Results.load(results_json).gates
     checks = gates.get("checks", [])
@@ -616,10 +621,6 @@ def gate_cmd(
     """Exit 0 when every gate passes, 1 when one fails, 2 on a bad config or results file."""
     _writable("--json", json_path)
     _writable("--junit", junit)
-    from gan_eval.gates import evaluate_gates, load_config
-    from gan_eval.report.junit import write_junit
-    from gan_eval.report.tables import gates_table
-    from gan_eval.results import Results
 
     gates = load_config(config)
     base = Results.load(baseline) if baseline is not None else None
@@ -643,7 +644,6 @@ def gate_cmd(
 
 def _writable(option: str, path: str | Path | None, *, folder: bool = False) -> None:
     """Refuse an unusable output path before any work (exit 2 naming ``option``)."""
-    from gan_eval.fileio import check_output_dir, check_output_file
 
     if path is not None:
         (check_output_dir if folder else check_output_file)(path, option)

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from gan_eval.errors import InputError, MissingAssetError
+from gan_eval.fileio import sha256_file
 
 #: File name torch-fidelity gives the weights (``os.path.basename`` of its release URL).
 INCEPTION_WEIGHTS_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
@@ -198,6 +199,5 @@ def load_inception_weights(path: str | os.PathLike[str]) -> InceptionWeights:
 
 def inception_weights_sha256(explicit: str | os.PathLike[str] | None = None) -> str:
     """sha256 (hex) of the weights file :func:`resolve_inception_weights` finds (provenance)."""
-    from gan_eval.fileio import sha256_file
 
     return sha256_file(resolve_inception_weights(explicit))

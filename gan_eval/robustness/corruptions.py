@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gan_eval.faces import MATCH_THRESHOLD, is_match
+from gan_eval.features.dlib_face import embed_faces
 from gan_eval.seeding import derive_seed
 
 
@@ -114,7 +115,6 @@ def embedding_drift(
     severity: distance between corrupted and clean embeddings) and ``match_rate`` (fraction with
     drift < ``threshold``: still recognized as the same person), with ``n`` images.
     """
-    from gan_eval.features.dlib_face import embed_faces
 
     if clean_embeddings is None:
         clean_embeddings = embed_faces(images, device=device)

@@ -26,6 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_eval.errors import InputError
+from gan_eval.features.dlib_face import INPUT_SIZE, load_dlib_face_net
+from gan_eval.gan.checkpoint import load_checkpoint
+from gan_eval.gan.models import Discriminator
 
 MATCH = 0
 """Class index of "the reference person" in :class:`VerificationModel` outputs."""
@@ -60,7 +63,6 @@ class FaceEmbedder(nn.Module):
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from gan_eval.features.dlib_face import INPUT_SIZE
 
         h, w = x.shape[-2:]
         if h != w:
@@ -78,7 +80,6 @@ class FaceEmbedder(nn.Module):
 
 @functools.lru_cache(maxsize=4)
 def _recognizer(device: str) -> fb.PyTorchModel:
-    from gan_eval.features.dlib_face import load_dlib_face_net
 
     module = FaceEmbedder(load_dlib_face_net(device=device))
     return fb.PyTorchModel(module, bounds=BOUNDS, device=torch.device(device))
@@ -174,8 +175,6 @@ def discriminator_model(
     Returns the foolbox model and the validated :class:`gan_eval.gan.Checkpoint`. D runs in eval
     mode (BatchNorm uses its running statistics, so images in a batch do not interact).
     """
-    from gan_eval.gan.checkpoint import load_checkpoint
-    from gan_eval.gan.models import Discriminator
 
     ckpt = load_checkpoint(checkpoint, groups=("g_ema", "d"))
     d = Discriminator(ckpt.spec)
