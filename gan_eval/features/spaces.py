@@ -5,7 +5,7 @@
 ``"embedding"``, unit-norm; also ``"clip"``, the raw projection). Each factory is
 ``cls(device, weights_path_or_None)``; the weights file is located through
 :mod:`gan_eval.features.weights` (never downloaded) and its sha256 is ``weights_sha256()``.
-timm and open_clip are imported only when an extractor is built.
+timm (the ``feature-spaces`` extra) is imported only when an extractor is built.
 """
 
 from __future__ import annotations
