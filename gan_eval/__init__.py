@@ -12,7 +12,8 @@ Layers (imports point down only; ``tests/test_layers.py`` checks it):
    :mod:`~gan_eval.seeding`, :mod:`~gan_eval.faces` (the match threshold and its comparison),
    :mod:`~gan_eval.catalogue` (every metric), :mod:`~gan_eval.results` (the results schema),
    :mod:`~gan_eval.gates` (gate logic), :mod:`~gan_eval.devices`, :mod:`~gan_eval.distributed`,
-   and :mod:`~gan_eval.metrics` (pure math);
+   :mod:`~gan_eval.weights` (the pretrained weights files: find, fetch, verify) and
+   :mod:`~gan_eval.metrics` (pure math);
 2. :mod:`~gan_eval.data` — image data → :class:`ImageSource` (uint8 B×3×H×W), source records;
 3. :mod:`~gan_eval.features` (extractors, cached extraction) and :mod:`~gan_eval.gan`
    (models, training, checkpoints);

@@ -49,6 +49,13 @@ EXTRACTORS: dict[str, ExtractorSpec] = {
     for spec in (
         ExtractorSpec("dlib-face", "face embeddings", face=True),
         ExtractorSpec("inception", "Inception", logits=True),
+        ExtractorSpec("dinov2-vit-s14", "DINOv2 ViT-S/14"),
+        ExtractorSpec("dinov2-vit-b14", "DINOv2 ViT-B/14"),
+        ExtractorSpec("dinov2-vit-l14", "DINOv2 ViT-L/14"),
+        ExtractorSpec("dinov2-vit-g14", "DINOv2 ViT-g/14"),
+        ExtractorSpec("clip-vit-b32", "CLIP ViT-B/32"),
+        ExtractorSpec("clip-vit-l14", "CLIP ViT-L/14"),
+        ExtractorSpec("clip-vit-l14-336", "CLIP ViT-L/14@336"),
     )
 }
 """Feature spaces gan-eval computes distribution metrics on, in report order."""
@@ -94,7 +101,8 @@ class MetricSpec:
         return self.extractors
 
     def card_label(self, extractor: str) -> str:
-        """The summary card's title: the label, with the feature space when it has several."""
+        """The summary card's title: the label, with the feature space when it has several
+        (FID on DINOv2 ViT-L/14 is the FD_DINOv2 of Stein et al. 2023)."""
         if len(self.headline) > 1 and extractor in EXTRACTORS:
             return f"{self.label} ({EXTRACTORS[extractor].label})"
         return self.label
@@ -107,9 +115,11 @@ METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
         MetricSpec("fid", False, _POSITIVE, "squared feature distance", Producer.EVALUATE,
-                   "FID", ANY_EXTRACTOR, headline=("inception", "dlib-face")),
+                   "FID", ANY_EXTRACTOR, headline=("inception", "dinov2-vit-l14", "dlib-face")),
         MetricSpec("kid", False, (-math.inf, math.inf), "squared MMD (unbiased, may be < 0)",
                    Producer.EVALUATE, "KID", ANY_EXTRACTOR),
+        MetricSpec("cmmd", False, _POSITIVE, "squared MMD × 1000 (RBF σ = 10, biased)",
+                   Producer.EVALUATE, "CMMD", ANY_EXTRACTOR, headline=("clip-vit-l14-336",)),
         MetricSpec("is", True, (1.0, math.inf), "exp(nats)", Producer.EVALUATE,
                    "Inception Score", LOGIT_EXTRACTORS),
         MetricSpec("precision", True, _UNIT, "fraction", Producer.EVALUATE, "Precision",

@@ -24,7 +24,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from gan_eval import catalogue
-from gan_eval.errors import GanEvalError, InputError
+from gan_eval import weights as weights_table
+from gan_eval.errors import GanEvalError, InputError, MissingAssetError
 from gan_eval.fileio import check_output_dir, check_output_file
 from gan_eval.gan.loss_names import LossName
 from gan_eval.gates import evaluate_gates, load_config
@@ -80,13 +81,26 @@ def root(
     DEBUG["on"] = debug
 
 
-def command(name: str | None = None) -> Callable[[F], F]:
-    """Register a typer command whose gan-eval errors print one line and exit with their code."""
+weights_app = typer.Typer(
+    name="weights",
+    help="List, fetch (an explicit download) and verify the pretrained weights files.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(weights_app, name="weights")
+
+
+def command(name: str | None = None, group: typer.Typer = app) -> Callable[[F], F]:
+    """Register a typer command (on ``group``) whose errors become exit codes here, the one
+    place that decides them."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             label = name or fn.__name__
+            if group is not app:
+                label = f"{group.info.name} {label}"
             try:
                 return fn(*args, **kwargs)
             except (typer.Exit, typer.Abort, KeyboardInterrupt):
@@ -108,7 +122,7 @@ def command(name: str | None = None) -> Callable[[F], F]:
                     "traceback).", err=True)
                 raise typer.Exit(INTERNAL_ERROR) from None
 
-        app.command(name)(wrapper)
+        group.command(name)(wrapper)
         return fn
 
     return decorate
@@ -478,6 +492,12 @@ def evaluate_cmd(
         Path | None, typer.Option("--json", help="Write the results JSON here.")
     ] = None,
     inception_weights: InceptionWeights = None,
+    weights: Annotated[
+        list[str] | None,
+        typer.Option("--weights", metavar="EXTRACTOR=PATH",
+                     help="Weights file of an extractor (repeatable), e.g. "
+                     "clip-vit-l14-336=ViT-L-14-336px.pt; see `gan-eval weights list`."),
+    ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed for sampling and bootstrap.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
@@ -500,6 +520,7 @@ def evaluate_cmd(
     results = evaluate(generated, reference, EvaluateConfig(
         extractors=tuple(extractor or ("dlib-face",)), n=n, resolution=resolution,
         batch_size=batch_size, device=device, inception_weights=inception_weights,
+        weights=_weights_option(weights or []),
         use_cache=not no_cache, bootstrap=bootstrap, seed=seed, progress=not quiet))
     if not is_main_process():
         return  # every torchrun process holds the same results; rank 0 reports them
@@ -640,6 +661,87 @@ def gate_cmd(
         write_junit(checks, junit)
     if not all(c.passed for c in checks):
         raise typer.Exit(1)
+
+
+NamesArg = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="NAME...",
+                   help=f"Weights names (default: all): {', '.join(weights_table.WEIGHTS)}."),
+]
+
+
+@command("list", weights_app)
+def weights_list_cmd(names: NamesArg = None) -> None:
+    """Each known weights file: name, published sha256, size, official URL, where it was found."""
+    for name in names or list(weights_table.WEIGHTS):
+        located = weights_table.locate(name)
+        entry = located.entry
+        where = f"found ({located.source}): {located.path}" if located.path else (
+            f"not found (looked at: {', '.join(located.tried)}; "
+            f"set {entry.env} or run `gan-eval weights fetch {entry.name}`)"
+        )
+        typer.echo(f"{entry.name}\n  file:    {entry.filename} ({entry.approx_size}, "
+                   f"{entry.kind})\n  sha256:  {entry.published_hash}\n"
+                   f"  hash:    {entry.hash_source}\n  url:     {entry.url}\n"
+                   f"  license: {entry.license}\n  where:   {where}")
+
+
+@command("fetch", weights_app)
+def weights_fetch_cmd(
+    names: Annotated[list[str], typer.Argument(metavar="NAME...", help="Weights to download.")],
+    url: Annotated[str | None, typer.Option(
+        "--url", help="Download from this mirror URL, not the official one (one NAME).")
+    ] = None,
+    dest: Annotated[str | None, typer.Option(
+        "--dest", help="Target folder (default: $GAN_EVAL_WEIGHTS_DIR or "
+                       "~/.cache/gan-eval/weights).")] = None,
+    sha256: Annotated[str | None, typer.Option(
+        "--sha256", help="Full sha256 the file must have (pins files with no published "
+                         "hash; one NAME).")] = None,
+    retries: Annotated[int, typer.Option(
+        "--retries", min=0, help="Resumptions after a cut connection.")] = 3,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Download weights files (explicit opt-in): progress bar, resume, sha256 check, atomic."""
+    if (url or sha256) and len(names) != 1:
+        raise InputError("--url and --sha256 apply to one NAME at a time")
+    for name in names:
+        path = weights_table.fetch(name, url=url, dest_dir=dest, sha256=sha256, retries=retries,
+                       progress=not quiet)
+        typer.echo(str(path))
+
+
+@command("verify", weights_app)
+def weights_verify_cmd(names: NamesArg = None) -> None:
+    """Hash each found weights file against its published, pinned or recorded sha256.
+
+    Exit 3 when a file does not match, or when a NAME given explicitly is not found.
+    """
+    bad: list[str] = []
+    for name in names or list(weights_table.WEIGHTS):
+        row = weights_table.verify_one(name)
+        typer.echo(f"{row.entry.name}: {row.status}"
+                   + (f" {row.path} sha256 {row.sha256}" if row.path else "")
+                   + (f" (expected {row.expected})" if row.status == "mismatch" else ""))
+        if row.status == "mismatch" or (row.status == "missing" and names):
+            bad.append(row.entry.name)
+    if bad:
+        raise MissingAssetError(
+            f"{', '.join(bad)}: missing or not matching its sha256; run "
+            f"`gan-eval weights fetch {' '.join(bad)}` (a mismatching file is replaced)"
+        )
+
+
+def _weights_option(values: list[str]) -> tuple[tuple[str, Path], ...]:
+    """``--weights EXTRACTOR=PATH`` values as (extractor, path) pairs."""
+    pairs = []
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or name not in catalogue.EXTRACTORS or not path:
+            raise InputError(f"--weights {value!r}: expected EXTRACTOR=PATH with EXTRACTOR one "
+                             f"of {', '.join(catalogue.EXTRACTORS)}")
+        pairs.append((name, Path(path)))
+    return tuple(pairs)
 
 
 def _writable(option: str, path: str | Path | None, *, folder: bool = False) -> None:

@@ -87,6 +87,9 @@ def empty_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     hub = tmp_path / "hub"
     monkeypatch.setattr(torch.hub, "_hub_dir", str(hub))
     monkeypatch.delenv(iw.INCEPTION_WEIGHTS_ENV, raising=False)
+    # gan-eval's own weights cache is searched before the hub's: keep it empty too
+    monkeypatch.delenv("GAN_EVAL_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     return hub
 
 

@@ -13,7 +13,7 @@ ROOT = Path(gan_eval.__file__).parent
 FLOORS: list[set[str]] = [
     {"version", "errors"},
     {"seeding", "faces", "catalogue", "fileio", "devices"},
-    {"metrics", "results", "distributed"},
+    {"metrics", "results", "distributed", "weights"},
     {"gates"},
     {"data"},
     {"features", "gan"},

@@ -3,20 +3,24 @@
 The standard FID/IS/KID network is torch-fidelity's ``inception-v3-compat``, whose weights
 (``weights-inception-2015-12-05-6726825d.pth``, ~91 MiB, converted from TensorFlow's 2015-12-05
 Inception graph) torch-fidelity downloads from its GitHub release at first use and caches in the
-torch hub directory. No package registry ships them, so gan-eval looks, in this order, at:
+torch hub directory. No package registry ships them, so gan-eval looks (the ``inception``
+entry of the weights table, :mod:`gan_eval.weights`), in this order, at:
 
 1. an explicit path (the CLI's ``--inception-weights PATH`` option);
 2. the environment variable ``GAN_EVAL_INCEPTION_WEIGHTS``;
-3. torch-fidelity's own cache location, ``<torch.hub.get_dir()>/checkpoints/<file name>``
+3. ``$GAN_EVAL_WEIGHTS_DIR/<file name>``, then gan-eval's weights cache
+   (``~/.cache/gan-eval/weights``, where ``gan-eval weights fetch inception`` puts it);
+4. torch-fidelity's own cache location, ``<torch.hub.get_dir()>/checkpoints/<file name>``
    (what ``torch.hub.load_state_dict_from_url`` uses, i.e. ``$TORCH_HOME/hub/checkpoints`` with
    ``$TORCH_HOME`` defaulting to ``~/.cache/torch``), so a machine that ever ran torch-fidelity
    online already has it.
 
 Nothing found → :class:`~gan_eval.errors.MissingAssetError` (CLI exit 3) with the file name, its
-URL (text only; it is never fetched) and where to put it. A path that was given (option or
-environment variable) but does not exist, or is not an InceptionV3 state dict →
-:class:`~gan_eval.errors.InputError` (exit 2) naming it. The file is only ever unpickled with
-``torch.load(..., map_location="cpu", weights_only=True)``; its sha256 is kept for provenance.
+URL, ``gan-eval weights fetch inception`` (the explicit download) and where to put it. A path that
+was given (option or environment variable) but does not exist, or is not an InceptionV3 state
+dict → :class:`~gan_eval.errors.InputError` (exit 2) naming it. The file is only ever unpickled
+with ``torch.load(..., map_location="cpu", weights_only=True)``; its sha256 is kept for
+provenance.
 """
 
 from __future__ import annotations
@@ -30,24 +34,22 @@ from pathlib import Path
 
 import torch
 
+from gan_eval import weights
 from gan_eval.errors import InputError, MissingAssetError
 from gan_eval.fileio import sha256_file
 
 #: File name torch-fidelity gives the weights (``os.path.basename`` of its release URL).
-INCEPTION_WEIGHTS_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_WEIGHTS_FILENAME = weights.INCEPTION_FILENAME
 
 try:  # the URL exactly as torch-fidelity's source writes it (text only: never fetched)
     from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3 as _TF_URL
 except ImportError:  # pragma: no cover - torch-fidelity is a hard dependency
     _TF_URL = None
 
-INCEPTION_WEIGHTS_URL: str = _TF_URL or (
-    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
-    + INCEPTION_WEIGHTS_FILENAME
-)
+INCEPTION_WEIGHTS_URL: str = _TF_URL or weights.WEIGHTS["inception"].url
 
 #: Environment variable that points at the weights file.
-INCEPTION_WEIGHTS_ENV = "GAN_EVAL_INCEPTION_WEIGHTS"
+INCEPTION_WEIGHTS_ENV = weights.WEIGHTS["inception"].env
 
 #: CLI option that points at the weights file (the CLI passes its value as ``explicit``).
 INCEPTION_WEIGHTS_OPTION = "--inception-weights"
@@ -78,23 +80,17 @@ def missing_weights_message() -> str:
     return (
         f"Inception weights not found: {INCEPTION_WEIGHTS_FILENAME} (torch-fidelity's "
         f"InceptionV3 for standard FID/IS/KID, ~91 MiB). It is published at "
-        f"{INCEPTION_WEIGHTS_URL} (gan-eval never downloads it). Put it at {hub_cache_path()} "
-        f"(torch-fidelity's cache), or set {INCEPTION_WEIGHTS_ENV}=/path/to/"
+        f"{INCEPTION_WEIGHTS_URL}; gan-eval never downloads it implicitly: run "
+        f"`gan-eval weights fetch inception` (puts it in {weights.cache_dir()}), or put it at "
+        f"{hub_cache_path()} (torch-fidelity's cache), or set {INCEPTION_WEIGHTS_ENV}=/path/to/"
         f"{INCEPTION_WEIGHTS_FILENAME}, or pass {INCEPTION_WEIGHTS_OPTION} PATH."
     )
 
 
-def _checked_file(path: Path, source: str) -> Path:
-    if not path.exists():
-        raise InputError(f"Inception weights file given by {source} does not exist: {path}")
-    if not path.is_file():
-        raise InputError(f"Inception weights path given by {source} is not a file: {path}")
-    return path
-
-
 def resolve_inception_weights(explicit: str | os.PathLike[str] | None = None) -> Path:
     """Find the InceptionV3 weights file: ``explicit``, then ``$GAN_EVAL_INCEPTION_WEIGHTS``,
-    then torch-fidelity's hub cache (:func:`hub_cache_path`).
+    then ``$GAN_EVAL_WEIGHTS_DIR``, gan-eval's weights cache, torch-fidelity's hub cache
+    (:func:`hub_cache_path`).
 
     Args:
         explicit: a path from the user (``--inception-weights``); ``None`` or ``""`` = not given.
@@ -105,16 +101,12 @@ def resolve_inception_weights(explicit: str | os.PathLike[str] | None = None) ->
     Raises:
         InputError: ``explicit`` or the environment variable names a path that is missing or
             not a regular file.
-        MissingAssetError: neither was given and the hub cache has no file.
+        MissingAssetError: neither was given and no cache (``$GAN_EVAL_WEIGHTS_DIR``, gan-eval's
+            weights cache, torch hub's) has the file.
     """
-    if explicit is not None and str(explicit) != "":
-        return _checked_file(Path(explicit).expanduser(), f"{INCEPTION_WEIGHTS_OPTION}")
-    from_env = os.environ.get(INCEPTION_WEIGHTS_ENV, "")
-    if from_env.strip():
-        return _checked_file(Path(from_env).expanduser(), f"${INCEPTION_WEIGHTS_ENV}")
-    cached = hub_cache_path()
-    if cached.is_file():
-        return cached
+    located = weights.locate("inception", explicit, option=INCEPTION_WEIGHTS_OPTION)
+    if located.path is not None:
+        return located.path
     raise MissingAssetError(missing_weights_message())
 
 

@@ -1,70 +1,25 @@
-"""gan-eval's feature extractors: a base class plus a validated registry.
+"""Every feature extractor gan-eval has, by name: dlib's face network and Inception (here),
+DINOv2 and CLIP (:mod:`gan_eval.features.spaces`), registered into :data:`EXTRACTORS`
+(:mod:`gan_eval.features.base`); :func:`build_extractor` builds one by name.
 
-The CLI's ``--extractor`` choices come from :data:`EXTRACTORS`, whose names are those of the
-catalogue (:data:`gan_eval.catalogue.EXTRACTORS`, which also says what each can feed). Each
-extractor maps uint8 B×3×H×W images to named float feature tensors; ``primary`` names the one that
-FID, KID and precision/recall use.
+The CLI's ``--extractor`` choices are the catalogue's names (:data:`gan_eval.catalogue.EXTRACTORS`,
+which also says what each can feed); a test keeps the two equal.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
-from gan_eval import catalogue
 from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
+from gan_eval.features.base import EXTRACTORS, FeatureExtractor, register_extractor
 from gan_eval.features.dlib_face import dlib_weights_sha256, embed_faces, load_dlib_face_net
 from gan_eval.features.framing import Framing, frame
 from gan_eval.features.inception import load_inception
-
-
-class FeatureExtractor(ABC):
-    """uint8 B×3×H×W images → {feature name: float32 B×D} on ``device``."""
-
-    name: ClassVar[str]
-    primary: ClassVar[str]
-    """The feature used for fid, kid, precision/recall, density/coverage."""
-    logits: ClassVar[str | None] = None
-    """The feature holding class logits for the Inception Score (None: no IS)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-
-    @abstractmethod
-    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Features of uint8 B×3×H×W ``images`` (any device); float32, on ``self.device``."""
-
-    @abstractmethod
-    def weights_sha256(self) -> str:
-        """sha256 of the weights file, for provenance and cache keys."""
-
-    def settings(self) -> dict[str, Any]:
-        """Options that change the features (part of the cache key and the provenance)."""
-        return {}
-
-
-ExtractorFactory = Callable[..., FeatureExtractor]
-EXTRACTORS: dict[str, ExtractorFactory] = {}
-
-
-def register_extractor(name: str) -> Callable[[ExtractorFactory], ExtractorFactory]:
-    """Register ``factory(device, weights_path, **options)`` under ``name``, a name of the
-    catalogue (:data:`gan_eval.catalogue.EXTRACTORS`)."""
-
-    def decorate(factory: ExtractorFactory) -> ExtractorFactory:
-        if name in EXTRACTORS:
-            raise ValueError(f"feature extractor {name!r} is already registered")
-        if name not in catalogue.EXTRACTORS:
-            raise ValueError(f"feature extractor {name!r} is not in gan_eval.catalogue.EXTRACTORS")
-        EXTRACTORS[name] = factory
-        return factory
-
-    return decorate
+from gan_eval.features.spaces import register_feature_spaces
 
 
 def build_extractor(
@@ -137,3 +92,9 @@ class InceptionExtractor(FeatureExtractor):
 
     def weights_sha256(self) -> str:
         return str(self._net.weights_sha256)
+
+
+register_feature_spaces(register_extractor)
+
+__all__ = ["EXTRACTORS", "DlibFaceExtractor", "FeatureExtractor", "InceptionExtractor",
+           "build_extractor", "register_extractor"]
