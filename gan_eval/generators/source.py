@@ -43,7 +43,7 @@ class GeneratorSource(ImageSource):
         generator: Callable[[torch.Tensor], torch.Tensor],
         *,
         nz: int,
-        resolution: int,
+        resolution: int | tuple[int, int],
         channels: int,
         identity: str,
         data: str,
@@ -65,7 +65,8 @@ class GeneratorSource(ImageSource):
         self.seed = seed
         self.device = resolve_device(device)
         self.chunk = chunk or (256 if self.device.type == "cuda" else 64)
-        self.resolution = (resolution, resolution)
+        self.resolution = ((resolution, resolution) if isinstance(resolution, int)
+                           else (int(resolution[0]), int(resolution[1])))
         self.source_channels = channels
 
     def __len__(self) -> int:
@@ -90,14 +91,19 @@ class GeneratorSource(ImageSource):
             piece = z[start : start + self.chunk]
             padded = torch.zeros(self.chunk, self.nz)
             padded[: piece.shape[0]] = piece
-            images = self.generator(padded.to(self.device))[: piece.shape[0]]
-            parts.append(to_uint8(images).cpu())
+            chunk_indices = list(indices[start : start + self.chunk])
+            parts.append(self._forward(padded, chunk_indices)[: piece.shape[0]].cpu())
         if not parts:
             return torch.empty(0, 3, *self.resolution, dtype=torch.uint8)
         images = torch.cat(parts)
         if self.source_channels == 1:  # the image contract is 3 channels: repeat gray
             images = images.expand(-1, 3, -1, -1)
         return images.contiguous()
+
+    def _forward(self, z: torch.Tensor, indices: Sequence[int]) -> torch.Tensor:
+        """uint8 images B×C×H×W of one chunk of latents (float32 B×nz on the CPU; the rows past
+        ``len(indices)`` are zero padding and may be anything in the result)."""
+        return to_uint8(self.generator(z.to(self.device)))
 
     def _hash_content(self, digest: hashlib._Hash) -> None:
         digest.update(self.identity.encode())
