@@ -10,7 +10,7 @@ import torch
 from gan_eval.data.pictures import write_png
 from gan_eval.errors import InputError
 from gan_eval.fileio import atomic_path
-from gan_eval.generators import open_generator
+from gan_eval.generators import GeneratorOptions, open_generator
 
 
 def sample(
@@ -22,6 +22,7 @@ def sample(
     npz: bool = False,
     device: str | torch.device | None = None,
     batch_size: int = 256,
+    options: GeneratorOptions | None = None,
 ) -> Path:
     """Draw ``n`` images from ``generator`` (a GENERATOR spec) into ``out``; returns ``out``.
 
@@ -29,12 +30,13 @@ def sample(
     atomically; with ``npz``, also ``samples.npz`` holding ``images`` (uint8 N×H×W for gray,
     N×H×W×3 for color), which ``open_source`` reads back. Image i depends only on the generator,
     ``seed`` and i (not on ``batch_size``); see :mod:`gan_eval.generators.source`.
+    ``options`` complete an external generator's contract (:class:`GeneratorOptions`).
     """
     if n < 1:
         raise InputError(f"--n {n}: expected at least 1 image")
     if batch_size < 1:
         raise InputError(f"--batch-size {batch_size}: expected at least 1")
-    source = open_generator(str(generator), n=n, seed=seed, device=device)
+    source = open_generator(str(generator), n=n, seed=seed, device=device, options=options)
     channels = source.source_channels
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import zipfile
 from dataclasses import asdict, dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from gan_eval.errors import InputError
 from gan_eval.gan.checkpoint import is_checkpoint
 
 
-class SpecKind(str, Enum):
+class SpecKind(StrEnum):
     """What a GENERATOR string names."""
 
     CHECKPOINT = "checkpoint"
