@@ -145,7 +145,8 @@ def classify(data: str) -> SpecKind | None:
 
     By form: ``py:…`` and ``….py:attr`` are Python specs (even when the file is missing, so
     that the error names it). By content for files: a TorchScript archive, a ``torch.save``
-    zip or legacy pickle (:attr:`SpecKind.PICKLE`, refused); ``.onnx`` by name. Files named like
+    zip or legacy pickle (:attr:`SpecKind.PICKLE`, refused), whatever the name; then ``.onnx``
+    by name (an ONNX protobuf is neither a zip nor a pickle). Files named like
     models (:data:`PICKLE_SUFFIXES`) whose content is none of these are :attr:`SpecKind.UNKNOWN`.
     """
     if data.startswith("py:"):
@@ -158,19 +159,19 @@ def classify(data: str) -> SpecKind | None:
     if not path.is_file():
         return None
     suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        return SpecKind.ONNX
     names = _zip_names(path) if suffix != ".npz" else None
     if names is not None:
         if is_torchscript_zip(names):
             return SpecKind.TORCHSCRIPT
         if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
             return SpecKind.PICKLE
-        return SpecKind.UNKNOWN if suffix in PICKLE_SUFFIXES else None
+        return SpecKind.UNKNOWN if suffix in (*PICKLE_SUFFIXES, ".onnx") else None
     if suffix in (".npy", ".npz"):
         return None  # numpy arrays are image data (read with allow_pickle=False)
     if _looks_like_pickle(path):
         return SpecKind.PICKLE
+    if suffix == ".onnx":  # checked after the content: a pickle named .onnx is still a pickle
+        return SpecKind.ONNX
     return SpecKind.UNKNOWN if suffix in PICKLE_SUFFIXES else None
 
 
