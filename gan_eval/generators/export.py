@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gan_eval.fileio import atomic_write_bytes
+from gan_eval.fileio import atomic_path, atomic_write_bytes
 from gan_eval.generators.loaders import METADATA_FILE
 
 
@@ -41,11 +41,9 @@ def export_onnx(generator: nn.Module, z_dim: int, path: str | Path) -> Path:
     batch), output ``images``. Uses torch's TorchScript-based exporter (``dynamo=False``), which
     needs the ``onnx`` package but not ``onnxscript``. Returns ``path``."""
     generator = generator.eval()
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices
-        torch.onnx.export(generator, (torch.zeros(2, z_dim),), buffer, dynamo=False,
+        torch.onnx.export(generator, (torch.zeros(2, z_dim),), str(tmp), dynamo=False,
                           input_names=["z"], output_names=["images"],
                           dynamic_axes={"z": {0: "batch"}, "images": {0: "batch"}})
-    atomic_write_bytes(path, buffer.getvalue())
     return Path(path)

@@ -7,13 +7,15 @@ nor on the device the latents are drawn for. The generator runs (in eval mode, f
 ``device``, in fixed-size chunks (the last one zero-padded): every image is computed by the same
 kernels whatever batch size the caller uses, which makes the pixels batch-size invariant bit for
 bit, not merely up to rounding. Outputs in [-1, 1] become uint8 with
-:func:`gan_eval.data.convert.to_uint8`.
+:func:`gan_eval.data.convert.to_uint8`. A consumer reading contiguous ranges in order gets the
+next range generated in a worker thread meanwhile (read-ahead), so sampling overlaps extraction.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -68,6 +70,9 @@ class GeneratorSource(ImageSource):
         self.resolution = ((resolution, resolution) if isinstance(resolution, int)
                            else (int(resolution[0]), int(resolution[1])))
         self.source_channels = channels
+        self.prefetch = True  # see _read; False: generate only what is asked for
+        self._pending: tuple[Sequence[int], Future[torch.Tensor]] | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     def __len__(self) -> int:
         return self.n
@@ -83,8 +88,27 @@ class GeneratorSource(ImageSource):
             rows.append(torch.randn(self.nz, generator=rng))
         return torch.stack(rows) if rows else torch.empty(0, self.nz)
 
-    @torch.no_grad()
     def _read(self, indices: Sequence[int]) -> torch.Tensor:
+        # Read-ahead: a consumer that walks the images in contiguous ranges (feature extraction,
+        # sampling to files) gets range k+1 generated in a worker thread while it processes
+        # range k, so generating overlaps extraction. Same function, same chunks: same pixels.
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == indices:
+            images = pending[1].result()
+        else:
+            images = self._generate_range(indices)
+        if (self.prefetch and isinstance(indices, range) and indices.step == 1
+                and len(indices) > 1 and indices.stop < self.n):
+            ahead = range(indices.stop, min(self.n, indices.stop + len(indices)))
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1,
+                                                    thread_name_prefix="gan-eval-sampler")
+            self._pending = (ahead, self._executor.submit(self._generate_range, ahead))
+        return images
+
+    @torch.no_grad()
+    def _generate_range(self, indices: Sequence[int]) -> torch.Tensor:
+        """The images at ``indices`` (uint8 B×3×H×W), generated now (no read-ahead)."""
         z = self.latents(indices)
         parts = []
         for start in range(0, z.shape[0], self.chunk):
