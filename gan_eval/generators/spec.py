@@ -195,8 +195,9 @@ def python_target(data: str) -> tuple[str | None, Path | None, str]:
 def refuse_pickle(data: str) -> InputError:
     """The error for a pickle file given as a model."""
     return InputError(
-        f"{data}: this file is a pickle (torch.save or pickle.dump); gan-eval never unpickles "
-        "model files, because unpickling runs arbitrary code. Export the generator with "
+        f"{data}: this file is a pickle (torch.save or pickle.dump); pickle files are never "
+        "loaded, whatever their name, because unpickling runs arbitrary code. Export the "
+        "generator with "
         "torch.jit.save (TorchScript) or to ONNX, or load it with your own code behind a "
         "py:package.module:attr or file.py:attr factory"
     )
