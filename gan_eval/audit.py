@@ -34,6 +34,8 @@ from gan_eval.features.inception_weights import resolve_inception_weights
 from gan_eval.gan.checkpoint import is_checkpoint, load_checkpoint
 from gan_eval.gan.train import CHECKPOINT_DIR, TrainConfig, config_for_resume, train
 from gan_eval.gates import GateConfig, evaluate_gates, load_config
+from gan_eval.generators import GeneratorOptions, open_generator
+from gan_eval.generators.spec import SpecKind, classify
 from gan_eval.recognition import RecognitionConfig, recognition
 from gan_eval.report.render import SAMPLE_GRID, render_report
 from gan_eval.results import Results, provenance
@@ -57,7 +59,8 @@ class AuditConfig:
     """Options of ``gan-eval report`` (defaults: the embedded default run, < 5 min on 2 cores)."""
 
     data: str | None = None  # training/reference faces (default: the checkpoint's, else builtin)
-    checkpoint: Path | None = None  # audit this checkpoint instead of training one
+    checkpoint: Path | str | None = None  # audit this GENERATOR instead of training one
+    generator: GeneratorOptions | None = None  # an external generator's contract options
     out: Path = DEFAULT_OUT
     steps: int = 300  # training steps of the default DCGAN
     resolution: int = 32
@@ -229,19 +232,29 @@ def run_audit(config: AuditConfig) -> Path:
     """Run the whole pipeline and write ``config.out``; returns the path of index.html."""
     gates = load_config(config.gates or default_gates())  # a bad config fails before any work
     baseline = Results.load(config.baseline) if config.baseline is not None else None
-    if config.checkpoint is not None:
+    run: Path | None = None
+    train_info: dict[str, Any] = {}
+    native = True
+    if config.checkpoint is not None and classify(str(config.checkpoint)) \
+            is not SpecKind.CHECKPOINT:
+        native = False  # an external generator: no run, no training data of its own
+        spec = str(config.checkpoint)
+        data = _data_for_external(config.data, spec)
+    elif config.checkpoint is not None:
         given = load_checkpoint(config.checkpoint, groups=())
-        checkpoint = given.folder
+        spec = str(given.folder)
         data = config.data or given.training_data("--data")
-        run: Path | None = None
-        train_info: dict[str, Any] = {}
     else:
         data = config.data or DEFAULT_DATA
         run, train_info = _train_or_reuse(config, data)
-        checkpoint = run / CHECKPOINT_DIR
-    generated = open_source(str(checkpoint), n=config.n, seed=config.seed, device=config.device)
+        spec = str(run / CHECKPOINT_DIR)
+    generated = open_generator(spec, n=config.n, seed=config.seed, device=config.device,
+                               options=config.generator)
     results = audit_generator(generated, data, config)
-    results.training = {**training_section(run, checkpoint), **train_info,
+    section = (training_section(run, Path(spec)) if native else
+               {"checkpoint": generated.record()["data"],
+                "missing": f"no training curve: {spec} is an external generator"})
+    results.training = {**section, **train_info,
                         "samples": generated.head(SAMPLE_GRID).record()}
     _relative_to(config.out, *results.provenance["data"].values(), results.training["samples"])
     judge(results, gates, baseline, str(config.gates or "built-in default gates"))
@@ -259,15 +272,29 @@ def _gate_extractor(metric: str, extractor: str | None) -> str:
     return "inception" if metric == "is" else "dlib-face"
 
 
-def gate_generator(generator: Path, gates: GateConfig, config: AuditConfig) -> Results:
+def _data_for_external(data: str | None, spec: str) -> str:
+    if data is None:
+        raise InputError(f"--data: {spec} is an external generator, which names no training "
+                         "data; pass --data DATA (the real faces to compare with)")
+    return data
+
+
+def gate_generator(generator: Path | str, gates: GateConfig, config: AuditConfig) -> Results:
     """``gan-eval gate GENERATOR``: the parts of the audit the gates need, on the generator's
-    samples against ``config.data`` (default: the training data its checkpoint names)."""
-    ckpt = load_checkpoint(generator, groups=())
-    data = config.data or ckpt.training_data("--data")
+    samples against ``config.data`` (default for a checkpoint: the training data it names; an
+    external generator needs it)."""
+    if classify(str(generator)) is SpecKind.CHECKPOINT:
+        ckpt = load_checkpoint(generator, groups=())
+        spec = str(ckpt.folder)
+        data = config.data or ckpt.training_data("--data")
+    else:
+        spec = str(generator)
+        data = _data_for_external(config.data, spec)
     named = {g.metric for g in gates.gates}
     parts = tuple(p for p in PARTS if named & metrics_by(p)) or (Producer.EVALUATE,)
     wanted = {_gate_extractor(g.metric, g.extractor) for g in gates.gates
               if g.metric in metrics_by(Producer.EVALUATE)}
     extractors = tuple(name for name in EXTRACTORS if name in wanted) or ("dlib-face",)
-    generated = open_source(str(ckpt.folder), n=config.n, seed=config.seed, device=config.device)
+    generated = open_generator(spec, n=config.n, seed=config.seed, device=config.device,
+                               options=config.generator)
     return audit_generator(generated, data, config, parts=parts, extractors=extractors)

@@ -138,6 +138,59 @@ DataArg = Annotated[
 ]
 
 
+ZDim = Annotated[
+    int | None,
+    typer.Option("--z-dim", help="Latent size of an external generator that does not state it.",
+                 show_default=False),
+]
+Truncation = Annotated[
+    float | None,
+    typer.Option("--truncation", metavar="PSI", help="Truncation ψ, for generators whose call "
+                 "takes truncation_psi=.", show_default=False),
+]
+Classes = Annotated[
+    int | None,
+    typer.Option("--classes", metavar="K", help="Conditional generator: labels drawn uniformly "
+                 "from K classes (seeded per image).", show_default=False),
+]
+Labels = Annotated[
+    str | None,
+    typer.Option("--labels", metavar="FILE", help="Conditional generator: one class index per "
+                 "image (.npy or one integer a line).", show_default=False),
+]
+OutputRange = Annotated[
+    str,
+    typer.Option("--output-range", metavar="RANGE", help="External generator's output: -1,1 "
+                 "(floats), 0,1 (floats) or uint8."),
+]
+DiscriminatorSpec = Annotated[
+    str | None,
+    typer.Option("--discriminator", metavar="SPEC", help="D of an external generator (py:, "
+                 "file.py:attr or TorchScript) for --model discriminator.", show_default=False),
+]
+
+
+def _generator_options(
+    z_dim: int | None, truncation: float | None, classes: int | None, labels: str | None,
+    output_range: str, discriminator: str | None = None,
+) -> Any:
+    """The :class:`~gan_eval.generators.GeneratorOptions` the GENERATOR options spell."""
+    from gan_eval.generators.spec import GeneratorOptions
+
+    return GeneratorOptions(z_dim=z_dim, truncation=truncation, classes=classes, labels=labels,
+                            output_range=output_range, discriminator=discriminator)
+
+
+def _generator_arg(data: str, options: Any, **open_kwargs: Any) -> Any:
+    """``data`` unchanged when no generator option is given, else the generator opened with
+    them (so that every analysis takes it as a source)."""
+    if options.is_default():
+        return data
+    from gan_eval.sources import open_source
+
+    return open_source(data, options=options, **open_kwargs)
+
+
 @command("inspect")
 def inspect_cmd(
     data: DataArg,
@@ -206,13 +259,22 @@ def recognition_cmd(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write cached embeddings.")
     ] = False,
+    z_dim: ZDim = None,
+    truncation: Truncation = None,
+    classes: Classes = None,
+    labels: Labels = None,
+    output_range: OutputRange = "-1,1",
 ) -> None:
     """Identity leakage, identity diversity, faceness and verification of generated faces."""
     _writable("--json", json_path)
+    from gan_eval.devices import resolve_device
     from gan_eval.features.framing import Framing
     from gan_eval.recognition import RecognitionConfig, recognition
 
-    results = recognition(generated, reference, RecognitionConfig(
+    options = _generator_options(z_dim, truncation, classes, labels, output_range)
+    generated_arg = _generator_arg(generated, options, n=n, seed=seed,
+                                   device=resolve_device(device))
+    results = recognition(generated_arg, reference, RecognitionConfig(
         threshold=threshold, far=far, framing=Framing(align=align, margin=margin), n=n,
         seed=seed, top_k=top_k, device=device, use_cache=not no_cache))
     if json_path is not None:
@@ -363,9 +425,10 @@ def train_cmd(
 @command("sample")
 def sample_cmd(
     generator: Annotated[
-        Path,
+        str,
         typer.Argument(metavar="GENERATOR",
-                       help="Checkpoint folder, run folder, checkpoint.json or its state file.",
+                       help="Checkpoint (folder, run folder, checkpoint.json or state file), "
+                       "py:module:attr or file.py:attr (runs that code), TorchScript or .onnx.",
                        show_default=False),
     ],
     n: Annotated[int, typer.Option("--count", "--n", help="Number of images.",
@@ -380,12 +443,18 @@ def sample_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the latents.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = 256,
+    z_dim: ZDim = None,
+    truncation: Truncation = None,
+    classes: Classes = None,
+    labels: Labels = None,
+    output_range: OutputRange = "-1,1",
 ) -> None:
     """Write N images of GENERATOR as PNGs (image i depends on seed and i only)."""
     from gan_eval.generators.sample import sample
 
     folder = sample(generator, n=n, out=out, seed=seed, npz=npz, device=device,
-                    batch_size=batch_size, overwrite=overwrite)
+                    batch_size=batch_size, overwrite=overwrite,
+                    options=_generator_options(z_dim, truncation, classes, labels, output_range))
     typer.echo(f"wrote {n} images to {folder}")
 
 
@@ -395,8 +464,8 @@ def attack_cmd(
         str,
         typer.Argument(
             metavar="TARGET",
-            help="Generator checkpoint (generated vs training faces) or DATA (image folder, "
-            ".zip, .npz/.npy, builtin:lfw-subset).",
+            help="GENERATOR (checkpoint, py:/file.py:attr, TorchScript, .onnx: generated vs "
+            "training faces) or DATA (image folder, .zip, .npz/.npy, builtin:lfw-subset).",
             show_default=False,
         ),
     ],
@@ -438,12 +507,21 @@ def attack_cmd(
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
     ] = None,
+    z_dim: ZDim = None,
+    truncation: Truncation = None,
+    classes: Classes = None,
+    labels: Labels = None,
+    output_range: OutputRange = "-1,1",
+    discriminator: DiscriminatorSpec = None,
 ) -> None:
     """Adversarial (foolbox) and corruption robustness of the face recognizer or D."""
     _writable("--json", json_path)
+    from gan_eval.devices import resolve_device
     from gan_eval.robustness import ATTACKS, AttackConfig, AttackOptions, attack
 
-    results = attack(target, AttackConfig(
+    options = _generator_options(z_dim, truncation, classes, labels, output_range, discriminator)
+    target_arg = _generator_arg(target, options, n=n, seed=seed, device=resolve_device(device))
+    results = attack(target_arg, AttackConfig(
         model=model, attacks=tuple(attack_names or ATTACKS), epsilons=tuple(eps) if eps else None,
         n=n, reference=reference, corruptions=corruptions, options=AttackOptions(steps=steps),
         batch_size=batch_size, seed=seed, device=device,
@@ -508,6 +586,11 @@ def evaluate_cmd(
         bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    z_dim: ZDim = None,
+    truncation: Truncation = None,
+    classes: Classes = None,
+    labels: Labels = None,
+    output_range: OutputRange = "-1,1",
 ) -> None:
     """FID, KID, precision/recall, density/coverage (and IS on Inception) with 95% intervals.
 
@@ -517,7 +600,10 @@ def evaluate_cmd(
     from gan_eval.distributed import is_main_process
     from gan_eval.evaluate import EvaluateConfig, evaluate
 
-    results = evaluate(generated, reference, EvaluateConfig(
+    options = _generator_options(z_dim, truncation, classes, labels, output_range)
+    generated_arg = _generator_arg(generated, options, resolution=resolution, n=n, seed=seed,
+                                   device=device)
+    results = evaluate(generated_arg, reference, EvaluateConfig(
         extractors=tuple(extractor or ("dlib-face",)), n=n, resolution=resolution,
         batch_size=batch_size, device=device, inception_weights=inception_weights,
         weights=_weights_option(weights or []),
@@ -540,8 +626,9 @@ def report_cmd(
                      "training data, else builtin:lfw-subset).", show_default=False),
     ] = None,
     checkpoint: Annotated[
-        Path | None,
-        typer.Option(metavar="CKPT", help="Audit this checkpoint instead of training a DCGAN.",
+        str | None,
+        typer.Option(metavar="GENERATOR", help="Audit this generator (a checkpoint, py:/file.py:"
+                     "attr, TorchScript or .onnx) instead of training a DCGAN.",
                      show_default=False),
     ] = None,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/default"),
@@ -569,6 +656,11 @@ def report_cmd(
         str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    z_dim: ZDim = None,
+    truncation: Truncation = None,
+    classes: Classes = None,
+    labels: Labels = None,
+    output_range: OutputRange = "-1,1",
 ) -> None:
     """The whole pipeline (train → evaluate → recognition → attacks → gates) as an HTML report.
 
@@ -591,7 +683,8 @@ def report_cmd(
         index = run_audit(AuditConfig(
             data=data, checkpoint=checkpoint, out=out, steps=steps, n=n, attack_n=attack_n,
             gates=gates, baseline=baseline, inception_weights=inception_weights, seed=seed,
-            device=device, progress=None if quiet else say))
+            device=device, progress=None if quiet else say,
+            generator=_generator_options(z_dim, truncation, classes, labels, output_range)))
     typer.echo(f"report       {index}")
     typer.echo(f"results      {index.parent / 'results.json'}")
     typer.echo(f"gates        {_verdict(index.parent / 'results.json')}")
@@ -613,18 +706,19 @@ def _verdict(results_json: Path) -> str:
 @command("gate")
 def gate_cmd(
     target: Annotated[
-        Path,
-        typer.Argument(metavar="RESULTS_JSON_OR_CHECKPOINT",
-                       help="A results.json to judge, or a generator checkpoint to evaluate "
-                       "(only the metrics the gates name are computed).", show_default=False),
+        str,
+        typer.Argument(metavar="RESULTS_JSON_OR_GENERATOR",
+                       help="A results.json to judge, or a GENERATOR (checkpoint, py:/file.py:"
+                       "attr, TorchScript, .onnx) to evaluate (only the metrics the gates name "
+                       "are computed).", show_default=False),
     ],
     config: Annotated[Path, typer.Option("--config", "-c", help="Gates TOML file.")],
     baseline: Annotated[Path | None, typer.Option(help="Baseline results.json.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
     data: Annotated[
         str | None,
-        typer.Option(metavar="DATA", help="Reference faces for a checkpoint (default: its "
-                     "training data).", show_default=False),
+        typer.Option(metavar="DATA", help="Reference faces for a generator (default for a "
+                     "checkpoint: its training data).", show_default=False),
     ] = None,
     n: Annotated[int, typer.Option("--count", "--n",
                                    help="Samples drawn from a generator.")] = 1000,
@@ -638,6 +732,11 @@ def gate_cmd(
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
     ] = None,
+    z_dim: ZDim = None,
+    truncation: Truncation = None,
+    classes: Classes = None,
+    labels: Labels = None,
+    output_range: OutputRange = "-1,1",
 ) -> None:
     """Exit 0 when every gate passes, 1 when one fails, 2 on a bad config or results file."""
     _writable("--json", json_path)
@@ -645,11 +744,12 @@ def gate_cmd(
 
     gates = load_config(config)
     base = Results.load(baseline) if baseline is not None else None
-    if not _is_results_file(target):
+    if not _is_results_file(Path(target)):
         from gan_eval.audit import AuditConfig, gate_generator
 
         results = gate_generator(target, gates, AuditConfig(
             data=data, n=n, seed=seed, device=device, inception_weights=inception_weights,
+            generator=_generator_options(z_dim, truncation, classes, labels, output_range),
             progress=lambda message: typer.echo(f"gate: {message}", err=True)))
         if json_path is not None:
             results.save(json_path)

@@ -17,11 +17,12 @@ import torch
 
 from gan_eval.data import ImageSource, SourceInfo, inspect_images, open_images
 from gan_eval.errors import GanEvalError, InputError
-from gan_eval.generators import is_generator, open_generator
+from gan_eval.generators import GeneratorOptions, is_generator, open_generator
 
 DATA_HELP = (
     "an image folder (identity = first-level subfolder), a .zip of images, an .npz/.npy array, "
-    "a generator checkpoint, or builtin:lfw-subset"
+    "builtin:lfw-subset, or a generator: a gan-eval checkpoint, py:package.module:attr or "
+    "file.py:attr (runs that code), a TorchScript archive or an .onnx model"
 )
 
 
@@ -32,20 +33,27 @@ def open_source(
     n: int | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
+    options: GeneratorOptions | None = None,
 ) -> ImageSource:
     """Open a DATA string (see :data:`DATA_HELP`) as a source of uint8 B×3×H×W batches.
 
     ``resolution`` resizes every image to a square of that size (see
     :data:`gan_eval.data.convert.RESIZE_FILTER`); without it, mixed sizes are an error.
-    ``n``, ``seed`` and ``device`` apply to generators: how many images to sample, from which
-    seed, on which device. Raises :class:`InputError` naming ``data`` when it cannot be used.
+    ``n``, ``seed``, ``device`` and ``options`` (an external model's contract:
+    :class:`~gan_eval.generators.GeneratorOptions`) apply to generators: how many images to
+    sample, from which seed, on which device. Raises :class:`InputError` naming ``data`` when it
+    cannot be used.
     """
     if not isinstance(data, str):
         raise InputError(f"expected a DATA string, got {type(data).__name__}")
     if resolution is not None and not 1 <= resolution <= 4096:
         raise InputError(f"--resolution: {resolution} is out of range; expected 1..4096 pixels")
     if is_generator(data):
-        return open_generator(data, n=n, seed=seed, device=device).with_resolution(resolution)
+        return open_generator(data, n=n, seed=seed, device=device,
+                              options=options).with_resolution(resolution)
+    if options is not None and not options.is_default():
+        raise InputError(f"{data}: generator options (--z-dim, --truncation, --classes, "
+                         "--labels, --output-range, --discriminator) given for image data")
     return open_images(data, resolution=resolution, expected=DATA_HELP)
 
 
@@ -57,6 +65,7 @@ def as_source(
     n: int | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
+    options: GeneratorOptions | None = None,
 ) -> ImageSource:
     """``data`` itself when it is an opened source, else :func:`open_source` of it; ``option``
     names the argument in errors (e.g. ``--reference``)."""
@@ -65,7 +74,8 @@ def as_source(
     if not isinstance(data, str):
         raise InputError(f"{option}: expected a DATA string or an ImageSource, got "
                          f"{type(data).__name__}")
-    return open_source(data, resolution=resolution, n=n, seed=seed, device=device)
+    return open_source(data, resolution=resolution, n=n, seed=seed, device=device,
+                       options=options)
 
 
 def inspect_source(data: str, *, resolution: int | None = None) -> SourceInfo:
@@ -98,9 +108,10 @@ def reopen(
 
     ``record["relative"]``, when present, is the path relative to ``base`` (tried when ``data``
     itself is gone, e.g. a report folder copied elsewhere with its run). ``seed`` is used for a
-    generator whose record does not carry its own. ``confine_to``: for a record from an untrusted
-    file, a path outside this folder is opened only when the record names the content hash it
-    must have.
+    generator whose record does not carry its own; an external generator is reopened with the
+    options its record holds (``generator.options``). ``confine_to``: for a record from an
+    untrusted file, a path outside this folder is opened only when the record names the content
+    hash it must have.
     """
     data = record.get("data")
     if not isinstance(data, str):
@@ -108,6 +119,9 @@ def reopen(
     candidates = [data]
     if base is not None and isinstance(record.get("relative"), str):
         candidates.append(str(base / record["relative"]))
+    generator = record.get("generator")
+    options = (GeneratorOptions.from_json(generator.get("options"))
+               if isinstance(generator, dict) else None)
     reason = ""
     for candidate in candidates:
         if confine_to is not None and not record.get("content_hash") \
@@ -117,7 +131,8 @@ def reopen(
             continue
         try:
             source = open_source(candidate, resolution=record.get("resize"), n=record.get("n"),
-                                 seed=int(record.get("seed", seed)), device=device)
+                                 seed=int(record.get("seed", seed)), device=device,
+                                 options=options)
         except GanEvalError as exc:
             reason = reason or f"{data} cannot be opened now ({exc})"
             continue

@@ -236,12 +236,12 @@ def test_absurd_numbers_are_input_errors(
 def test_an_internal_error_exits_4_and_asks_for_a_report(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import gan_eval.gates
+    import gan_eval.cli
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("something gan-eval did not expect")
 
-    monkeypatch.setattr(gan_eval.gates, "evaluate_gates", broken)
+    monkeypatch.setattr(gan_eval.cli, "evaluate_gates", broken)
     args = ["gate", str(_results(tmp_path / "r.json")), "--config",
             str(_gates(tmp_path / "g.toml"))]
     plain = runner.invoke(app, args)

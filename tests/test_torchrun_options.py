@@ -29,21 +29,30 @@ KNOWN_ALIASES_TORCHRUN_CLAIMS = {"--n"}
 
 def _survives(command: str, args: list[str]) -> bool:
     parser = get_args_parser()
+    words = command.split()
     with contextlib.redirect_stderr(io.StringIO()):
         try:
-            parsed = parser.parse_args(["--nproc-per-node", "2", "-m", "gan_eval", command, *args])
+            parsed = parser.parse_args(["--nproc-per-node", "2", "-m", "gan_eval", *words, *args])
         except SystemExit:
             return False
-    return list(parsed.training_script_args) == [command, *args]
+    return list(parsed.training_script_args) == [*words, *args]
 
 
 def _commands() -> dict[str, Any]:
-    return dict(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    """Every command by the words that call it (``weights fetch`` for a group's command)."""
+    found = {}
+    for name, command in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
+        for sub, inner in getattr(command, "commands", {}).items():
+            found[f"{name} {sub}"] = inner
+        if not hasattr(command, "commands"):
+            found[name] = command
+    return found
 
 
 def test_every_command_is_checked() -> None:
     assert set(_commands()) == {"inspect", "train", "sample", "evaluate", "recognition",
-                                "attack", "report", "gate"}
+                                "attack", "report", "gate", "weights list", "weights fetch",
+                                "weights verify"}
 
 
 @pytest.mark.parametrize("name", sorted(_commands()))

@@ -1,7 +1,9 @@
 """Generators as image sources: a GENERATOR spec is sampled on the fly, never through PNGs.
 
-Today a GENERATOR is a gan-eval DCGAN checkpoint (:mod:`.native`); every generator becomes a
-:class:`~gan_eval.generators.source.GeneratorSource` with the same seeded latents
+A GENERATOR is a gan-eval DCGAN checkpoint (:mod:`.native`) or an external model
+(:mod:`.external`): ``py:package.module:attr`` / ``file.py:attr`` (runs that Python code), a
+TorchScript archive, an ONNX model (:mod:`.spec` says how each is recognised). Every generator
+becomes a :class:`~gan_eval.generators.source.GeneratorSource` with the same seeded latents
 (image i depends only on the generator, the seed and i).
 """
 
@@ -11,13 +13,23 @@ from pathlib import Path
 
 import torch
 
-from gan_eval.gan.checkpoint import is_checkpoint
+from gan_eval.errors import InputError
 from gan_eval.generators.native import CheckpointSource, open_checkpoint_source
 from gan_eval.generators.source import DEFAULT_N, GeneratorSource
+from gan_eval.generators.spec import (
+    GENERATOR_HELP,
+    GeneratorOptions,
+    SpecKind,
+    classify,
+    refuse_pickle,
+    unknown_file,
+)
 
 __all__ = [
     "DEFAULT_N",
+    "GENERATOR_HELP",
     "CheckpointSource",
+    "GeneratorOptions",
     "GeneratorSource",
     "is_generator",
     "open_generator",
@@ -26,13 +38,38 @@ __all__ = [
 
 def is_generator(data: str) -> bool:
     """True when the DATA string names a generator (a gan-eval checkpoint, its folder, run
-    folder, JSON or state file) rather than images."""
-    return is_checkpoint(Path(data).expanduser())
+    folder, JSON or state file; a ``py:``/``file.py:attr`` spec; a TorchScript archive; an
+    ONNX model) or a model file gan-eval refuses (a pickle), rather than images."""
+    return classify(data) is not None
 
 
 def open_generator(
-    data: str, *, n: int | None = None, seed: int = 0, device: str | torch.device | None = None
+    data: str,
+    *,
+    n: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    options: GeneratorOptions | None = None,
 ) -> GeneratorSource:
     """The generator ``data`` names as a source of ``n`` images (default :data:`DEFAULT_N`)
-    sampled with ``seed`` on ``device``; :class:`InputError` naming it when it cannot be used."""
-    return open_checkpoint_source(Path(data).expanduser(), n=n, seed=seed, device=device)
+    sampled with ``seed`` on ``device``; ``options`` complete an external model's contract.
+    :class:`InputError` naming it when it cannot be used (a pickle file is always refused)."""
+    from gan_eval.generators.external import ExternalSource
+
+    kind = classify(data)
+    count = DEFAULT_N if n is None else n
+    if kind is SpecKind.CHECKPOINT:
+        if options is not None and not options.is_default():
+            raise InputError(f"{data}: a gan-eval checkpoint states its own contract; "
+                             "--z-dim, --truncation, --classes, --labels, --output-range and "
+                             "--discriminator apply to external generators only")
+        return open_checkpoint_source(Path(data).expanduser(), n=count, seed=seed, device=device)
+    if kind is SpecKind.PICKLE:
+        raise refuse_pickle(data)
+    if kind is None:
+        if not Path(data).expanduser().exists():
+            raise InputError(f"{data}: no such file or folder; expected {GENERATOR_HELP}")
+        raise unknown_file(data)
+    if kind is SpecKind.UNKNOWN:
+        raise unknown_file(data)
+    return ExternalSource(data, options, n=count, seed=seed, device=device)

@@ -15,7 +15,7 @@ import torch
 from gan_eval.data.pictures import write_png
 from gan_eval.errors import InputError
 from gan_eval.fileio import TEMP_SUFFIX, check_output_dir, fsync_dir
-from gan_eval.generators import open_generator
+from gan_eval.generators import GeneratorOptions, open_generator
 from gan_eval.generators.source import MAX_COUNT
 
 
@@ -29,6 +29,7 @@ def sample(
     device: str | torch.device | None = None,
     batch_size: int = 256,
     overwrite: bool = False,
+    options: GeneratorOptions | None = None,
 ) -> Path:
     """Draw ``n`` images from ``generator`` (a GENERATOR spec) into the folder ``out``.
 
@@ -40,6 +41,7 @@ def sample(
     ``out`` must be new or empty unless ``overwrite``, which replaces it whole: the folder holds
     the images of one call, never a mix with an earlier one. A failure leaves ``out`` as it was.
     Returns ``out``.
+    ``options`` complete an external generator's contract (:class:`GeneratorOptions`).
     """
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_COUNT:
         raise InputError(f"--count {n!r}: expected a number of images in 1..{MAX_COUNT:,}")
@@ -50,7 +52,7 @@ def sample(
         raise InputError(f"--out {out}: the folder is not empty; choose a new or empty folder, "
                          "or pass --overwrite to replace it")
     check_output_dir(out, "--out", create=False)
-    source = open_generator(str(generator), n=n, seed=seed, device=device)
+    source = open_generator(str(generator), n=n, seed=seed, device=device, options=options)
     channels = source.source_channels
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=TEMP_SUFFIX, dir=out.parent))
     try:

@@ -7,13 +7,15 @@ nor on the device the latents are drawn for. The generator runs (in eval mode, f
 ``device``, in fixed-size chunks (the last one zero-padded): every image is computed by the same
 kernels whatever batch size the caller uses, which makes the pixels batch-size invariant bit for
 bit, not merely up to rounding. Outputs in [-1, 1] become uint8 with
-:func:`gan_eval.data.convert.to_uint8`.
+:func:`gan_eval.data.convert.to_uint8`. A consumer reading contiguous ranges in order gets the
+next range generated in a worker thread meanwhile (read-ahead), so sampling overlaps extraction.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -46,7 +48,7 @@ class GeneratorSource(ImageSource):
         generator: Callable[[torch.Tensor], torch.Tensor],
         *,
         nz: int,
-        resolution: int,
+        resolution: int | tuple[int, int],
         channels: int,
         identity: str,
         data: str,
@@ -68,8 +70,12 @@ class GeneratorSource(ImageSource):
         self.seed = seed
         self.device = resolve_device(device)
         self.chunk = chunk or (256 if self.device.type == "cuda" else 64)
-        self.resolution = (resolution, resolution)
+        self.resolution = ((resolution, resolution) if isinstance(resolution, int)
+                           else (int(resolution[0]), int(resolution[1])))
         self.source_channels = channels
+        self.prefetch = True  # see _read; False: generate only what is asked for
+        self._pending: tuple[Sequence[int], Future[torch.Tensor]] | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     def __len__(self) -> int:
         return self.n
@@ -85,28 +91,52 @@ class GeneratorSource(ImageSource):
             rows.append(torch.randn(self.nz, generator=rng))
         return torch.stack(rows) if rows else torch.empty(0, self.nz)
 
-    @torch.no_grad()
     def _read(self, indices: Sequence[int]) -> torch.Tensor:
+        # Read-ahead: a consumer that walks the images in contiguous ranges (feature extraction,
+        # sampling to files) gets range k+1 generated in a worker thread while it processes
+        # range k, so generating overlaps extraction. Same function, same chunks: same pixels.
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == indices:
+            images = pending[1].result()
+        else:
+            images = self._generate_range(indices)
+        if (self.prefetch and isinstance(indices, range) and indices.step == 1
+                and len(indices) > 1 and indices.stop < self.n):
+            ahead = range(indices.stop, min(self.n, indices.stop + len(indices)))
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1,
+                                                    thread_name_prefix="gan-eval-sampler")
+            self._pending = (ahead, self._executor.submit(self._generate_range, ahead))
+        return images
+
+    @torch.no_grad()
+    def _generate_range(self, indices: Sequence[int]) -> torch.Tensor:
+        """The images at ``indices`` (uint8 B×3×H×W), generated now (no read-ahead)."""
         z = self.latents(indices)
         parts = []
         for start in range(0, z.shape[0], self.chunk):
             piece = z[start : start + self.chunk]
             padded = torch.zeros(self.chunk, self.nz)
             padded[: piece.shape[0]] = piece
-            images = self.generator(padded.to(self.device))[: piece.shape[0]]
-            if not bool(torch.isfinite(images).all()):
-                first = int(indices[start])
-                raise InputError(
-                    f"{self.data}: the generator outputs NaN or infinite values (images "
-                    f"{first}..{first + piece.shape[0] - 1}, seed {self.seed}); a diverged "
-                    "generator gives no images to measure")
-            parts.append(to_uint8(images).cpu())
+            chunk_indices = list(indices[start : start + self.chunk])
+            parts.append(self._forward(padded, chunk_indices)[: piece.shape[0]].cpu())
         if not parts:
             return torch.empty(0, 3, *self.resolution, dtype=torch.uint8)
         images = torch.cat(parts)
         if self.source_channels == 1:  # the image contract is 3 channels: repeat gray
             images = images.expand(-1, 3, -1, -1)
         return images.contiguous()
+
+    def _forward(self, z: torch.Tensor, indices: Sequence[int]) -> torch.Tensor:
+        """uint8 images B×C×H×W of one chunk of latents (float32 B×nz on the CPU; the rows past
+        ``len(indices)`` are zero padding and may be anything in the result)."""
+        images = self.generator(z.to(self.device))
+        if not bool(torch.isfinite(images[: len(indices)]).all()):
+            raise InputError(
+                f"{self.data}: the generator outputs NaN or infinite values (images "
+                f"{indices[0]}..{indices[-1]}, seed {self.seed}); a diverged generator gives no "
+                "images to measure")
+        return to_uint8(images)
 
     def _hash_content(self, digest: hashlib._Hash) -> None:
         digest.update(self.identity.encode())

@@ -36,6 +36,7 @@ from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
 from gan_eval.faces import MATCH_THRESHOLD, is_match
 from gan_eval.features.dlib_face import dlib_weights_sha256, embed_faces
+from gan_eval.generators.external import ExternalSource
 from gan_eval.metrics.summaries import wilson_interval
 from gan_eval.results import Metric, Results, provenance
 from gan_eval.robustness.attacks import (
@@ -49,7 +50,13 @@ from gan_eval.robustness.attacks import (
 )
 from gan_eval.robustness.corruptions import CORRUPTIONS, embedding_drift
 from gan_eval.robustness.criteria import Dodging, EmbeddingCriterion, Impersonation
-from gan_eval.robustness.models import FAKE, REAL, discriminator_model, recognizer_model
+from gan_eval.robustness.models import (
+    FAKE,
+    REAL,
+    discriminator_model,
+    external_discriminator_model,
+    recognizer_model,
+)
 from gan_eval.robustness.sweep import AttackOutcome, run_attack, size_summary
 from gan_eval.seeding import torch_generator
 from gan_eval.sources import as_source
@@ -391,12 +398,14 @@ def attack(target: str | ImageSource, config: AttackConfig | None = None) -> Res
     seed, threshold = config.seed, config.threshold
     source = as_source(target, "TARGET", n=config.n, seed=seed, device=dev)
     checkpoint = getattr(source, "checkpoint", None)
-    if kind is TargetModel.DISCRIMINATOR and checkpoint is None:
+    external_d = (source.open_discriminator() if kind is TargetModel.DISCRIMINATOR
+                  and isinstance(source, ExternalSource) else None)
+    if kind is TargetModel.DISCRIMINATOR and checkpoint is None and external_d is None:
         raise InputError(
             f"{source.data}: --model discriminator needs a generator checkpoint (a run or "
             "checkpoint folder with checkpoint.json written by `gan-eval train`), because the "
-            "discriminator is stored only there; a folder or DATA can be attacked with --model "
-            "recognizer"
+            "discriminator is stored only there, or an external generator with "
+            "--discriminator SPEC; a folder or DATA can be attacked with --model recognizer"
         )
     sets, set_info = _load_sets(source, reference=config.reference, n=config.n, seed=seed,
                                 device=dev)
@@ -433,8 +442,14 @@ def attack(target: str | ImageSource, config: AttackConfig | None = None) -> Res
                            EXTRACTOR)
         prov_extra["weights"] = {EXTRACTOR: dlib_weights_sha256()}
     else:
-        assert checkpoint is not None  # refused above for the discriminator
-        d_model, _ = discriminator_model(checkpoint.folder, dev)
+        if checkpoint is not None:
+            d_model, _ = discriminator_model(checkpoint.folder, dev)
+        else:  # an external generator's --discriminator (refused above when missing)
+            assert external_d is not None and isinstance(source, ExternalSource)
+            d_module, prov_extra["discriminator"] = external_d
+            d_model = external_discriminator_model(
+                d_module, channels=source.source_channels, resolution=source.resolution[0],
+                input_range=source.output_range, device=dev)
         records, clean = _attack_discriminator(
             sets, d_model, specs, plan, options=config.options, batch_size=config.batch_size,
             seed=seed, device=dev, progress=report,

@@ -142,16 +142,19 @@ class DiscriminatorClassifier(nn.Module):
 
     Inside: gray models (``spec.channels == 1``) see the first channel, as training feeds
     them (``images[:, :1]``; the image contract repeats gray to 3 channels), pixels are mapped
-    to D's [-1, 1] (``2x − 1``), and D's logit ``l`` becomes ``[0, l]``: class :data:`REAL`
-    wins ⇔ ``l > 0`` (``l = 0`` counts as fake), and the softmax cross-entropy of ``[0, l]`` is
-    D's own binary cross-entropy on ``l``.
+    to D's input range (``input_range``: ``"-1,1"``, gan-eval's DCGAN: ``2x − 1``; ``"0,1"``:
+    as is; ``"uint8"``: ``255x``, not rounded), and D's logit ``l`` (one per image) becomes
+    ``[0, l]``: class :data:`REAL` wins ⇔ ``l > 0`` (``l = 0`` counts as fake), and the softmax
+    cross-entropy of ``[0, l]`` is D's own binary cross-entropy on ``l``.
     """
 
-    def __init__(self, discriminator: nn.Module, *, channels: int, resolution: int) -> None:
+    def __init__(self, discriminator: nn.Module, *, channels: int, resolution: int,
+                 input_range: str = "-1,1") -> None:
         super().__init__()
         self.discriminator = discriminator
         self.channels = channels
         self.resolution = resolution
+        self.input_range = input_range
         self.requires_grad_(False)
         self.eval()
 
@@ -163,7 +166,11 @@ class DiscriminatorClassifier(nn.Module):
             )
         if self.channels == 1:
             x = x[:, :1]
-        logits = self.discriminator(x * 2.0 - 1.0)
+        if self.input_range == "-1,1":
+            x = x * 2.0 - 1.0
+        elif self.input_range == "uint8":
+            x = x * 255.0
+        logits = self.discriminator(x).reshape(x.shape[0])
         return torch.stack([torch.zeros_like(logits), logits], dim=1)
 
 
@@ -183,3 +190,14 @@ def discriminator_model(
         d, channels=ckpt.spec.channels, resolution=ckpt.spec.resolution
     )
     return fb.PyTorchModel(module, bounds=BOUNDS, device=torch.device(device)), ckpt
+
+
+def external_discriminator_model(
+    discriminator: nn.Module, *, channels: int, resolution: int, input_range: str,
+    device: str | torch.device = "cpu",
+) -> fb.PyTorchModel:
+    """An external D (``--discriminator``: images in its generator's output range → one logit
+    per image) wrapped as :func:`discriminator_model` wraps a checkpoint's."""
+    module = DiscriminatorClassifier(discriminator, channels=channels, resolution=resolution,
+                                     input_range=input_range)
+    return fb.PyTorchModel(module, bounds=BOUNDS, device=torch.device(device))
