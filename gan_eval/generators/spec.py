@@ -115,10 +115,14 @@ class GeneratorOptions:
 
 
 def _zip_names(path: Path) -> list[str] | None:
+    """The member names of a zip archive, or None when ``path`` is not one that can be read
+    (any archive that cannot be listed is not a TorchScript model; the image reader reports
+    what is wrong with it)."""
     try:
         with zipfile.ZipFile(path) as archive:
             return archive.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError, EOFError,
+            NotImplementedError):
         return None
 
 
