@@ -101,7 +101,7 @@ class FeatureCache:
         assert self.root is not None
         return self.root / "features" / f"{key}.safetensors"
 
-    def _unusable(self, exc: OSError | str) -> InputError:
+    def _unusable(self, exc: Exception | str) -> InputError:
         return InputError(
             f"{ENV_VAR} / cache folder {self.root}: cannot be used for the feature cache "
             f"({exc}); set {ENV_VAR} to a writable folder, or pass --no-cache"
@@ -215,5 +215,5 @@ class FeatureCache:
         try:
             with atomic_path(self._path(key)) as tmp:
                 save_file(cpu, str(tmp), metadata=record)
-        except OSError as exc:
+        except (OSError, InputError) as exc:  # atomic_path reports unwritable places as input
             raise self._unusable(exc) from exc
