@@ -31,6 +31,7 @@ import io
 import math
 from pathlib import Path
 
+import pytest
 import torch
 from torch import Tensor, nn
 
@@ -215,3 +216,16 @@ def test_images(count: int = 8, size: int = 64, seed: int = 0) -> Tensor:
     faces = fx.lfw_faces(count - count // 2, start=seed * 7, size=size, seed=seed)
     colour = fx.astronaut_crops(count // 2, size=size, seed=seed)
     return torch.cat([faces, colour])
+
+
+def hide_installed_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point every place gan-eval looks for weights files at empty folders under ``tmp_path``,
+    so that no real file on this machine is picked up."""
+    from gan_eval import weights as w
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(w.WEIGHTS_DIR_ENV, raising=False)
+    for entry in w.WEIGHTS.values():
+        monkeypatch.delenv(entry.env, raising=False)
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))

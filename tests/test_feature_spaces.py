@@ -36,12 +36,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.fixture(autouse=True)
 def empty_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No real weights can be picked up from this machine's caches."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(w.WEIGHTS_DIR_ENV, raising=False)
-    for entry in w.WEIGHTS.values():
-        monkeypatch.delenv(entry.env, raising=False)
-    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    sf.hide_installed_weights(tmp_path, monkeypatch)
 
 
 N = 4  # images per forward: a ViT forward at 224 px costs ~0.3-1 s per image on 2 busy cores

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from spaces_fixture import hide_installed_weights
 from torch_fidelity.feature_extractor_clip import MODEL_URLS
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from typer.testing import CliRunner
@@ -106,12 +107,7 @@ def server(payload: bytes) -> Iterator[tuple[str, Served]]:
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Empty caches; any connection other than to 127.0.0.1 fails the test."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(w.WEIGHTS_DIR_ENV, raising=False)
-    for entry in w.WEIGHTS.values():
-        monkeypatch.delenv(entry.env, raising=False)
-    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    hide_installed_weights(tmp_path, monkeypatch)
     real_connect = socket.socket.connect
 
     def local_only(self: socket.socket, address: object) -> None:
