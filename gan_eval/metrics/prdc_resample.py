@@ -91,7 +91,7 @@ class PRDCResampler:
             return
         ii, jj, d2 = pairs
         in_pr = d2 <= r_pr[jj]
-        in_dc = d2 <= r_dc[jj]
+        in_dc = d2 < r_dc[jj]  # density/coverage: open balls, as prc.prdc
         self.precision_hit = torch.zeros(m, dtype=torch.float64, device=dev)
         self.precision_hit[ii[in_pr]] = 1.0
         self.density_count = torch.bincount(ii[in_dc], minlength=m).double()
