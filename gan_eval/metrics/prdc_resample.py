@@ -57,7 +57,7 @@ class PRDCResampler:
         real: ``(N, D)`` real features.
         k_pr, k_dc: as :func:`~gan_eval.metrics.prc.prdc`.
         memory_budget: working memory of the blocked passes (bytes).
-        extra_neighbours: neighbours listed per generated sample beyond ``k_pr`` (default 20).
+        extra_neighbours: neighbours listed per generated sample beyond ``k_pr`` (None: 20).
             Bootstrap resamples hold ~63 % of the rows; subsets of a fraction ``f`` of the rows
             need about ``(k_pr + 8)/f`` listed to avoid recomputing (60 for quarters).
 
@@ -73,7 +73,7 @@ class PRDCResampler:
         k_pr: int = 3,
         k_dc: int = 5,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
-        extra_neighbours: int = _EXTRA_NEIGHBOURS,
+        extra_neighbours: int | None = None,
     ) -> None:
         gen, ref = _validate(generated, real, {"k_pr": k_pr, "k_dc": k_dc}, memory_budget)
         self.gen, self.real = gen, ref
@@ -85,7 +85,8 @@ class PRDCResampler:
             ref, k_real, None, memory_budget, exact_cols=tuple(sorted({k_pr - 1, k_dc - 1}))
         )
         r_pr, r_dc = real_d2[:, k_pr - 1].contiguous(), real_d2[:, k_dc - 1].contiguous()
-        k_nb = min(k_pr + max(0, int(extra_neighbours)), m - 1)
+        extra = _EXTRA_NEIGHBOURS if extra_neighbours is None else max(0, int(extra_neighbours))
+        k_nb = min(k_pr + extra, m - 1)
         self.nb_d2, self.nb_idx = self_search_squared(gen, k_nb, None, memory_budget)
         reach = self.nb_d2[:, -1]  # R_i²: no resample radius exceeds it (else: fallback)
 
