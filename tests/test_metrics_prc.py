@@ -23,7 +23,7 @@ def _reference_dc(gen: torch.Tensor, real: torch.Tensor, k: int) -> tuple[float,
     g, r = gen.double().numpy(), real.double().numpy()
     radii = NearestNeighbors(n_neighbors=k + 1).fit(r).kneighbors(r)[0][:, k]
     dist = np.sqrt(((g[:, None, :] - r[None, :, :]) ** 2).sum(-1))
-    inside = dist <= radii[None, :]
+    inside = dist < radii[None, :]  # prdc.compute_prdc's open balls
     return float(inside.sum(1).mean() / k), float(inside.any(0).mean())
 
 
@@ -95,16 +95,20 @@ def test_collapsed_generator_has_high_precision_low_recall() -> None:
     assert same.precision == same.recall == same.coverage == 1.0
 
 
-def test_closed_ball_at_exact_radius() -> None:
+def test_ball_membership_at_exact_radius() -> None:
     # 1-D, radius of real point 0 (k=1) is exactly 1; a generated point at distance exactly 1 is
-    # inside (torch-fidelity's <=), decided in float64 even though float32 cannot tell.
+    # inside for precision (torch-fidelity's <=) and outside for density/coverage (prdc's <),
+    # decided in float64 even though float32 cannot tell.
     real = torch.tensor([[0.0], [1.0], [3.0], [6.0]], dtype=torch.float64)
     gen = torch.tensor([[-1.0], [20.0]], dtype=torch.float64)
     res = precision_recall(gen, real, k=1)
     assert res.precision == 0.5
     dc = density_coverage(gen, real, k=1)
-    assert dc.density == 0.5  # one generated point inside one ball, divided by M=2 and k=1
-    assert dc.coverage == 0.25
+    assert dc.density == 0.0
+    assert dc.coverage == 0.0
+    inner = density_coverage(torch.tensor([[-0.5], [20.0]], dtype=torch.float64), real, k=1)
+    assert inner.density == 0.5  # one generated point inside one ball, divided by M=2 and k=1
+    assert inner.coverage == 0.25
 
 
 def _brute_prdc(gen: torch.Tensor, real: torch.Tensor, k_pr: int, k_dc: int) -> tuple:
@@ -119,7 +123,7 @@ def _brute_prdc(gen: torch.Tensor, real: torch.Tensor, k_pr: int, k_dc: int) -> 
     g_pr = d_gg.sort(1).values[:, k_pr - 1]
     precision = float((d_gr <= r_pr[None, :]).any(1).double().mean())
     recall = float((d_gr <= g_pr[:, None]).any(0).double().mean())
-    inside = d_gr <= r_dc[None, :]
+    inside = d_gr < r_dc[None, :]  # density/coverage: open balls (prdc.compute_prdc)
     return (
         precision,
         recall,

@@ -17,15 +17,47 @@ tested equal on the same features; statistics accumulate in float64. Modules:
   :func:`kth_neighbor_distance`) shared with memorization and recognition.
 * :mod:`~gan_eval.metrics.memorization` — :func:`memorization`.
 * :mod:`~gan_eval.metrics.bootstrap` — :func:`bootstrap_ci`, :func:`fid_bootstrap_ci`.
+* :mod:`~gan_eval.metrics.intervals` — calibrated intervals (:class:`IntervalResult`: bounds,
+  se and the estimand they are an interval of): :func:`prdc_intervals`, :func:`kid_interval`,
+  :func:`rate_interval`, :func:`split_variance`.
+* :mod:`~gan_eval.metrics.fid_infinity` — :func:`fid_analysis` (FID at n and FID∞, each with
+  its interval), :func:`inception_score_infinity`.
+* :mod:`~gan_eval.metrics.two_sample` — :func:`compare_to_baseline` (the gate's test).
+* :mod:`~gan_eval.metrics.identity` — :func:`vendi_score`, :func:`membership_test`,
+  :func:`authenticity`.
 """
 
 from gan_eval.metrics.bootstrap import BootstrapCI, FIDResampler, bootstrap_ci, fid_bootstrap_ci
+from gan_eval.metrics.fid_infinity import (
+    FIDAnalysis,
+    bias_dominated,
+    fid_analysis,
+    fid_infinity,
+    fid_interval,
+    inception_score_infinity,
+)
 from gan_eval.metrics.frechet import (
     FeatureStats,
     FeatureSums,
     SmallSampleFIDWarning,
     frechet_distance,
     trace_sqrt_product,
+)
+from gan_eval.metrics.identity import (
+    AuthenticityResult,
+    MembershipResult,
+    authenticity,
+    identity_centroids,
+    membership_test,
+    vendi_score,
+)
+from gan_eval.metrics.intervals import (
+    ESTIMANDS,
+    IntervalResult,
+    kid_interval,
+    prdc_intervals,
+    rate_interval,
+    split_variance,
 )
 from gan_eval.metrics.isc import ISResult, inception_score
 from gan_eval.metrics.kid import KIDResult, kid
@@ -46,34 +78,55 @@ from gan_eval.metrics.prc import (
     precision_recall,
 )
 from gan_eval.metrics.prdc_resample import PRDCResampler
+from gan_eval.metrics.two_sample import GateTest, compare_to_baseline
 
 __all__ = [
     "DLIB_MATCH_THRESHOLD",
+    "ESTIMANDS",
     "PRDC",
+    "AuthenticityResult",
     "BootstrapCI",
     "DensityCoverage",
+    "FIDAnalysis",
     "FIDResampler",
     "FeatureStats",
     "FeatureSums",
+    "GateTest",
     "ISResult",
+    "IntervalResult",
     "KIDResult",
+    "MembershipResult",
     "MemorizationResult",
     "Neighbors",
     "PRDCResampler",
     "PrecisionRecall",
     "SmallSampleFIDWarning",
+    "authenticity",
+    "bias_dominated",
     "bootstrap_ci",
+    "compare_to_baseline",
     "density_coverage",
+    "fid_analysis",
     "fid_bootstrap_ci",
+    "fid_infinity",
+    "fid_interval",
     "frechet_distance",
+    "identity_centroids",
     "inception_score",
+    "inception_score_infinity",
     "kid",
+    "kid_interval",
     "kid_resample_means",
     "kth_neighbor_distance",
+    "membership_test",
     "memorization",
     "nearest",
     "prdc",
+    "prdc_intervals",
     "precision_recall",
+    "rate_interval",
     "self_neighbors",
+    "split_variance",
     "trace_sqrt_product",
+    "vendi_score",
 ]

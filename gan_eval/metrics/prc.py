@@ -8,13 +8,24 @@ for density/coverage):
   torch-fidelity writes this as ``kthvalue(k + 1)`` over a full distance row that includes the
   sample's zero distance to itself (prdc does the same with ``k + 1``); an exact duplicate
   therefore counts as a neighbour at distance 0.
-* Balls are closed: a point at exactly the radius is inside (``<=`` as torch-fidelity; prdc
-  uses ``<``, which differs only on exact ties).
+* Ball membership follows the implementation that defines each metric, which differ on exact
+  ties (a point at exactly the radius):
+
+  - precision/recall: closed balls, ``D ≤ r`` (torch-fidelity ``metric_prc.py``:
+    ``dist <= kthvalue``). The ``prdc`` package's own precision/recall use ``<``; we follow
+    torch-fidelity, the implementation gan-eval reports precision/recall against.
+  - density/coverage: open balls, ``D < r`` (clovaai ``prdc.compute_prdc``: ``distance <
+    radius`` for density, ``min distance < radius`` for coverage). This matters on memorized
+    copies: on two identical sets each real sample's k-th neighbour lies exactly on its radius,
+    so closed balls give density ``(k + 1)/k`` (1.2 at k = 5) where ``compute_prdc`` gives 1.0;
+    a real sample with ``k`` exact duplicates has radius 0 and covers nothing.
 * precision = fraction of generated samples inside at least one real ball (real radii, k=3);
   recall = fraction of real samples inside at least one generated ball (generated radii, k=3);
   ``f_score = 2PR / max(1e-5, P + R)``.
-* density = (1/k) · mean over generated samples of the number of real balls (k=5) containing it
-  (can exceed 1); coverage = fraction of real samples whose ball (k=5) contains a generated one.
+* density = (1/k) · mean over generated samples of the number of real balls (k=5) strictly
+  containing it (can exceed 1); coverage = fraction of real samples whose ball (k=5) strictly
+  contains a generated one. Equal to ``prdc.compute_prdc`` with ``nearest_k = k`` wherever its
+  float arithmetic decides as exact arithmetic does (tests/test_metrics_prdc_reference.py).
 
 Computation: the radii come from the symmetric blocked k-NN search of
 :mod:`gan_eval.metrics.neighbors`, with exact float64 distances. One blocked pass over
@@ -443,7 +454,9 @@ class _Balls:
         b = self.row_tol[ii] + self.out_unit * v.abs()
         for t, offset in enumerate(self.offsets):
             margin = v + offset[jj]
-            sure = margin <= -b
+            # exact margin ≤ margin + b: strictly inside for sure when margin + b < 0 (density,
+            # open balls), inside when ≤ 0 (precision, closed balls)
+            sure = margin < -b if t == 0 else margin <= -b
             if t == 0:
                 self.count.index_add_(0, ii, sure.long())
                 self.cover[jj[sure]] = True
@@ -463,7 +476,8 @@ class _Balls:
             jj = torch.cat([p[1] for p in self.near[t]])
             if not ii.numel():
                 continue
-            inside = exact_sqdist_pairs(gp.x, rp.x, ii, jj, memory_budget) <= radius[jj]
+            d2 = exact_sqdist_pairs(gp.x, rp.x, ii, jj, memory_budget)
+            inside = d2 < radius[jj] if t == 0 else d2 <= radius[jj]  # open / closed balls
             if t == 0:
                 self.count.index_add_(0, ii, inside.long())
                 self.cover[jj[inside]] = True
@@ -527,6 +541,9 @@ def density_coverage(
     products: Products = "auto",
 ) -> DensityCoverage:
     """Density and coverage of Naeem et al. (2020) with real-sample radii at ``k`` (default 5).
+
+    Equal to ``prdc.compute_prdc(real, generated, nearest_k=k)``'s density and coverage (open
+    balls, ``D < r``; see the module docstring), decided in exact arithmetic.
 
     Raises:
         InputError: bad features, mismatched ``D``, ``k`` not below both set sizes.

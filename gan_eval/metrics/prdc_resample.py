@@ -57,6 +57,9 @@ class PRDCResampler:
         real: ``(N, D)`` real features.
         k_pr, k_dc: as :func:`~gan_eval.metrics.prc.prdc`.
         memory_budget: working memory of the blocked passes (bytes).
+        extra_neighbours: neighbours listed per generated sample beyond ``k_pr`` (None: 20).
+            Bootstrap resamples hold ~63 % of the rows; subsets of a fraction ``f`` of the rows
+            need about ``(k_pr + 8)/f`` listed to avoid recomputing (60 for quarters).
 
     Raises:
         InputError: as :func:`~gan_eval.metrics.prc.prdc`.
@@ -70,6 +73,7 @@ class PRDCResampler:
         k_pr: int = 3,
         k_dc: int = 5,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        extra_neighbours: int | None = None,
     ) -> None:
         gen, ref = _validate(generated, real, {"k_pr": k_pr, "k_dc": k_dc}, memory_budget)
         self.gen, self.real = gen, ref
@@ -81,7 +85,8 @@ class PRDCResampler:
             ref, k_real, None, memory_budget, exact_cols=tuple(sorted({k_pr - 1, k_dc - 1}))
         )
         r_pr, r_dc = real_d2[:, k_pr - 1].contiguous(), real_d2[:, k_dc - 1].contiguous()
-        k_nb = min(k_pr + _EXTRA_NEIGHBOURS, m - 1)
+        extra = _EXTRA_NEIGHBOURS if extra_neighbours is None else max(0, int(extra_neighbours))
+        k_nb = min(k_pr + extra, m - 1)
         self.nb_d2, self.nb_idx = self_search_squared(gen, k_nb, None, memory_budget)
         reach = self.nb_d2[:, -1]  # R_i²: no resample radius exceeds it (else: fallback)
 
@@ -91,7 +96,7 @@ class PRDCResampler:
             return
         ii, jj, d2 = pairs
         in_pr = d2 <= r_pr[jj]
-        in_dc = d2 <= r_dc[jj]
+        in_dc = d2 < r_dc[jj]  # density/coverage: open balls, as prc.prdc
         self.precision_hit = torch.zeros(m, dtype=torch.float64, device=dev)
         self.precision_hit[ii[in_pr]] = 1.0
         self.density_count = torch.bincount(ii[in_dc], minlength=m).double()
@@ -101,7 +106,10 @@ class PRDCResampler:
         self.n_real = n
 
     def __call__(self, idx: torch.Tensor) -> PRDC:
-        """The metrics of the generated rows ``idx`` (int64, repeats allowed)."""
+        """The metrics of the generated rows ``idx`` (int64, any length ≥ 2, repeats allowed).
+
+        Equals ``prdc(generated[idx], real, ...)``: a resample with replacement, or a subset.
+        """
         idx = idx.to(self.gen.device)
         count = None if self.direct else torch.bincount(idx, minlength=self.gen.shape[0])
         # None also when a present sample lacks k present neighbours in its list
