@@ -28,7 +28,7 @@ from gan_eval.metrics.intervals import (
 from gan_eval.metrics.kid import kid
 from gan_eval.metrics.prc import prdc
 from gan_eval.metrics.prdc_resample import PRDCResampler
-from gan_eval.recognition.stats import wilson_interval
+from gan_eval.metrics.summaries import wilson_interval
 
 
 def _gauss(n: int, d: int, seed: int, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
