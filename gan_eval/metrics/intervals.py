@@ -47,6 +47,7 @@ from gan_eval.errors import InputError
 from gan_eval.metrics.kid import _kernel, _subset_counts, check_kid_args, kid, kid_subset_indices
 from gan_eval.metrics.prc import _validate
 from gan_eval.metrics.prdc_resample import PRDCResampler
+from gan_eval.metrics.summaries import wilson_interval
 
 __all__ = [
     "ESTIMANDS",
@@ -150,14 +151,11 @@ def rate_interval(
     if n <= 0 or not 0 <= successes <= n:
         raise InputError(f"rate needs 0 ≤ successes ≤ n and n ≥ 1, got {successes} of {n}")
     z = _z(level)
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return IntervalResult(p, low, high, (high - low) / (2 * z), estimand, "wilson", n, level,
-                          {"successes": int(successes)})
+    bounds = wilson_interval(successes, n, z)
+    assert bounds is not None  # n ≥ 1 was checked
+    low, high = bounds
+    return IntervalResult(successes / n, low, high, (high - low) / (2 * z), estimand, "wilson",
+                          n, level, {"successes": int(successes)})
 
 
 @dataclass(frozen=True)
