@@ -8,7 +8,8 @@ feature extractors in torch-fidelity.
 
 Layers (imports point down only; ``tests/test_layers.py`` checks it):
 
-1. ground floor — :mod:`~gan_eval.version`, :mod:`~gan_eval.errors`, :mod:`~gan_eval.fileio`,
+1. ground floor — :mod:`~gan_eval.version`, :mod:`~gan_eval.errors`,
+   :mod:`~gan_eval.callable_module`, :mod:`~gan_eval.fileio`,
    :mod:`~gan_eval.seeding`, :mod:`~gan_eval.faces` (the match threshold and its comparison),
    :mod:`~gan_eval.catalogue` (every metric), :mod:`~gan_eval.results` (the results schema),
    :mod:`~gan_eval.gates` (gate logic), :mod:`~gan_eval.devices`, :mod:`~gan_eval.distributed`,

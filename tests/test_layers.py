@@ -11,7 +11,7 @@ import gan_eval
 ROOT = Path(gan_eval.__file__).parent
 
 FLOORS: list[set[str]] = [
-    {"version", "errors"},
+    {"version", "errors", "callable_module"},
     {"seeding", "faces", "catalogue", "fileio", "devices"},
     {"metrics", "results", "distributed", "weights"},
     {"gates"},

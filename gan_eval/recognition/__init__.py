@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from gan_eval.callable_module import make_callable
+
 _LAZY = {
     "RecognitionConfig": "audit", "analyse_embeddings": "audit", "recognition": "audit",
     "recognition_metrics": "audit",
@@ -94,3 +96,5 @@ __all__ = [
     "roc_summary",
     "verification",
 ]
+
+make_callable(__name__)  # gan_eval.recognition(...) calls recognition() (gan_eval.callable_module)
