@@ -36,6 +36,7 @@ from gan_eval.gan.train import CHECKPOINT_DIR, TrainConfig, config_for_resume, t
 from gan_eval.gates import GateConfig, evaluate_gates, load_config
 from gan_eval.generators import GeneratorOptions, open_generator
 from gan_eval.generators.spec import SpecKind, classify
+from gan_eval.metrics.intervals import DEFAULT_SPLITS
 from gan_eval.recognition import RecognitionConfig, recognition
 from gan_eval.report.render import SAMPLE_GRID, render_report
 from gan_eval.results import Results, provenance
@@ -67,7 +68,7 @@ class AuditConfig:
     batch_size: int = 64
     seed: int = 0
     n: int = 1000  # generated faces for the distribution and recognition metrics
-    bootstrap: int = 200  # resamples behind every 95% interval
+    splits: int = DEFAULT_SPLITS  # random halves/quarters behind the split-variance intervals
     attacks: tuple[str, ...] = ("fgsm", "pgd")
     attack_n: int = 8  # faces per set in the robustness sweep
     gates: Path | None = None  # None: default_gates()
@@ -77,7 +78,7 @@ class AuditConfig:
     progress: Progress | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        for name, least in (("steps", 1), ("n", 2), ("attack_n", 1), ("bootstrap", 2)):
+        for name, least in (("steps", 1), ("n", 2), ("attack_n", 1), ("splits", 2)):
             if getattr(self, name) < least:
                 option = "--" + name.replace("_", "-")
                 raise InputError(f"{option}: got {getattr(self, name)}; need at least {least}")
@@ -185,7 +186,7 @@ def audit_generator(
         config.say(f"distribution metrics on {', '.join(extractors)}: {len(generated)} generated "
                    f"vs {len(reference)} reference faces")
         done["evaluate"] = evaluate(generated, reference, EvaluateConfig(
-            extractors=extractors, bootstrap=config.bootstrap, seed=config.seed,
+            extractors=extractors, splits=config.splits, seed=config.seed,
             device=config.device, inception_weights=config.inception_weights,
             progress=config.progress is not None))
         notes += done["evaluate"].provenance.get("notes", [])

@@ -576,8 +576,10 @@ def evaluate_cmd(
                      help="Weights file of an extractor (repeatable), e.g. "
                      "clip-vit-l14-336=ViT-L-14-336px.pt; see `gan-eval weights list`."),
     ] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 200,
-    seed: Annotated[int, typer.Option(help="Seed for sampling and bootstrap.")] = 0,
+    splits: Annotated[int, typer.Option(
+        help="Random halves/quarters of the generated set behind the 95% intervals of fid, "
+             "fid_infinity, recall and is (split-variance extrapolation).")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of sampling and of the interval splits.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when present).")
@@ -607,7 +609,7 @@ def evaluate_cmd(
         extractors=tuple(extractor or ("dlib-face",)), n=n, resolution=resolution,
         batch_size=batch_size, device=device, inception_weights=inception_weights,
         weights=_weights_option(weights or []),
-        use_cache=not no_cache, bootstrap=bootstrap, seed=seed, progress=not quiet))
+        use_cache=not no_cache, splits=splits, seed=seed, progress=not quiet))
     if not is_main_process():
         return  # every torchrun process holds the same results; rank 0 reports them
     for note in results.provenance.get("notes", []):
@@ -651,7 +653,7 @@ def report_cmd(
                                   show_default=False)
     ] = None,
     inception_weights: InceptionWeights = None,
-    seed: Annotated[int, typer.Option(help="Seed of training, sampling and bootstraps.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of training, sampling and interval splits.")] = 0,
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
     ] = None,
@@ -728,7 +730,7 @@ def gate_cmd(
                      "baseline for the next run).", show_default=False),
     ] = None,
     inception_weights: InceptionWeights = None,
-    seed: Annotated[int, typer.Option(help="Seed of sampling and bootstraps.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of sampling and interval splits.")] = 0,
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
     ] = None,

@@ -10,8 +10,8 @@ torch-fidelity); features come from :func:`gan_eval.features.extraction.extract`
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,21 +32,26 @@ from gan_eval.features.nearest import shared_nearest_reference
 from gan_eval.features.registry import EXTRACTORS, FeatureExtractor, build_extractor
 from gan_eval.metrics import (
     FeatureStats,
-    PRDCResampler,
-    bootstrap_ci,
-    fid_bootstrap_ci,
+    fid_analysis,
     frechet_distance,
     inception_score,
-    kid,
-    kid_resample_means,
+    inception_score_infinity,
+    kid_interval,
     memorization,
+    prdc,
+    prdc_intervals,
+    rate_interval,
+    split_variance,
 )
-from gan_eval.metrics.bootstrap import interval_from_values, resample_indices
 from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA, cmmd, cmmd_bootstrap_ci
+from gan_eval.metrics.intervals import DEFAULT_SPLITS, IntervalResult, normal_interval
 from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
 from gan_eval.results import Metric, Results, provenance
 from gan_eval.seeding import derive_seed, numpy_rng
 from gan_eval.sources import as_source
+
+#: Fewest generated images for the split-variance intervals (quarters of at least 4).
+MIN_INTERVAL_SAMPLES = 16
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +67,7 @@ class EvaluateConfig:
     weights: tuple[tuple[str, Path], ...] = ()  # (extractor, weights file) for other extractors
     cache_dir: Path | None = None  # None: default_cache_dir()
     use_cache: bool = True
-    bootstrap: int = 200  # resamples of the generated set for every 95% interval
+    splits: int = DEFAULT_SPLITS  # random halves/quarters behind the split-variance intervals
     seed: int = 0
     kid_subsets: int = 100
     kid_subset_size: int = 1000  # capped at the smaller set size (recorded)
@@ -78,50 +83,26 @@ class EvaluateConfig:
             )
         if self.n is not None and self.n < 2:
             raise InputError(f"--n: need at least 2 generated images, got {self.n}")
-        if self.bootstrap < 2:
-            raise InputError(f"--bootstrap: need at least 2 resamples, got {self.bootstrap}")
+        if self.splits < 2:
+            raise InputError(f"--splits: need at least 2 random splits, got {self.splits}")
         if self.batch_size < 1:
             raise InputError(f"--batch-size: must be >= 1, got {self.batch_size}")
 
 
-def _bootstrap_seed(config: EvaluateConfig) -> int:
-    """One stream of resamples of the generated set, shared by every metric's interval (so the
-    intervals are of the same resamples)."""
-    return derive_seed(config.seed, "bootstrap")
+def _interval_seed(config: EvaluateConfig) -> int:
+    """One seed for the random halves and quarters behind every split-variance interval (so the
+    metrics of one run are judged on the same splits)."""
+    return derive_seed(config.seed, "intervals")
 
 
-def _interval(
-    fn: Callable[[torch.Tensor], float],
-    n: int,
-    config: EvaluateConfig,
-    resamples: int | None = None,
-) -> tuple[tuple[float, float], dict[str, Any]]:
-    ci = bootstrap_ci(fn, n, n_resamples=resamples or config.bootstrap,
-                      seed=_bootstrap_seed(config))
-    return ci.interval, ci.record
-
-
-def _joint_intervals(
-    fn: Callable[[torch.Tensor], dict[str, float]],
-    estimates: dict[str, float],
-    n: int,
-    resamples: int,
-    seed: int,
-) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
-    """Bias-shifted 95% bootstrap intervals of several metrics computed together per resample.
-
-    Same index stream and interval rule as :func:`gan_eval.metrics.bootstrap_ci` with
-    ``method="bias_shifted"``: recall and coverage drop on a resample (only ~63% distinct rows),
-    so plain percentiles can exclude the estimate itself.
-    """
-    rows = [fn(idx) for idx in resample_indices(n, resamples, seed)]
-    intervals = {}
-    record: dict[str, Any] = {}
-    for key, estimate in estimates.items():
-        values = torch.tensor([row[key] for row in rows], dtype=torch.float64)
-        ci = interval_from_values(values, estimate, resamples, seed, 0.95, "bias_shifted")
-        intervals[key], record = ci.interval, ci.record
-    return intervals, record
+def _with_interval(
+    name: str, extractor: str, iv: IntervalResult, counts: dict[str, int],
+    details: dict[str, Any] | None = None,
+) -> Metric:  # fmt: skip
+    """A metric whose ``ci95`` is ``iv``'s bounds and ``details["interval"]`` says what it is an
+    interval of (``estimand``), with its standard error (what ``gate --baseline`` tests)."""
+    return Metric.of(name, extractor, iv.estimate, ci95=iv.interval,
+                     details={**(details or {}), "interval": iv.to_json()}, **counts)
 
 
 def _metrics_for(
@@ -133,50 +114,36 @@ def _metrics_for(
     notes: list[str] = []
     metrics: list[Metric] = []
     name = extractor.name
+    seed = _interval_seed(config)
+    splits = {"seed": seed, "n_splits": config.splits}
+    intervals = n_g >= MIN_INTERVAL_SAMPLES
+    if not intervals:
+        notes.append(f"{name}: no intervals: the split-variance intervals need at least "
+                     f"{MIN_INTERVAL_SAMPLES} generated images, got {n_g}")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ref_stats = FeatureStats.from_features(r)
-        fid = frechet_distance(FeatureStats.from_features(g), ref_stats)
+        if intervals:
+            fa = fid_analysis(g, ref_stats, **splits)
+            metrics.append(_with_interval("fid", name, fa.fid, counts))
+            metrics.append(_with_interval("fid_infinity", name, fa.fid_infinity, counts))
+            if fa.note:
+                notes.append(f"{name}: {fa.note}")
+        else:
+            fid = frechet_distance(FeatureStats.from_features(g), ref_stats)
+            metrics.append(Metric.of("fid", name, fid, ci95=None, **counts))
     notes += sorted({f"{name}: {w.message}" for w in caught})
-    fid_ci = fid_bootstrap_ci(g, ref_stats, n_resamples=config.bootstrap,
-                              seed=_bootstrap_seed(config))
-    metrics.append(
-        Metric.of(
-            "fid", name, fid, ci95=fid_ci.interval, details={"bootstrap": fid_ci.record}, **counts
-        )
-    )
 
     subset = min(config.kid_subset_size, n_g, n_r)
-    kid_args = dict(subsets=config.kid_subsets, subset_size=subset)
-    k = kid(g, r, **kid_args)  # type: ignore[arg-type]
-    # Each resample's KID with 10 subsets (all from one pass); the interval reflects the
-    # generated set's noise.
-    kid_resamples = min(config.bootstrap, 100)
-    kid_values = kid_resample_means(
-        g, r, list(resample_indices(n_g, kid_resamples, _bootstrap_seed(config))), subsets=10,
-        subset_size=subset)
-    # a percentile interval: the estimate only labels it (no second KID run for it)
-    kid_ci = interval_from_values(kid_values, k.mean, kid_resamples, _bootstrap_seed(config), 0.95,
-                                  "percentile")
-    metrics.append(
-        Metric.of(
-            "kid",
-            name,
-            k.mean,
-            ci95=kid_ci.interval,
-            details={
-                "std": k.std,
-                "subsets": k.subsets,
-                "subset_size": k.subset_size,
-                "bootstrap": {**kid_ci.record, "subsets_per_resample": 10},
-            },
-            **counts,
-        )
-    )
+    kid_iv = kid_interval(g, r, subsets=config.kid_subsets, subset_size=subset,
+                          variance_seed=seed)
+    metrics.append(_with_interval("kid", name, kid_iv, counts,
+                                  {"std": kid_iv.record["std_over_subsets"],
+                                   "subsets": config.kid_subsets, "subset_size": subset}))
 
     value = cmmd(g, r)
-    cmmd_ci = cmmd_bootstrap_ci(g, r, n_resamples=config.bootstrap, seed=_bootstrap_seed(config))
+    cmmd_ci = cmmd_bootstrap_ci(g, r, n_resamples=200, seed=seed)
     metrics.append(
         Metric.of(
             "cmmd", name, value, ci95=cmmd_ci.interval,
@@ -188,78 +155,53 @@ def _metrics_for(
         )
     )
 
-    k_needed = 5
-    if min(n_g, n_r) > k_needed:
-        # one pass for the estimate and every resample (each equals prdc(g[idx], r))
-        resampler = PRDCResampler(g, r)
-        scores = resampler(torch.arange(n_g))
-        names = ("precision", "recall", "density", "coverage")
-        intervals, record = _joint_intervals(
-            lambda idx: {m: float(v) for m, v in resampler(idx).to_dict().items()},
-            {m: getattr(scores, m) for m in names},
-            n_g,
-            min(config.bootstrap, 100),
-            _bootstrap_seed(config),
-        )
-        for metric in names:
-            metrics.append(
-                Metric.of(
-                    metric,
-                    name,
-                    getattr(scores, metric),
-                    ci95=intervals[metric],
-                    details={
-                        "k": scores.k_pr if metric in ("precision", "recall") else scores.k_dc,
-                        "bootstrap": record,
-                    },
-                    **counts,
-                )
-            )
-    else:
+    k_pr, k_dc = 3, 5
+    names = ("precision", "recall", "density", "coverage")
+    if min(n_g, n_r) <= k_dc:
         notes.append(
             f"{name}: precision/recall/density/coverage skipped: need more than "
-            f"{k_needed} images in each set (k-NN radii with k = 3 and 5)"
+            f"{k_dc} images in each set (k-NN radii with k = {k_pr} and {k_dc})"
         )
+    elif n_g // 4 <= k_dc:  # k-NN radii within quarters of the set: no interval
+        scores = prdc(g, r, k_pr=k_pr, k_dc=k_dc)
+        notes.append(f"{name}: precision/recall/density/coverage without intervals: those need "
+                     f"more than {4 * k_dc + 3} generated images, got {n_g}")
+        metrics += [Metric.of(m, name, getattr(scores, m), ci95=None, details={
+            "k": k_pr if m in ("precision", "recall") else k_dc}, **counts) for m in names]
+    else:
+        ivs = prdc_intervals(g, r, k_pr=k_pr, k_dc=k_dc, **splits)
+        metrics += [_with_interval(m, name, ivs[m], counts,
+                                   {"k": k_pr if m in ("precision", "recall") else k_dc})
+                    for m in names]
 
     if extractor.logits is not None:
         logits = gen.tensors[extractor.logits].double()
-        splits = min(10, n_g)
-        score = inception_score(logits, splits=splits)
-        ci, record = _interval(
-            lambda idx: inception_score(logits[idx], splits=splits).mean, n_g, config
-        )
-        metrics.append(
-            Metric.of(
-                "is",
-                name,
-                score.mean,
-                ci95=ci,
-                details={"std": score.std, "splits": splits, "bootstrap": record},
-                **counts,
-            )
-        )
+        chunks = min(10, n_g)
+        score = inception_score(logits, splits=chunks)
+        details = {"std": score.std, "splits": chunks}
+        if intervals:
+            sv = split_variance(
+                lambda idx: np.array([inception_score(logits[i], splits=chunks).mean
+                                      for i in idx]), n_g, **splits)
+            iv = normal_interval(score.mean, math.sqrt(sv.variance), n=n_g,
+                                 estimand="mean_at_n", method="split_extrapolation",
+                                 record=sv.record())
+            metrics.append(_with_interval("is", name, iv, counts, details))
+            metrics.append(_with_interval("is_infinity", name,
+                                          inception_score_infinity(logits, **splits), counts))
+        else:
+            metrics.append(Metric.of("is", name, score.mean, ci95=None, details=details,
+                                      **counts))
 
     if EXTRACTOR_SPECS[name].face:
         mem = memorization(g, r, threshold=config.match_threshold,
                            nearest_found=shared_nearest_reference(gen, ref))
-        ci, record = _interval(
-            lambda idx: float(is_match(mem.distance[idx], config.match_threshold).double().mean()),
-            n_g,
-            config,
-        )
+        copies = int(is_match(mem.distance, config.match_threshold).sum())
         chance = _chance_copy_rate(r, config)
         if chance["warning"]:
             notes.append(f"{name}: copy_rate {mem.copy_rate:.3g}: {chance['warning']}")
-        metrics.append(
-            Metric.of(
-                "copy_rate",
-                name,
-                mem.copy_rate,
-                ci95=ci,
-                details={**mem.to_json(), "chance": chance, "bootstrap": record},
-                **counts,
-            )
-        )
+        metrics.append(_with_interval("copy_rate", name, rate_interval(copies, n_g), counts,
+                                      {**mem.to_json(), "chance": chance}))
     return metrics, notes
 
 

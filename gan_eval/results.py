@@ -64,6 +64,18 @@ class Metric:
         )
 
 
+    def interval_of(self) -> str:
+        """What ``ci95`` is an interval of, for a reader: ``"E at n=1000"`` (the metric's mean
+        over generated sets of this size: compare only at equal n), ``"n → ∞"`` (the population
+        value), or ``""`` when the results say nothing (no calibrated interval)."""
+        interval = self.details.get("interval")
+        if not isinstance(interval, dict):
+            return ""
+        if interval.get("estimand") == "mean_at_n":
+            return f"E at n={interval.get('n', self.n_generated)}"
+        return "n → ∞" if interval.get("estimand") == "population" else ""
+
+
 @dataclass
 class Results:
     """Everything one run measured."""

@@ -14,9 +14,9 @@ import gan_eval
 from gan_eval import EvaluateConfig, RecognitionConfig
 
 first = gan_eval.evaluate("builtin:lfw-subset", "builtin:lfw-nonfaces",
-                          EvaluateConfig(bootstrap=4, use_cache=False, progress=False))
+                          EvaluateConfig(splits=4, use_cache=False, progress=False))
 again = gan_eval.evaluate("builtin:lfw-subset", "builtin:lfw-nonfaces",
-                          EvaluateConfig(bootstrap=4, use_cache=False, progress=False))
+                          EvaluateConfig(splits=4, use_cache=False, progress=False))
 assert first.metric("fid").value == again.metric("fid").value
 faces = gan_eval.recognition("builtin:lfw-subset", "builtin:lfw-subset",
                              RecognitionConfig(birthday_trials=2, faceness_max=0,

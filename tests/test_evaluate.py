@@ -11,6 +11,7 @@ import torch
 import torch_fidelity
 from typer.testing import CliRunner
 
+from gan_eval.catalogue import metric_spec
 from gan_eval.cli import app
 from gan_eval.evaluate import EvaluateConfig, evaluate
 from gan_eval.sources import open_source
@@ -58,7 +59,7 @@ def _close(ours: float, theirs: float, rel: float = REL) -> bool:
 
 def test_dlib_face_metrics_equal_torch_fidelity(tmp_path: Path, faces: torch.Tensor) -> None:
     generated, reference = _jittered(faces[:60], 1), faces[40:]
-    config = EvaluateConfig(cache_dir=tmp_path / "cache", bootstrap=10, progress=False)
+    config = EvaluateConfig(cache_dir=tmp_path / "cache", splits=10, progress=False)
     results = evaluate(_save(tmp_path, "g", generated), _save(tmp_path, "r", reference), config)
     theirs = torch_fidelity.calculate_metrics(
         input1=_Images(generated),
@@ -81,6 +82,30 @@ def test_dlib_face_metrics_equal_torch_fidelity(tmp_path: Path, faces: torch.Ten
     for metric in results.metrics:
         assert metric.n_generated == 60 and metric.n_reference == 60
         assert metric.ci95 is not None and metric.ci95[0] <= metric.ci95[1]
+    # every calibrated interval says what it is an interval of, with the se a gate tests
+    estimands = {m.name: m.details["interval"]["estimand"] for m in results.metrics
+                 if m.name != "cmmd"}
+    assert estimands == {"fid": "mean_at_n", "fid_infinity": "population", "kid": "population",
+                         "precision": "population", "recall": "mean_at_n",
+                         "density": "population", "coverage": "mean_at_n",
+                         "copy_rate": "population"}
+    for metric in results.metrics:
+        if metric.name in estimands:
+            interval = metric.details["interval"]
+            assert interval["n"] == 60 and interval["se"] > 0 and interval["level"] == 0.95
+            # ci95 is the interval, clipped to the metric's range (a rate's at 1, FID's at 0)
+            low, high = metric_spec(metric.name).bounds
+            assert metric.ci95 == pytest.approx(
+                tuple(min(max(v, low), high) for v in interval["ci"]), abs=1e-12)
+
+
+def test_cli_splits_default_is_the_api_default() -> None:
+    import inspect
+
+    from gan_eval.cli import evaluate_cmd
+
+    default = inspect.signature(evaluate_cmd).parameters["splits"].default
+    assert default == EvaluateConfig().splits
 
 
 @pytest.mark.slow
@@ -101,7 +126,7 @@ def test_inception_metrics_equal_torch_fidelity_plumbing(
         inception_weights=weights,
         batch_size=15,
         cache_dir=tmp_path / "cache",
-        bootstrap=5,
+        splits=5,
         progress=False,
     )
     results = evaluate(_save(tmp_path, "g", generated), _save(tmp_path, "r", reference), config)
@@ -137,14 +162,14 @@ def test_identical_sets_give_zero_fid_and_cache_skips_forward_passes(
     tmp_path: Path, faces: torch.Tensor
 ) -> None:
     path = _save(tmp_path, "same", faces[:30])
-    config = EvaluateConfig(cache_dir=tmp_path / "cache", bootstrap=5, progress=False)
+    config = EvaluateConfig(cache_dir=tmp_path / "cache", splits=5, progress=False)
     first = evaluate(path, path, config)
     assert abs(first.metric("fid").value) < 1e-6
     other = _save(tmp_path, "other", _jittered(faces[:30], 3))
     second = evaluate(other, path, config)
     passes = second.provenance["forward_passes"]["dlib-face"]
     assert passes["reference"] == 0 and passes["generated"] > 0
-    uncached = evaluate(other, path, EvaluateConfig(use_cache=False, bootstrap=5, progress=False))
+    uncached = evaluate(other, path, EvaluateConfig(use_cache=False, splits=5, progress=False))
     assert uncached.provenance["forward_passes"]["dlib-face"]["reference"] > 0
     assert uncached.metric("fid").value == pytest.approx(second.metric("fid").value, rel=1e-9)
 
@@ -153,7 +178,7 @@ def test_batch_size_does_not_change_the_numbers(tmp_path: Path, faces: torch.Ten
     g, r = _save(tmp_path, "g", _jittered(faces[:20], 4)), _save(tmp_path, "r", faces[20:40])
     values = []
     for batch_size in (3, 20):
-        config = EvaluateConfig(batch_size=batch_size, use_cache=False, bootstrap=5, progress=False)
+        config = EvaluateConfig(batch_size=batch_size, use_cache=False, splits=5, progress=False)
         values.append(evaluate(g, r, config).metric("fid").value)
     assert values[0] == pytest.approx(values[1], rel=1e-5)
 
@@ -166,7 +191,7 @@ def test_cli_evaluate_writes_json_and_reports_bad_input(
     env = {"GAN_EVAL_CACHE_DIR": str(tmp_path / "cache")}
     result = runner.invoke(
         app,
-        ["evaluate", g, "--reference", r, "--json", str(out), "-q", "--bootstrap", "5"],
+        ["evaluate", g, "--reference", r, "--json", str(out), "-q", "--splits", "5"],
         env=env,
     )
     assert result.exit_code == 0, result.output
@@ -221,7 +246,7 @@ def test_copy_rate_reports_its_chance_level_and_says_when_the_threshold_is_uninf
     from gan_eval import embed_faces
 
     reference = faces[12:40]
-    config = EvaluateConfig(use_cache=False, bootstrap=5, progress=False)
+    config = EvaluateConfig(use_cache=False, splits=5, progress=False)
     results = evaluate(_save(tmp_path, "g", _jittered(faces[:12], 6)),
                        _save(tmp_path, "r", reference), config)
     chance = results.metric("copy_rate").details["chance"]

@@ -206,7 +206,7 @@ def test_damaged_entry_in_evaluate_is_recomputed_and_fid_unchanged(tmp_path: Pat
     generated, reference = tmp_path / "g.npy", tmp_path / "r.npy"
     np.save(generated, jittered.numpy())
     np.save(reference, faces[30:54].numpy())
-    config = EvaluateConfig(cache_dir=tmp_path / "cache", bootstrap=5, progress=False)
+    config = EvaluateConfig(cache_dir=tmp_path / "cache", splits=5, progress=False)
     first = evaluate(str(generated), str(reference), config)
     fid = first.metric("fid").value
     entries = sorted((tmp_path / "cache" / "features").glob("*.safetensors"))

@@ -358,7 +358,7 @@ def test_evaluate_on_clip_reports_fid_kid_and_cmmd_with_its_weights(
 
     out = tmp_path / "results.json"
     args = ["evaluate", "builtin:lfw-subset", "-r", "builtin:lfw-nonfaces", "-e", "clip-vit-b32",
-            "--weights", f"clip-vit-b32={clip_file}", "--bootstrap", "10", "--no-cache", "-q",
+            "--weights", f"clip-vit-b32={clip_file}", "--splits", "10", "--no-cache", "-q",
             "--json", str(out), "--device", "cpu"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -174,7 +174,8 @@ def test_cli_gate_on_a_checkpoint_computes_only_what_the_gates_name(
     assert passed.exit_code == 0, passed.output
     results = Results.load(out)
     assert {m.name for m in results.metrics} == {
-        "fid", "kid", "cmmd", "precision", "recall", "density", "coverage", "copy_rate"}
+        "fid", "fid_infinity", "kid", "cmmd", "precision", "recall", "density", "coverage",
+        "copy_rate"}
     assert results.metric("fid").n_generated == 20
     assert results.provenance["data"]["reference"]["data"] == "builtin:lfw-subset"
 

@@ -1,5 +1,5 @@
 """External generators give the native checkpoint's metrics in evaluate, recognition, gate,
-report and the discriminator attack (tiny sizes: n ≤ 30, bootstrap 10).
+report and the discriminator attack (tiny sizes: n ≤ 30, 10 interval splits).
 
 TorchScript and ``py:`` give the native pixels bit for bit (tests/test_generators_external.py),
 so their metrics must be equal exactly; ONNX may differ by one gray level at ≤ 0.1% of pixels,
@@ -39,7 +39,7 @@ def _values(results: Results) -> dict[tuple[str, str], tuple[float, object]]:
 
 
 def test_evaluate_same_metrics(exported: Exported, tmp_path: Path) -> None:
-    config = EvaluateConfig(n=30, bootstrap=10, cache_dir=tmp_path / "cache", progress=False,
+    config = EvaluateConfig(n=30, splits=10, cache_dir=tmp_path / "cache", progress=False,
                             device="cpu")
     native = _values(evaluate(exported.native, REFERENCE, config))
     assert ("fid", "dlib-face") in native
@@ -92,7 +92,7 @@ def test_report_same_metrics_and_shows_provenance(exported: Exported, tmp_path: 
     from gan_eval.audit import AuditConfig, run_audit
 
     monkeypatch.setenv("GAN_EVAL_CACHE_DIR", str(tmp_path / "cache"))
-    common = {"data": REFERENCE, "n": 20, "bootstrap": 10, "attack_n": 2,
+    common = {"data": REFERENCE, "n": 20, "splits": 10, "attack_n": 2,
               "attacks": ("fgsm",), "device": "cpu"}
     native = run_audit(AuditConfig(checkpoint=exported.native, out=tmp_path / "native",
                                    **common))  # type: ignore[arg-type]

@@ -81,7 +81,7 @@ def test_torchrun_samples_a_checkpoint_with_a_chosen_count(tiny_run: Path, tmp_p
     """``torchrun … -m gan_eval evaluate CKPT --count 70`` samples 70 images and gives the
     single process's numbers (each rank extracts a shard of the same seeded samples)."""
     options = [str(tiny_run), "--reference", "builtin:lfw-subset", "--count", "70",
-               "--no-cache", "-q", "--device", "cpu", "--batch-size", "32", "--bootstrap", "20"]
+               "--no-cache", "-q", "--device", "cpu", "--batch-size", "32", "--splits", "20"]
     single, multi = tmp_path / "single.json", tmp_path / "multi.json"
     run_clean([sys.executable, "-m", "gan_eval", "evaluate", *options, "--json", str(single)])
     run_clean([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",

@@ -107,7 +107,8 @@ def _metric_row(m: Metric) -> dict[str, str]:
     if isinstance(chance, dict) and chance.get("rate") is not None:
         where += f"; expected by chance: {fmt(chance['rate'])}"
     return {"name": m.name, "extractor": m.extractor, "value": fmt(m.value), "ci": fmt_ci(m.ci95),
-            "n_generated": fmt(m.n_generated), "n_reference": fmt(m.n_reference),
+            "interval_of": m.interval_of() or "–", "n_generated": fmt(m.n_generated),
+            "n_reference": fmt(m.n_reference),
             "better": "higher" if m.higher_is_better else "lower", "where": where}
 
 

@@ -21,7 +21,7 @@ def _fmt(value: float) -> str:
 
 def metrics_table(metrics: Sequence[Metric]) -> str:
     """metric, extractor, value, 95% interval, sample counts, direction — one row each."""
-    rows = [("metric", "extractor", "value", "95% CI", "n_gen", "n_ref", "better")]
+    rows = [("metric", "extractor", "value", "95% CI", "interval of", "n_gen", "n_ref", "better")]
     for m in metrics:
         ci = f"[{_fmt(m.ci95[0])}, {_fmt(m.ci95[1])}]" if m.ci95 else "-"
         rows.append(
@@ -30,6 +30,7 @@ def metrics_table(metrics: Sequence[Metric]) -> str:
                 m.extractor,
                 _fmt(m.value),
                 ci,
+                m.interval_of() or "-",
                 str(m.n_generated),
                 str(m.n_reference),
                 "higher" if m.higher_is_better else "lower",
