@@ -381,3 +381,37 @@ def test_evaluate_without_the_file_exits_3_with_the_fetch_command(tmp_path: Path
     assert result.exit_code == 3, result.output
     assert "dinov2_vits14_pretrain.pth" in result.output
     assert "gan-eval weights fetch dinov2-vit-s14" in result.output
+
+
+def _malformed_weights_values():  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
+
+    from gan_eval.catalogue import EXTRACTORS
+
+    text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                   max_size=20)
+    no_separator = text.filter(lambda s: "=" not in s)
+    unknown_name = st.tuples(text.filter(lambda s: s not in EXTRACTORS and "=" not in s),
+                             text).map("=".join)
+    empty_path = st.sampled_from(sorted(EXTRACTORS)).map(lambda name: name + "=")
+    return st.one_of(no_separator, unknown_name, empty_path)
+
+
+def test_bad_weights_values_exit_2_naming_the_option() -> None:
+    """Every malformed ``--weights`` value (no ``=``, an unknown extractor, no path) is refused
+    with exit 2 naming the option, before any network or data is loaded."""
+    from hypothesis import given, settings
+    from typer.testing import CliRunner
+
+    from gan_eval.cli import app
+
+    @settings(max_examples=40, deadline=None)
+    @given(_malformed_weights_values())
+    def check(value: str) -> None:
+        result = CliRunner().invoke(app, ["evaluate", "builtin:lfw-subset", "-r",
+                                          "builtin:lfw-subset", "--weights", value, "--no-cache"])
+        assert result.exit_code == 2, (value, result.output)
+        assert "--weights" in result.output and "EXTRACTOR=PATH" in result.output
+        assert "Traceback" not in result.output
+
+    check()
