@@ -513,7 +513,8 @@ def analyse_embeddings(
     section["identity"] = identity_section(
         generated, reference, labels=labels, names=names, heldout=heldout,
         reference_ids=ref_ids, heldout_ids=heldout_ids, bandwidth=config.vendi_bandwidth,
-        max_images=config.max_cluster, permutations=config.permutations, seed=config.seed)
+        max_images=config.max_cluster, permutations=config.permutations, seed=config.seed,
+        warning=thresholds_desc.get("warning"))
     return section
 
 

@@ -126,9 +126,12 @@ def vendi_section(
     bandwidth: float = DEFAULT_VENDI_BANDWIDTH,
     max_images: int = 5000,
     seed: int = 0,
+    warning: str | None = None,
 ) -> dict[str, Any]:
     """Vendi scores (RBF, ``bandwidth``) of ``(n, D)`` generated and ``(m, D)`` reference
-    embeddings; the reference on a seeded subset of ``min(n, max_images)`` rows when larger."""
+    embeddings; the reference on a seeded subset of ``min(n, max_images)`` rows when larger.
+    ``warning``: the thresholds' warning that the match threshold does not separate people on
+    these images; when given, the section says what that means for the Vendi score."""
     gen = _float64(generated)
     ref = _float64(reference)
     n_gen = min(gen.shape[0], max_images)
@@ -152,6 +155,13 @@ def vendi_section(
             "subset": None if rows is None else
             f"seeded random subset of {rows.size} of {x.shape[0]} (seed {seed})",
         }
+    if warning:
+        out["warning"] = (
+            "dlib's embedding space is compressed on these images (" + warning.split(":")[0]
+            + "): views of one person can lie as far apart as different people, so the Vendi "
+            "score counts within-person variation (pose, light, blur) as distinct identities; "
+            "compare generated with reference at equal n rather than reading it as a head count"
+        )
     if ref.shape[0] < n_gen:
         out["reference"]["note"] = (
             f"the reference has {ref.shape[0]} faces, fewer than the {n_gen} generated: its Vendi "
@@ -316,13 +326,15 @@ def identity_section(
     max_images: int = 5000,
     permutations: int = DEFAULT_PERMUTATIONS,
     seed: int = 0,
+    warning: str | None = None,
 ) -> dict[str, Any]:
     """The ``identity`` part of the recognition section: ``vendi``, ``membership``,
     ``authenticity`` (see the module docstring). Embeddings ``(n, D)`` generated, ``(m, D)``
-    reference (training) with optional ``labels`` (m ints, names indexed by label)."""
+    reference (training) with optional ``labels`` (m ints, names indexed by label); ``warning``:
+    the thresholds' warning, if any (see :func:`vendi_section`)."""
     return {
         "vendi": vendi_section(generated, reference, bandwidth=bandwidth, max_images=max_images,
-                               seed=seed),
+                               seed=seed, warning=warning),
         "membership": membership_section(
             generated, reference, heldout, labels=labels, names=names,
             reference_ids=reference_ids, heldout_ids=heldout_ids, permutations=permutations,

@@ -181,6 +181,7 @@ def _identity(recognition: dict[str, Any]) -> dict[str, Any] | None:
                      for key in ("generated", "reference")
                      if isinstance(block := vendi.get(key), dict)],
             "bandwidth": fmt(vendi.get("bandwidth")), "method": vendi.get("method"),
+            "warning": vendi.get("warning"),
         }
     mem = identity.get("membership") or {}
     if mem.get("skipped"):

@@ -187,6 +187,8 @@ def identity_lines(identity: dict[str, Any]) -> list[str]:
                      f"(n={g['n']}), reference {_fixed(r['value'], '.1f')} (n={r['n']}); "
                      f"RBF σ {vendi['bandwidth']:g}")
         lines.append(f"{pad}the effective number of distinct people, without a match threshold")
+        if vendi.get("warning"):
+            lines.append(f"{pad}warning: {vendi['warning']}")
     mem = identity.get("membership") or {}
     if mem.get("skipped"):
         lines.append(f"membership     skipped: {mem['reason']}")
