@@ -37,6 +37,7 @@ from gan_eval.features.extraction import extract
 from gan_eval.features.registry import DlibFaceExtractor
 from gan_eval.metrics.identity import membership_test
 from gan_eval.recognition import RecognitionConfig, recognition
+from gan_eval.report.html import Pictures, fmt, render_html
 from gan_eval.results import Results
 from gan_eval.sources import open_source
 
@@ -253,6 +254,26 @@ def test_without_held_out_faces_membership_is_skipped_with_the_reason(
     metric = results.metric("authenticity")
     assert metric.details["p_value"] is None and "note" in metric.details
     assert {m.name for m in results.metrics} >= {"vendi_identities", "authenticity"}
+    # the report (what `gan-eval report` draws for the default run, which has no held-out set)
+    html = render_html(results, Pictures())
+    assert 'id="identity"' in html and "Skipped: no held-out faces" in html
+    assert "no base rate to compare with" in html
+
+
+def test_report_section_shows_the_numbers_and_what_they_mean(copies: tuple[Results, str]) -> None:
+    results, _ = copies
+    html = render_html(results, Pictures())
+    section = html[html.index('<h2 id="identity">'):html.index('<h2 id="recognizer">')]
+    identity = results.recognition["identity"]
+    for text in ("The effective number of distinct people",
+                 "A small p-value says the generator leaks its training identities",
+                 "not copies; real faces the generator never saw set the base rate",
+                 fmt(identity["vendi"]["generated"]["value"]),
+                 fmt(identity["membership"]["p_value"]),
+                 fmt(identity["authenticity"]["rate"]["estimate"]),
+                 fmt(identity["authenticity"]["heldout_rate"]["estimate"])):
+        assert text in section, text
+    assert "Skipped" not in section
 
 
 def test_mixed_identity_units_and_shared_images_are_warned(

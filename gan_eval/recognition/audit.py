@@ -102,7 +102,8 @@ class RecognitionConfig:
     top_k: int = 16
     """Leaked pairs kept for the report's gallery."""
     max_cluster: int = DEFAULT_MAX_IMAGES
-    """Largest set clustered in full for identity diversity (a seeded subset beyond)."""
+    """Largest set clustered in full for identity diversity, and scored in full by the Vendi
+    score (a seeded subset beyond: both are O(n²) memory, the Vendi eigenvalues O(n³) time)."""
     birthday_trials: int = DEFAULT_TRIALS
     faceness_max: int = 2000
     """Images per set examined by the face detector (a seeded subset beyond)."""
