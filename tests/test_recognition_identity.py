@@ -350,3 +350,26 @@ def test_heldout_results_round_trip_as_strict_json(copies: tuple[Results, str],
     results.save(path)
     json.loads(path.read_text())  # strict JSON: no NaN / Infinity
     assert Results.load(path).recognition["identity"] == results.recognition["identity"]
+
+
+def test_a_person_named_in_both_folders_is_warned(faces: torch.Tensor, tmp_path: Path) -> None:
+    """Folder layouts name people: the same subfolder name in --reference and --heldout is a
+    person in both sets (npz integer labels are not compared: they mean nothing across files)."""
+    from PIL import Image
+
+    for root, names, first in (("ref", ("alice", "bob", "carol"), 0),
+                               ("held", ("alice", "dave", "erin"), 50)):
+        for k, name in enumerate(names):
+            (tmp_path / root / name).mkdir(parents=True)
+            folder = tmp_path / root / name
+            for j, img in enumerate((faces[first + k], faces[first + k].flip(-1))):
+                Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"{j}.png")
+    results = recognition(source(faces[80:].clone(), "gen"), str(tmp_path / "ref"),
+                          RecognitionConfig(heldout=str(tmp_path / "held"), **FAST))
+    mem = results.recognition["identity"]["membership"]
+    assert mem["train"]["identities"] == mem["heldout"]["identities"] == 3
+    assert mem["warnings"] == [
+        "1 identity name(s) appear in both the reference and the held-out set (e.g. alice): "
+        "held-out people must not be in training"
+    ]
+    assert {t["identity"] for t in mem["most_matched_training"]} <= {"alice", "bob", "carol"}
