@@ -221,7 +221,11 @@ def membership_section(
     train_rows, train_names, train_desc = identity_units(reference, labels, names, reference_ids)
     ho_rows, ho_names, ho_desc = identity_units(heldout.embeddings, heldout.labels,
                                                 heldout.names, heldout_ids)
-    gen = _float64(generated)
+    # Identity rows are built on the CPU (centroids are cheap); the nearest-identity searches run
+    # on the embeddings' device, in float64 like membership_test's (an unlabelled training set
+    # has one identity per image, so the search can be as large as leakage's).
+    gen = generated.detach().double()
+    train_rows, ho_rows = train_rows.to(gen.device), ho_rows.to(gen.device)
     result = membership_test(gen, train_rows, ho_rows, permutations=permutations, seed=seed)
     # Per-identity counts, for the report's list of the most reproduced training people (the same
     # exact nearest search as membership_test's, on the same rows).
