@@ -142,6 +142,10 @@ METRICS: dict[str, MetricSpec] = {
                    "Identity leakage", ("dlib-face",), headline=("dlib-face",)),
         MetricSpec("identity_diversity", True, _POSITIVE, "identities", Producer.RECOGNITION,
                    "Distinct identities", ("dlib-face",), headline=("dlib-face",)),
+        MetricSpec("vendi_identities", True, (1.0, math.inf), "effective identities (Vendi, "
+                   "RBF σ = 0.3)", Producer.RECOGNITION, "Vendi identities", ("dlib-face",)),
+        MetricSpec("authenticity", True, _UNIT, "fraction", Producer.RECOGNITION,
+                   "Authenticity", ("dlib-face",)),
         MetricSpec("faceness", True, _UNIT, "fraction", Producer.RECOGNITION, "Faceness",
                    ("dlib-hog", "skimage-lbp")),
         MetricSpec("dodging_success", False, _UNIT, "fraction", Producer.ATTACK,

@@ -229,6 +229,17 @@ def recognition_cmd(
             show_default=False,
         ),
     ],
+    heldout: Annotated[
+        str | None,
+        typer.Option(
+            "--heldout",
+            metavar="DATA",
+            help="Real faces of people NOT in the training set (same population; identities "
+            "from subfolders / npz labels, else one per image): enables the membership test of "
+            "training identities and the held-out base rate of authenticity.",
+            show_default=False,
+        ),
+    ] = None,
     json_path: Annotated[
         str | None,
         typer.Option("--json", metavar="PATH", help="Write the results JSON here (atomically)."),
@@ -265,7 +276,8 @@ def recognition_cmd(
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
 ) -> None:
-    """Identity leakage, identity diversity, faceness and verification of generated faces."""
+    """Identity leakage, identity diversity (clusters and Vendi score), faceness, verification,
+    membership of training identities (with --heldout) and authenticity of generated faces."""
     _writable("--json", json_path)
     from gan_eval.devices import resolve_device
     from gan_eval.features.framing import Framing
@@ -276,7 +288,7 @@ def recognition_cmd(
                                    device=resolve_device(device))
     results = recognition(generated_arg, reference, RecognitionConfig(
         threshold=threshold, far=far, framing=Framing(align=align, margin=margin), n=n,
-        seed=seed, top_k=top_k, device=device, use_cache=not no_cache))
+        seed=seed, top_k=top_k, device=device, use_cache=not no_cache, heldout=heldout))
     if json_path is not None:
         results.save(json_path)
     typer.echo(recognition_table(results))

@@ -365,7 +365,8 @@ def test_faceness_is_skipped_with_a_reason_when_no_detector_loads(
     results = recognition(src, src, RecognitionConfig(birthday_trials=2))
     section = results.recognition["faceness"]
     assert section["skipped"] and "dlib-bin" in section["reason"]
-    assert {m.name for m in results.metrics} == {"leakage_rate", "identity_diversity"}
+    assert {m.name for m in results.metrics} == {"leakage_rate", "identity_diversity",
+                                                 "vendi_identities", "authenticity"}
     with pytest.raises(InputError, match="detector"):
         faceness.load_detector("haar")
 

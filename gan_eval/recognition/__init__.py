@@ -1,10 +1,11 @@
 """Recognition testing of generated faces: identity leakage, identity diversity, faceness,
-verification and utility, on dlib's 128-D face embeddings.
+verification and utility, and identity-level statistics (Vendi score, membership test of
+training identities, authenticity), on dlib's 128-D face embeddings.
 
 The entry point is :func:`recognition` (:mod:`.audit`; the ``gan-eval recognition`` command is a
 thin layer over it). The pure pieces (:mod:`.leakage`, :mod:`.diversity`, :mod:`.verification`,
-:mod:`.utility`, :mod:`.faceness`) work on embeddings or images and can be used on their own.
-Names are imported on first use.
+:mod:`.utility`, :mod:`.faceness`, :mod:`.identity`) work on embeddings or images and can be
+used on their own. Names are imported on first use.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ _LAZY = {
     "recognition_metrics": "audit",
     "birthday_support": "diversity", "diversity": "diversity",
     "first_duplicate_sizes": "diversity", "identity_clusters": "diversity",
+    "HeldOut": "identity", "identity_metrics": "identity", "identity_section": "identity",
     "FACE_DETECTORS": "faceness", "FaceDetector": "faceness", "detect_faces": "faceness",
     "load_detector": "faceness",
     "NearestReference": "leakage", "leakage_at": "leakage", "leaked_pairs": "leakage",
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
         detect_faces,
         load_detector,
     )
+    from gan_eval.recognition.identity import HeldOut, identity_metrics, identity_section
     from gan_eval.recognition.leakage import (
         NearestReference,
         leakage_at,
@@ -74,6 +77,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "FACE_DETECTORS",
     "FaceDetector",
+    "HeldOut",
     "NearestReference",
     "PairScores",
     "RecognitionConfig",
@@ -86,6 +90,8 @@ __all__ = [
     "first_duplicate_sizes",
     "generated_impostors",
     "identity_clusters",
+    "identity_metrics",
+    "identity_section",
     "kfold_accuracy",
     "leakage_at",
     "leaked_pairs",

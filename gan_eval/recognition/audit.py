@@ -23,6 +23,11 @@ Steps (every number lands in the ``recognition`` section of the returned :class:
 6. **Verification and utility** when the reference has identity labels
    (:mod:`~gan_eval.recognition.verification`, :mod:`~gan_eval.recognition.utility`), else a skip
    note.
+7. **Identity-level statistics** (:mod:`~gan_eval.recognition.identity`): the Vendi score of both
+   sets (effective number of distinct identities, no threshold), the membership test of training
+   identities against held-out identities (``heldout``: real faces of people not in the training
+   set; skipped with a reason without them) and authenticity (Alaa et al. 2022), beside held-out
+   real faces when given.
 """
 
 from __future__ import annotations
@@ -46,11 +51,19 @@ from gan_eval.features.extraction import Features, extract
 from gan_eval.features.framing import Framing, detection_note
 from gan_eval.features.nearest import shared_nearest_reference
 from gan_eval.features.registry import DlibFaceExtractor
+from gan_eval.generators import is_generator
 from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET
 from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
 from gan_eval.metrics.summaries import wilson_interval
 from gan_eval.recognition.diversity import DEFAULT_MAX_IMAGES, DEFAULT_TRIALS, LINKAGE, diversity
 from gan_eval.recognition.faceness import detect_faces, load_detector, skipped
+from gan_eval.recognition.identity import (
+    DEFAULT_PERMUTATIONS,
+    DEFAULT_VENDI_BANDWIDTH,
+    HeldOut,
+    identity_metrics,
+    identity_section,
+)
 from gan_eval.recognition.leakage import (
     NearestReference,
     distance_quantiles,
@@ -89,7 +102,8 @@ class RecognitionConfig:
     top_k: int = 16
     """Leaked pairs kept for the report's gallery."""
     max_cluster: int = DEFAULT_MAX_IMAGES
-    """Largest set clustered in full for identity diversity (a seeded subset beyond)."""
+    """Largest set clustered in full for identity diversity, and scored in full by the Vendi
+    score (a seeded subset beyond: both are O(n²) memory, the Vendi eigenvalues O(n³) time)."""
     birthday_trials: int = DEFAULT_TRIALS
     faceness_max: int = 2000
     """Images per set examined by the face detector (a seeded subset beyond)."""
@@ -104,6 +118,14 @@ class RecognitionConfig:
     cache_dir: Path | None = None
     """None: :func:`gan_eval.features.cache.default_cache_dir`."""
     progress: bool = False
+    heldout: str | ImageSource | None = None
+    """Real faces of people NOT in the training (reference) set, from the same population (DATA
+    string or source; identities from labels, else one per image): enables the membership test
+    of training identities and gives authenticity its base rate. None: both say so."""
+    vendi_bandwidth: float = DEFAULT_VENDI_BANDWIDTH
+    """RBF length scale of the Vendi score, dlib embedding units."""
+    permutations: int = DEFAULT_PERMUTATIONS
+    """Random relabelings behind the membership test's p-value."""
 
     def __post_init__(self) -> None:
         def positive_int(value: object, option: str, minimum: int = 1) -> None:
@@ -125,6 +147,15 @@ class RecognitionConfig:
         positive_int(self.birthday_trials, "birthday_trials")
         positive_int(self.faceness_max, "faceness_max", 0)
         positive_int(self.batch_size, "--batch-size")
+        positive_int(self.permutations, "permutations")
+        if not (isinstance(self.vendi_bandwidth, int | float)
+                and not isinstance(self.vendi_bandwidth, bool)
+                and math.isfinite(self.vendi_bandwidth) and self.vendi_bandwidth > 0):
+            raise InputError(f"vendi_bandwidth: expected a positive distance (default "
+                             f"{DEFAULT_VENDI_BANDWIDTH}), got {self.vendi_bandwidth!r}")
+        if self.heldout is not None and not isinstance(self.heldout, str | ImageSource):
+            raise InputError(f"--heldout: expected a DATA string or an ImageSource, got "
+                             f"{type(self.heldout).__name__}")
 
 
 @dataclass
@@ -256,12 +287,17 @@ def recognition(
     ``generated`` / ``reference``: DATA strings (see :func:`gan_eval.open_source`) or sources.
     Returns :class:`Results` whose ``recognition`` section holds framing, thresholds, leakage
     (with the closest leaked pairs), diversity of both sets, faceness, and verification / utility
-    (or a skip note for an unlabelled reference), and whose metrics are ``leakage_rate`` and
-    ``identity_diversity`` (extractor ``dlib-face``) and ``faceness`` (extractor = detector).
+    (or a skip note for an unlabelled reference), identity-level statistics (``identity``:
+    Vendi scores, the membership test — skipped with a reason unless ``config.heldout`` names
+    held-out faces — and authenticity), and whose metrics are ``leakage_rate``,
+    ``identity_diversity``, ``vendi_identities`` and ``authenticity`` (extractor ``dlib-face``)
+    and ``faceness`` (extractor = detector).
     Embeddings go through the feature cache (:func:`gan_eval.features.extraction.extract`, the
     same entries as ``evaluate``'s dlib-face features under the default framing). Under torchrun
     the extraction is sharded over the processes and every process returns the same results.
-    Raises :class:`InputError` for an empty generated set or a reference of fewer than 2 images,
+    Raises :class:`InputError` for an empty generated set, a reference of fewer than 2 images,
+    or a ``heldout`` that cannot be opened, is a generator, is empty, has no face, or holds the
+    reference's own images (the message names ``--heldout``),
     :class:`MissingAssetError` when ``framing.align`` needs dlib-bin or a weights file is missing.
     """
     config = config or RecognitionConfig()
@@ -277,12 +313,16 @@ def recognition(
             f"--reference {ref_src.data}: {len(ref_src)} image(s); at least 2 reference images "
             "are needed"
         )
+    held_src = (_open_heldout(config.heldout, ref_src, config.seed, device)
+                if config.heldout is not None else None)
     cache = FeatureCache((config.cache_dir or default_cache_dir()) if config.use_cache else None)
     framing = config.framing
     with distributed.job(device) as env:
         extractor = DlibFaceExtractor(distributed.rank_device(env, device), framing=framing)
         gen = _embed(gen_src, "generated", extractor, config, cache)
         ref = _embed(ref_src, "reference", extractor, config, cache)
+        held = (_embed(held_src, "heldout", extractor, config, cache)
+                if held_src is not None else None)
     if gen.ids.size == 0:
         raise InputError(
             f"GENERATED {gen_src.data}: no face found in any of the {gen.count} images (--align)"
@@ -293,33 +333,53 @@ def recognition(
             "images (--align); at least 2 are needed"
         )
 
+    if held is not None and held.ids.size == 0:
+        raise InputError(f"--heldout {held.source.data}: no face found in any of the "
+                         f"{held.count} images (--align)")
+
     labels = None
     if ref_src.labels is not None and ref_src.identities is not None:
         labels = np.asarray(ref_src.labels)[ref.ids]
+    heldout = None
+    if held is not None:
+        src = held.source
+        held_labels = (np.asarray(src.labels)[held.ids]
+                       if src.labels is not None and src.identities is not None else None)
+        heldout = HeldOut(held.embeddings, held_labels,
+                          src.identities if held_labels is not None else None, src.data)
+    dropped = {"generated": gen.dropped, "reference": ref.dropped}
+    counts = {"generated": gen.count, "generated_embedded": int(gen.ids.size),
+              "reference": ref.count, "reference_embedded": int(ref.ids.size)}
+    if held is not None:
+        dropped["heldout"] = held.dropped
+        counts.update(heldout=held.count, heldout_embedded=int(held.ids.size))
     section: dict[str, Any] = {
         "extractor": EXTRACTOR,
-        "framing": {**framing.describe(),
-                    "dropped": {"generated": gen.dropped, "reference": ref.dropped}},
-        "counts": {"generated": gen.count, "generated_embedded": int(gen.ids.size),
-                   "reference": ref.count, "reference_embedded": int(ref.ids.size)},
+        "framing": {**framing.describe(), "dropped": dropped},
+        "counts": counts,
     }
     nearest = (shared_nearest_reference(gen.features, ref.features)
                if gen.dropped == 0 and ref.dropped == 0 else None)
     section.update(analyse_embeddings(gen.embeddings, ref.embeddings, labels=labels, config=config,
                                       generated_ids=gen.ids, reference_ids=ref.ids,
-                                      nearest=nearest))
+                                      nearest=nearest, names=ref_src.identities,
+                                      heldout=heldout,
+                                      heldout_ids=held.ids if held is not None else None))
     faceness_section, faceness_metric = _faceness(gen, ref, config)
     section["faceness"] = faceness_section
     metrics = recognition_metrics(section)
     if faceness_metric is not None:
         metrics.append(faceness_metric)
-    notes = [note for emb in (gen, ref) for note in emb.features.notes]
+    notes = [note for emb in (gen, ref, held) if emb is not None for note in emb.features.notes]
+    data = {"generated": gen_src.record(), "reference": ref_src.record()}
+    if held_src is not None:
+        data["heldout"] = held_src.record()
     prov = provenance(
         command="recognition",
         notes=notes,
         seed=config.seed,
         device=str(device),
-        data={"generated": gen_src.record(), "reference": ref_src.record()},
+        data=data,
         weights={EXTRACTOR: dlib_weights_sha256()},
         framing=framing.mode,
     )
@@ -335,17 +395,23 @@ def analyse_embeddings(
     generated_ids: np.ndarray | None = None,
     reference_ids: np.ndarray | None = None,
     nearest: NearestReference | None = None,
+    names: tuple[str, ...] | None = None,
+    heldout: HeldOut | None = None,
+    heldout_ids: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Thresholds, leakage, diversity, verification and utility from embeddings.
+    """Thresholds, leakage, diversity, verification, utility and identity-level statistics
+    from embeddings.
 
     ``generated`` (N×D) and ``reference`` (M×D, M ≥ 2) are face embeddings on one device;
-    ``labels`` (M identity labels) enable verification and utility. ``generated_ids`` /
-    ``reference_ids`` are the source image index of each row (default: the row number), used in
-    the leaked pairs. ``nearest``: each generated row's nearest reference row when already
-    searched (the audit shares one search with evaluate's copy_rate). Returns those parts of the
-    ``recognition`` section (framing, counts and faceness come from :func:`recognition`);
-    :func:`recognition_metrics` turns it into
-    metrics.
+    ``labels`` (M identity labels, indexing ``names``) enable verification and utility.
+    ``generated_ids`` / ``reference_ids`` / ``heldout_ids`` are the source image index of each
+    row (default: the row number), used in the leaked pairs and identity names. ``nearest``: each
+    generated row's nearest reference row when already searched (the audit shares one search with
+    evaluate's copy_rate). ``heldout``: embeddings of real faces of people not in the reference
+    (training) set, for the membership test and authenticity's base rate (the ``identity``
+    part; ``config.heldout`` is not read here). Returns those parts of the ``recognition``
+    section (framing, counts and faceness come from :func:`recognition`);
+    :func:`recognition_metrics` turns it into metrics.
     """
     config = config or RecognitionConfig()
     if generated.ndim != 2 or generated.shape[0] == 0:
@@ -444,6 +510,12 @@ def analyse_embeddings(
             }
         else:
             section["utility"] = {"skipped": True, "reason": ver_section.get("reason")}
+
+    section["identity"] = identity_section(
+        generated, reference, labels=labels, names=names, heldout=heldout,
+        reference_ids=ref_ids, heldout_ids=heldout_ids, bandwidth=config.vendi_bandwidth,
+        max_images=config.max_cluster, permutations=config.permutations, seed=config.seed,
+        warning=thresholds_desc.get("warning"))
     return section
 
 
@@ -456,7 +528,8 @@ def _label_threshold(values: dict[str, float], described: dict[str, Any]) -> flo
 
 
 def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
-    """``leakage_rate`` and ``identity_diversity`` (dlib-face) from a recognition section."""
+    """``leakage_rate`` and ``identity_diversity`` (dlib-face) from a recognition section, then
+    ``vendi_identities`` and ``authenticity`` when it has the ``identity`` part."""
     thresholds = {k: v["threshold"] for k, v in section["leakage"]["at"].items()}
     n_gen = section["leakage"]["at"]["match"]["n"]
     n_ref = section["diversity"]["reference"]["n_total"]
@@ -498,4 +571,28 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
                              gen_div["at"]["match"]["identities"], ci95=None,
                              n_generated=gen_div["n"], n_reference=ref_div["n"],
                              details=div_details))
+    if "identity" in section:
+        metrics += identity_metrics(section["identity"], n_ref)
     return metrics
+
+
+def _open_heldout(data: str | ImageSource, reference: ImageSource, seed: int,
+                  device: torch.device) -> ImageSource:
+    """Open ``--heldout``; :class:`InputError` naming the option when it cannot be used."""
+    if isinstance(data, str) and is_generator(data):
+        raise InputError(
+            f"--heldout {data}: expected real faces of people not in the training set (an image "
+            "folder, .zip, .npz/.npy or builtin:NAME), got a generator"
+        )
+    try:
+        source = as_source(data, "--heldout", seed=seed, device=device)
+    except InputError as exc:
+        raise InputError(f"--heldout: {exc}") from exc
+    if len(source) == 0:
+        raise InputError(f"--heldout {source.data}: the held-out set holds no images")
+    if source.content_hash() == reference.content_hash():
+        raise InputError(
+            f"--heldout {source.data}: the same images as --reference {reference.data}; held-out "
+            "faces must show people who are not in the training set"
+        )
+    return source

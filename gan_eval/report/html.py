@@ -166,6 +166,59 @@ def _diversity(recognition: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+def _identity(recognition: dict[str, Any]) -> dict[str, Any] | None:
+    """Vendi, membership and authenticity rows (with their meaning), or None when the results
+    have no identity-level statistics (a file from an earlier version)."""
+    identity = recognition.get("identity")
+    if not isinstance(identity, dict):
+        return None
+    vendi = identity.get("vendi") or {}
+    view: dict[str, Any] = {"vendi": None, "membership": None, "authenticity": None}
+    if vendi:
+        view["vendi"] = {
+            "rows": [{"set": key, "value": fmt(block.get("value")), "n": fmt(block.get("n")),
+                      "per_image": fmt(block.get("per_image")), "subset": block.get("subset"),
+                      "note": block.get("note")}
+                     for key in ("generated", "reference")
+                     if isinstance(block := vendi.get(key), dict)],
+            "bandwidth": fmt(vendi.get("bandwidth")), "method": vendi.get("method"),
+            "warning": vendi.get("warning"),
+        }
+    mem = identity.get("membership") or {}
+    if mem.get("skipped"):
+        view["membership"] = {"skipped": mem.get("reason")}
+    elif mem:
+        view["membership"] = {
+            "skipped": None, "p_value": fmt(mem.get("p_value")),
+            "statistic": fmt(mem.get("statistic")),
+            "train_rate": fmt(mem.get("train_match_rate")),
+            "heldout_rate": fmt(mem.get("heldout_match_rate")),
+            "train": f"{fmt((mem.get('train') or {}).get('identities'))} "
+                     f"(by {(mem.get('train') or {}).get('unit')})",
+            "heldout": f"{fmt((mem.get('heldout') or {}).get('identities'))} "
+                       f"(by {(mem.get('heldout') or {}).get('unit')})",
+            "permutations": fmt(mem.get("permutations")), "method": mem.get("method"),
+            "top": [(t.get("identity"), fmt(t.get("matches")))
+                    for t in mem.get("most_matched_training") or []],
+            "heldout_max": fmt(mem.get("heldout_max_matches")),
+            "warnings": list(mem.get("warnings") or []),
+        }
+    auth = identity.get("authenticity") or {}
+    if auth:
+        rate = auth.get("rate") or {}
+        held = auth.get("heldout_rate") or {}
+        view["authenticity"] = {
+            "rate": fmt(rate.get("estimate")), "ci": fmt_ci(rate.get("ci")),
+            "n": fmt(auth.get("n")),
+            "heldout_rate": fmt(held.get("estimate")) if held else None,
+            "heldout_ci": fmt_ci(held.get("ci")) if held else None,
+            "heldout_n": fmt(held.get("n")) if held else None,
+            "p_value": fmt(auth.get("p_value")), "note": auth.get("note"),
+            "method": auth.get("method"),
+        }
+    return view
+
+
 def _section_note(section: Any) -> str | None:
     if isinstance(section, dict) and section.get("skipped"):
         return str(section.get("reason", "skipped"))
@@ -233,6 +286,7 @@ def build_view(results: Results, pictures: Pictures) -> dict[str, Any]:
         "leakage": _leakage(rec, pictures),
         "diversity": _diversity(rec),
         "diversity_method": (rec.get("diversity") or {}).get("method"),
+        "identity": _identity(rec),
         "verification_note": _section_note(rec.get("verification")),
         "verification": flatten(rec.get("verification")) if rec.get("verification") and not
         _section_note(rec.get("verification")) else [],

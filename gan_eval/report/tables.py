@@ -103,6 +103,10 @@ def recognition_table(results: Results) -> str:
             values.append(f"s={b['batch_size']} → {b['support']}" if b["support"] is not None
                           else f"> {b['support_lower_bound']}")
         row(f"birthday support ({key})", values)
+    identity = rec.get("identity")
+    if identity:
+        lines.append("")
+        lines += identity_lines(identity)
     lines.append("")
     face = rec["faceness"]
     if face.get("skipped"):
@@ -164,6 +168,58 @@ def recognition_table(results: Results) -> str:
         for p in pairs[:5]:
             lines.append(f"  {p['generated']:>6} → {p['reference']:<6} {p['distance']:.3f}")
     return "\n".join(lines)
+
+
+def _p(value: Any) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2g}" if value < 1e-3 else f"{value:.4f}"
+
+
+def identity_lines(identity: dict[str, Any]) -> list[str]:
+    """The identity-level statistics (Vendi, membership, authenticity) of a recognition
+    section's ``identity`` part, one line of numbers and one of meaning each."""
+    lines = []
+    pad = " " * 15
+    vendi = identity.get("vendi") or {}
+    if vendi:
+        g, r = vendi["generated"], vendi["reference"]
+        lines.append(f"vendi          generated {_fixed(g['value'], '.1f')} effective identities "
+                     f"(n={g['n']}), reference {_fixed(r['value'], '.1f')} (n={r['n']}); "
+                     f"RBF σ {vendi['bandwidth']:g}")
+        lines.append(f"{pad}the effective number of distinct people, without a match threshold")
+        if vendi.get("warning"):
+            lines.append(f"{pad}warning: {vendi['warning']}")
+    mem = identity.get("membership") or {}
+    if mem.get("skipped"):
+        lines.append(f"membership     skipped: {mem['reason']}")
+    elif mem:
+        lines.append(
+            f"membership     p = {_p(mem['p_value'])} ({mem['permutations']} permutations): "
+            f"{_fixed(mem['train_match_rate'], '.2f')} generated faces per training identity vs "
+            f"{_fixed(mem['heldout_match_rate'], '.2f')} per held-out identity "
+            f"({mem['train']['identities']} / {mem['heldout']['identities']} identities, by "
+            f"{mem['train']['unit']} / {mem['heldout']['unit']})"
+        )
+        lines.append(f"{pad}a small p-value says the generator reproduces the people it was "
+                     "trained on more often than people it never saw")
+        for warning in mem.get("warnings", []):
+            lines.append(f"{pad}warning: {warning}")
+    auth = identity.get("authenticity") or {}
+    if auth:
+        rate = auth["rate"]
+        text = (f"authenticity   {_fixed(rate['estimate'])} {_ci(rate['ci'])} of generated faces "
+                f"(n={auth['n']})")
+        held = auth.get("heldout_rate")
+        if held is not None:
+            text += (f" vs {_fixed(held['estimate'])} {_ci(held['ci'])} of held-out real faces "
+                     f"(n={held['n']}), p = {_p(auth['p_value'])}")
+        else:
+            text += "; no held-out base rate (--heldout)"
+        lines.append(text)
+        lines.append(f"{pad}the fraction that are not closer to a training face than training "
+                     "faces are to each other (not copies); real unseen faces set the base rate")
+    return lines
 
 
 def _eps_label(eps: float, norm: str) -> str:
