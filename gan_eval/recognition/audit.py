@@ -52,6 +52,7 @@ from gan_eval.features.framing import Framing, detection_note
 from gan_eval.features.nearest import shared_nearest_reference
 from gan_eval.features.registry import DlibFaceExtractor
 from gan_eval.generators import is_generator
+from gan_eval.metrics.intervals import rate_interval
 from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET
 from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
 from gan_eval.metrics.summaries import wilson_interval
@@ -543,7 +544,7 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
     warning = section["thresholds"].get("warning")
     if warning:
         details["warning"] = warning
-    details["interval"] = "95% Wilson score interval over the generated images"
+    details["interval"] = rate_interval(leak["match"]["leaked"], n_gen).to_json()
     metrics = [Metric.of("leakage_rate", EXTRACTOR, leak["match"]["rate"],
                          ci95=leak["match"]["ci95"], n_generated=n_gen, n_reference=n_ref,
                          details=details)]
@@ -556,7 +557,7 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
         "reference": ref_div["at"]["match"]["identities"],
         "n_reference_clustered": ref_div["n"],
         "birthday_support": gen_div["at"]["match"]["birthday"]["support"],
-        "interval": "none: a count of clusters has no bootstrap interval (resampling with "
+        "no_interval": "a count of clusters has no bootstrap interval (resampling with "
         "replacement duplicates faces and biases the count down)",
     }
     if "calibrated" in thresholds:

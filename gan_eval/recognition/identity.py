@@ -361,7 +361,7 @@ def identity_metrics(section: dict[str, Any], n_reference: int) -> list[Metric]:
         details={"reference": ref["value"], "n_reference_used": ref["n"],
                  "kernel": vendi["kernel"], "bandwidth": vendi["bandwidth"],
                  "subset": gen["subset"], "meaning": vendi["meaning"],
-                 "interval": "none: resampling with replacement duplicates faces, which "
+                 "no_interval": "resampling with replacement duplicates faces, which "
                  "lowers the score"},
     )]
     auth = section["authenticity"]

@@ -37,6 +37,7 @@ from gan_eval.errors import InputError
 from gan_eval.faces import MATCH_THRESHOLD, is_match
 from gan_eval.features.dlib_face import dlib_weights_sha256, embed_faces
 from gan_eval.generators.external import ExternalSource
+from gan_eval.metrics.intervals import rate_interval
 from gan_eval.metrics.summaries import wilson_interval
 from gan_eval.results import Metric, Results, provenance
 from gan_eval.robustness.attacks import (
@@ -298,7 +299,7 @@ def _metrics(records: list[dict[str, Any]], corruption_records: list[dict[str, A
         eps, rate, hits = _at_epsilon(head)
         details: dict[str, Any] = {"attack": head["attack"], "norm": head["norm"],
                                    "epsilon": eps, "set": primary,
-                                   "interval": "95% Wilson score interval over the images"}
+                                   "interval": rate_interval(hits, head["n"]).to_json()}
         for other in sets:
             rec = _headline(records, goal, other)
             if other != primary and rec is not None and rec["attack"] == head["attack"]:
