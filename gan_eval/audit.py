@@ -1,8 +1,9 @@
 """The whole audit behind ``gan-eval report``: train (or reuse) → evaluate → recognition →
 robustness → gates → HTML (rendered by :mod:`gan_eval.report`).
 
-With no arguments the whole pipeline runs on the embedded default (``builtin:lfw-subset``, real
-LFW faces shipped inside scikit-image) and writes ``reports/default/``::
+With no arguments the whole pipeline runs on the embedded default (``builtin:lfw-train``, 80 of the
+100 real LFW faces shipped inside scikit-image; the other 20, ``builtin:lfw-heldout``, are the
+people it never trains on, for the membership test) and writes ``reports/default/``::
 
     reports/default/
       run/            the training run (checkpoint/, samples/, metrics.jsonl); reused when finished
@@ -28,6 +29,7 @@ from typing import Any
 
 from gan_eval.catalogue import EXTRACTORS, Producer, metrics_by
 from gan_eval.data import ImageSource
+from gan_eval.data.builtin import HELDOUT_OF
 from gan_eval.errors import InputError, MissingAssetError
 from gan_eval.evaluate import EvaluateConfig, evaluate
 from gan_eval.features.inception_weights import resolve_inception_weights
@@ -43,7 +45,7 @@ from gan_eval.results import Results, provenance
 from gan_eval.robustness import AttackConfig, attack
 from gan_eval.sources import open_source
 
-DEFAULT_DATA = "builtin:lfw-subset"
+DEFAULT_DATA = "builtin:lfw-train"
 DEFAULT_OUT = Path("reports/default")
 CURVE_POINTS = 400  # at most this many points of the training curve are kept in results.json
 
@@ -62,6 +64,7 @@ class AuditConfig:
     data: str | None = None  # training/reference faces (default: the checkpoint's, else builtin)
     checkpoint: Path | str | None = None  # audit this GENERATOR instead of training one
     generator: GeneratorOptions | None = None  # an external generator's contract options
+    heldout: str | None = None  # faces of people kept out of training (default: HELDOUT_OF)
     out: Path = DEFAULT_OUT
     steps: int = 300  # training steps of the default DCGAN
     resolution: int = 32
@@ -193,7 +196,8 @@ def audit_generator(
     if Producer.RECOGNITION in parts:
         config.say("recognition tests: leakage, identity diversity, faceness")
         done["recognition"] = recognition(generated, reference, RecognitionConfig(
-            seed=config.seed, device=config.device, progress=config.progress is not None))
+            heldout=config.heldout or HELDOUT_OF.get(data), seed=config.seed,
+            device=config.device, progress=config.progress is not None))
     if Producer.ATTACK in parts:
         config.say(f"robustness sweep: {', '.join(config.attacks)} on {config.attack_n} faces per"
                    " set, and corruption curves")

@@ -637,7 +637,13 @@ def report_cmd(
     data: Annotated[
         str | None,
         typer.Option(metavar="DATA", help="Training/reference faces (default: the checkpoint's "
-                     "training data, else builtin:lfw-subset).", show_default=False),
+                     "training data, else builtin:lfw-train).", show_default=False),
+    ] = None,
+    heldout: Annotated[
+        str | None,
+        typer.Option(metavar="DATA", help="Real faces of people kept out of training, for the "
+                     "membership test (default with builtin:lfw-train: builtin:lfw-heldout).",
+                     show_default=False),
     ] = None,
     checkpoint: Annotated[
         str | None,
@@ -695,7 +701,8 @@ def report_cmd(
         index = render_from_results(from_results, out)
     else:
         index = run_audit(AuditConfig(
-            data=data, checkpoint=checkpoint, out=out, steps=steps, n=n, attack_n=attack_n,
+            data=data, heldout=heldout, checkpoint=checkpoint, out=out, steps=steps, n=n,
+            attack_n=attack_n,
             gates=gates, baseline=baseline, inception_weights=inception_weights, seed=seed,
             device=device, progress=None if quiet else say,
             generator=_generator_options(z_dim, truncation, classes, labels, output_range)))
