@@ -28,7 +28,7 @@ from gan_eval import weights as weights_table
 from gan_eval.errors import GanEvalError, InputError, MissingAssetError
 from gan_eval.fileio import check_output_dir, check_output_file
 from gan_eval.gan.loss_names import LossName
-from gan_eval.gates import evaluate_gates, load_config
+from gan_eval.gates import check_baseline, evaluate_gates, load_config
 from gan_eval.report.junit import write_junit
 from gan_eval.report.tables import (
     attack_table,
@@ -734,7 +734,9 @@ def gate_cmd(
                        "are computed).", show_default=False),
     ],
     config: Annotated[Path, typer.Option("--config", "-c", help="Gates TOML file.")],
-    baseline: Annotated[Path | None, typer.Option(help="Baseline results.json.")] = None,
+    baseline: Annotated[Path | None, typer.Option(
+        help="Baseline results.json: each gated metric is tested against it (one-sided, at the "
+             "config's [baseline] alpha and tolerance; fid etc. only at equal --count).")] = None,
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
     data: Annotated[
         str | None,
@@ -765,7 +767,10 @@ def gate_cmd(
 
     gates = load_config(config)
     base = Results.load(baseline) if baseline is not None else None
-    if not _is_results_file(Path(target)):
+    is_results = _is_results_file(Path(target))
+    if base is not None:  # a baseline that cannot be compared fails before any evaluation
+        check_baseline(gates, base, baseline_source=str(baseline))
+    if not is_results:
         from gan_eval.audit import AuditConfig, gate_generator
 
         results = gate_generator(target, gates, AuditConfig(
@@ -776,7 +781,8 @@ def gate_cmd(
             results.save(json_path)
     else:
         results = Results.load(target)
-    checks = evaluate_gates(gates, results, base, source=str(target))
+    checks = evaluate_gates(gates, results, base, source=str(target),
+                            baseline_source=str(baseline))
     typer.echo(gates_table(checks))
     if junit is not None:
         write_junit(checks, junit)

@@ -7,31 +7,57 @@ Config (TOML)::
     extractor = "dlib-face"   # optional when the name is unique
     max = 25.0                # and/or min = ...
 
-    [baseline]
-    tolerance = 0.05          # relative worsening allowed beyond the intervals
+    [baseline]                # used with --baseline BASE.json
+    alpha = 0.05              # false-alarm rate of each baseline check, in (0, 0.5]; default 0.05
+    tolerance = 0.05          # practical margin: relative worsening allowed; default 0
 
-A baseline regression is judged with the 95% intervals: a gated metric fails only when its whole
-interval is worse than the baseline's whole interval by more than ``tolerance`` × |baseline value|.
-Overlapping intervals (a change inside the noise) pass.
+**Baseline checks are a test, not a window.** With ``--baseline``, every gated metric is compared
+with the baseline's by a one-sided two-sample z-test
+(:func:`gan_eval.metrics.two_sample.compare_to_baseline`) on both runs' standard errors (the
+``se`` of ``details.interval`` in each results JSON: the metric's sd across fresh generated
+sets). The null hypothesis is "now is worse than the baseline by at most the margin"
+(``tolerance × |baseline value|``, 0 by default); the check fails ("regressed") when its p-value
+is below ``alpha``. So a run of an unchanged model fails a check with probability at most
+``alpha``, and a failing run is worse than the baseline by more than the margin (by at least
+``margin + z_α·se`` as measured). A change inside the noise passes, and so does an improvement.
+Each check reports the effect (``now − baseline``, positive = worse, in metric units and in
+baseline interval widths, "spreads"), z, the p-value, ``alpha`` and what was compared.
+
+**Like with like.** The compared quantity is the interval's estimand: ``"mean_at_n"`` (FID,
+recall, coverage: their expected value depends on the number of generated samples ``n``; FID is
+biased high at small ``n``) is compared only between runs at the same ``n``;
+``"population"`` estimands (fid_infinity, kid, precision, density, rates) at any ``n``.
+:class:`~gan_eval.errors.InputError` (exit 2), naming both files, for: a ``"mean_at_n"`` metric
+at different ``n`` (re-run with the baseline's ``--count``, or gate ``fid_infinity``), different
+estimands, or a gated metric without ``details.interval`` in either file (results written by an
+older gan-eval, or a metric without a calibrated interval, e.g. below the samples its interval
+needs): a baseline check never passes silently for want of a standard error. A value that is
+not a finite number fails its checks (fail closed). When both standard errors are 0 the
+difference is exact: worse when it exceeds the margin.
 
 Metric names and extractors are checked against the catalogue (:mod:`gan_eval.catalogue`) when the
-config is loaded, so a misspelt name fails before any work. The terminal table and JUnit XML of
-the checks are drawn by :mod:`gan_eval.report.tables` and :mod:`gan_eval.report.junit`.
+config is loaded, so a misspelt name fails before any work. The terminal table, HTML section and
+JUnit XML of the checks are drawn by :mod:`gan_eval.report.tables`, :mod:`gan_eval.report.html`
+and :mod:`gan_eval.report.junit`.
 """
 
 from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from gan_eval.catalogue import METRICS, metric_spec
 from gan_eval.errors import InputError
+from gan_eval.metrics.intervals import IntervalResult
+from gan_eval.metrics.two_sample import compare_to_baseline
 from gan_eval.results import Metric, Results
 
 _GATE_KEYS = {"metric", "extractor", "min", "max"}
+_BASELINE_KEYS = {"alpha", "tolerance"}
+DEFAULT_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -50,19 +76,62 @@ class Gate:
 
 @dataclass(frozen=True)
 class GateConfig:
+    """A gates file: the ``[[gate]]`` entries and the ``[baseline]`` test's settings.
+
+    Attributes:
+        tolerance: practical margin of a baseline check, as a fraction of |baseline value|.
+        alpha: false-alarm rate of each baseline check (one-sided), in (0, 0.5].
+    """
+
     gates: tuple[Gate, ...]
     tolerance: float = 0.0
+    alpha: float = DEFAULT_ALPHA
 
 
 @dataclass(frozen=True)
 class Check:
-    """The outcome of one check: a threshold or a baseline comparison."""
+    """The outcome of one check: a threshold, a baseline comparison, or an unusable value.
+
+    The baseline fields are None for other kinds (and where a number is not finite, e.g. the
+    effect in spreads of a baseline with a zero-width interval), so ``vars(check)`` is valid
+    JSON.
+
+    Attributes:
+        value: the run's value (metric units).
+        baseline: the baseline's value.
+        effect: ``value − baseline`` signed so that positive is worse (metric units).
+        effect_in_spreads: ``effect`` / the baseline's interval width.
+        margin: ``tolerance × |baseline|``: the worsening the test allows (metric units).
+        z: the test statistic ``(effect − margin) / √(se_now² + se_base²)``.
+        p_value: one-sided p-value of "worse than baseline by more than the margin".
+        alpha: the false-alarm rate the p-value is compared with.
+        estimand: ``"mean_at_n"`` or ``"population"``: what was compared.
+        n, n_baseline: generated samples of the run and of the baseline.
+    """
 
     gate: str
-    kind: str  # "threshold" or "baseline"
+    kind: str  # "threshold", "baseline" or "value"
     passed: bool
     value: float | None
     message: str
+    baseline: float | None = None
+    effect: float | None = None
+    effect_in_spreads: float | None = None
+    margin: float | None = None
+    z: float | None = None
+    p_value: float | None = None
+    alpha: float | None = None
+    estimand: str | None = None
+    n: int | None = None
+    n_baseline: int | None = None
+
+
+def compared(estimand: str | None, n: Any) -> str:
+    """What a baseline check compared, for a reader: ``"at n=1000"`` (the expected value at that
+    number of generated samples) or ``"population"`` (the value as n → ∞)."""
+    if estimand == "mean_at_n":
+        return f"at n={n}"
+    return "population" if estimand == "population" else "–"
 
 
 def _number(value: Any, where: str) -> float:
@@ -123,12 +192,17 @@ def load_config(path: str | Path) -> GateConfig:
             raise InputError(f"{where}: min {low} is above max {high}")
         gates.append(Gate(metric=entry["metric"], extractor=extractor, min=low, max=high))
     baseline = raw.get("baseline", {})
-    if not isinstance(baseline, dict) or set(baseline) - {"tolerance"}:
-        raise InputError(f"--config: {path}: [baseline] takes only tolerance = NUMBER")
+    if not isinstance(baseline, dict) or set(baseline) - _BASELINE_KEYS:
+        raise InputError(f"--config: {path}: [baseline] takes only alpha = NUMBER (false-alarm "
+                         "rate, default 0.05) and tolerance = NUMBER (relative margin, default 0)")
     tolerance = _number(baseline.get("tolerance", 0.0), f"--config: {path}: baseline tolerance")
     if tolerance < 0:
         raise InputError(f"--config: {path}: baseline tolerance must be >= 0, got {tolerance}")
-    return GateConfig(gates=tuple(gates), tolerance=tolerance)
+    alpha = _number(baseline.get("alpha", DEFAULT_ALPHA), f"--config: {path}: baseline alpha")
+    if not 0.0 < alpha <= 0.5:
+        raise InputError(f"--config: {path}: baseline alpha (the false-alarm rate of each "
+                         f"baseline check) must be in (0, 0.5], got {alpha}")
+    return GateConfig(gates=tuple(gates), tolerance=tolerance, alpha=alpha)
 
 
 def _find(results: Results, gate: Gate, what: str) -> Metric:
@@ -152,18 +226,124 @@ def _unusable(metric: Metric, which: str) -> str | None:
             "the gate fails closed")
 
 
-def _interval(metric: Metric) -> tuple[float, float]:
-    return metric.ci95 if metric.ci95 is not None else (metric.value, metric.value)
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def interval_of(metric: Metric, label: str, source: str) -> IntervalResult:
+    """The calibrated interval a results file recorded for ``metric`` (``details.interval``,
+    with its standard error); :class:`InputError` naming ``source`` and ``label`` when it is
+    missing or malformed."""
+    raw = metric.details.get("interval")
+    if raw is None:
+        raise InputError(
+            f"{source}: {label} has no calibrated interval (details.interval with a standard "
+            "error), which a baseline check needs from both runs: the file was written by an "
+            "older gan-eval, or this metric had no interval (too few generated samples, or a "
+            "metric without one); re-evaluate with this version, or drop the [baseline] check "
+            "of this gate"
+        )
+    return IntervalResult.from_json(raw, estimate=metric.value,
+                                    where=f"{source}: {label} details.interval")
+
+
+def _like_with_like(label: str, now: IntervalResult, base: IntervalResult, source: str,
+                    baseline_source: str) -> None:
+    """:class:`InputError` unless ``now`` and ``base`` estimate the same quantity."""
+    if now.estimand != base.estimand:
+        raise InputError(
+            f"{label}: {source} has an interval of the {now.estimand!r} estimand, the baseline "
+            f"{baseline_source} one of {base.estimand!r}: they estimate different quantities; "
+            "re-evaluate both with the same gan-eval version"
+        )
+    if now.estimand == "mean_at_n" and now.n != base.n:
+        raise InputError(
+            f"{label}: {source} used n={now.n} generated samples, the baseline "
+            f"{baseline_source} n={base.n}; this metric's value depends on n (its interval is "
+            f"of the expected value at n), so the two are not comparable: re-run with "
+            f"--count {base.n}, or gate a population estimate (fid_infinity instead of fid), "
+            "which compares at any n"
+        )
+
+
+def check_baseline(config: GateConfig, baseline: Results, *,
+                   baseline_source: str = "--baseline") -> None:
+    """Fail before any work when ``baseline`` cannot serve the baseline checks: a gated metric
+    missing, or without a well-formed ``details.interval``. :class:`InputError` naming the
+    file. (Equal ``n`` is checked with the run's results, by :func:`evaluate_gates`: the ``n``
+    a metric was computed on is known only then.)"""
+    for gate in config.gates:
+        base = _find(baseline, gate, baseline_source)
+        if _unusable(base, "baseline"):
+            continue  # fails closed as a check, not here
+        interval_of(base, gate.label, baseline_source)
+
+
+def _baseline_check(config: GateConfig, gate: Gate, metric: Metric, base: Metric, source: str,
+                    baseline_source: str) -> Check:
+    """One baseline comparison (see the module docstring)."""
+    now_iv = interval_of(metric, gate.label, source)
+    base_iv = interval_of(base, gate.label, baseline_source)
+    _like_with_like(gate.label, now_iv, base_iv, source, baseline_source)
+    hib = metric.higher_is_better
+    margin = config.tolerance * abs(base.value)
+    effect = (base.value - metric.value) if hib else (metric.value - base.value)
+    width = base_iv.high - base_iv.low
+    in_spreads = effect / width if width > 0 else math.nan
+    z: float | None
+    if math.hypot(now_iv.se, base_iv.se) == 0:
+        # no sampling noise on either side: the difference is exact
+        worse, p_value, z = effect > margin, (0.0 if effect > margin else 1.0), None
+    else:
+        # H0 "worse by at most the margin": test against the baseline moved by the margin
+        sign = -1.0 if hib else 1.0
+        tolerated = replace(base_iv, estimate=base_iv.estimate + sign * margin,
+                            low=base_iv.low + sign * margin, high=base_iv.high + sign * margin)
+        test = compare_to_baseline(now_iv, tolerated, higher_is_better=hib, alpha=config.alpha)
+        worse, p_value, z = test.worse, test.p_value, _finite(test.z)
+    what = f"{metric.name} ({compared(now_iv.estimand, now_iv.n)})"
+    direction = "worse" if effect > 0 else "better" if effect < 0 else "unchanged"
+    spreads = f" ({in_spreads:+.3g} baseline spreads)" if math.isfinite(in_spreads) else ""
+    by = f" by {_fmt(abs(effect))}{spreads}" if effect != 0 else ""
+    beyond = f" beyond the tolerance {_fmt(margin)}" if margin > 0 else ""
+    test_text = (f"p = {p_value:.3g} {'<' if worse else '>='} alpha {config.alpha:g}"
+                 + (f", z = {z:.3g}" if z is not None else ", both se 0: exact"))
+    verdict = ("regressed: significantly worse" + beyond if worse
+               else "no significant regression" + beyond)
+    message = (f"{verdict}: {what}: now {_fmt(metric.value)} vs baseline {_fmt(base.value)}, "
+               f"{direction}{by}; {test_text}")
+    return Check(gate.label, "baseline", not worse, metric.value, message,
+                 baseline=base.value, effect=_finite(effect),
+                 effect_in_spreads=_finite(in_spreads), margin=_finite(margin), z=z,
+                 p_value=p_value, alpha=config.alpha, estimand=now_iv.estimand, n=now_iv.n,
+                 n_baseline=base_iv.n)
 
 
 def evaluate_gates(
-    config: GateConfig, results: Results, baseline: Results | None = None, *, source: str = ""
+    config: GateConfig,
+    results: Results,
+    baseline: Results | None = None,
+    *,
+    source: str = "",
+    baseline_source: str = "--baseline",
 ) -> list[Check]:
-    """Every check of ``config`` on ``results`` (and against ``baseline`` when given)."""
+    """Every check of ``config`` on ``results`` (and against ``baseline`` when given).
+
+    ``source`` and ``baseline_source`` name the two files in messages.
+
+    Raises:
+        InputError: a gated metric missing from either file, or a baseline check that cannot be
+            made like with like (see the module docstring).
+    """
+    source = source or "results"
     checks = []
     for gate in config.gates:
-        metric = _find(results, gate, source or "results")
-        base = _find(baseline, gate, "--baseline") if baseline is not None else None
+        metric = _find(results, gate, source)
+        base = _find(baseline, gate, baseline_source) if baseline is not None else None
         unusable = _unusable(metric, "now") or (base is not None and _unusable(base, "baseline"))
         if unusable:  # fail closed: a number that is not a number passes nothing
             checks.append(Check(gate.label, "value", False, None, unusable))
@@ -184,27 +364,6 @@ def evaluate_gates(
                     else f"{metric.value:.6g} violates {bound} {limit:.6g}",
                 )
             )
-        if base is None:
-            continue
-        cur_lo, cur_hi = _interval(metric)
-        base_lo, base_hi = _interval(base)
-        margin = config.tolerance * abs(base.value)
-        # worse only when the whole interval lies beyond the baseline's, by more than the margin
-        worse = (
-            (cur_hi < base_lo - margin) if metric.higher_is_better else (cur_lo > base_hi + margin)
-        )
-        detail = (
-            f"now {metric.value:.6g} [{cur_lo:.6g}, {cur_hi:.6g}] vs baseline "
-            f"{base.value:.6g} [{base_lo:.6g}, {base_hi:.6g}], tolerance "
-            f"{config.tolerance:.3g}"
-        )
-        checks.append(
-            Check(
-                gate.label,
-                "baseline",
-                not worse,
-                metric.value,
-                ("regressed: " if worse else "") + detail,
-            )
-        )
+        if base is not None:
+            checks.append(_baseline_check(config, gate, metric, base, source, baseline_source))
     return checks

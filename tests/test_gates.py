@@ -1,4 +1,4 @@
-"""Gates: thresholds, interval-aware baseline regressions, config errors, JUnit XML."""
+"""Gates: thresholds, config errors, JUnit XML, the CLI (baseline tests: test_gates_baseline.py)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,23 @@ import pytest
 
 from gan_eval.errors import InputError
 from gan_eval.gates import evaluate_gates, load_config
+from gan_eval.metrics.intervals import normal_interval
 from gan_eval.report.junit import write_junit
 from gan_eval.report.tables import gates_table
 from gan_eval.results import Metric, Results, provenance
 
 
-def _results(fid: float, ci: tuple[float, float], precision: float = 0.7) -> Results:
-    return Results(
-        provenance=provenance(seed=0),
-        metrics=[
-            Metric.of("fid", "dlib-face", fid, ci95=ci, n_generated=500, n_reference=100),
-            Metric.of(
-                "precision",
-                "dlib-face",
-                precision,
-                ci95=(precision - 0.05, precision + 0.05),
-                n_generated=500,
-                n_reference=100,
-            ),
-        ],
-    )
+def _metric(name: str, value: float, se: float, n: int = 500) -> Metric:
+    """A metric as evaluate writes it: ci95 and details.interval (with its se) agree."""
+    estimand = "mean_at_n" if name in ("fid", "recall", "coverage") else "population"
+    iv = normal_interval(value, se, n=n, estimand=estimand, method="test")  # type: ignore[arg-type]
+    return Metric.of(name, "dlib-face", value, ci95=iv.interval,
+                     details={"interval": iv.to_json()}, n_generated=n, n_reference=100)
+
+
+def _results(fid: float, se: float = 0.5, precision: float = 0.7) -> Results:
+    return Results(provenance=provenance(seed=0),
+                   metrics=[_metric("fid", fid, se), _metric("precision", precision, 0.025)])
 
 
 def _config(tmp_path: Path, text: str) -> Path:
@@ -54,33 +51,28 @@ tolerance = 0.05
 
 def test_pass_and_fail_on_threshold(tmp_path: Path) -> None:
     config = load_config(_config(tmp_path, GATES))
-    assert all(c.passed for c in evaluate_gates(config, _results(20.0, (19.0, 21.0))))
-    checks = evaluate_gates(config, _results(30.0, (29.0, 31.0)))
+    assert all(c.passed for c in evaluate_gates(config, _results(20.0)))
+    checks = evaluate_gates(config, _results(30.0))
     failed = [c for c in checks if not c.passed]
     assert [c.gate for c in failed] == ["fid[dlib-face]"]
     assert "violates max 25" in failed[0].message
     assert "gate FAILED: 1 of 2" in gates_table(checks)
 
 
-def test_baseline_regression_fails_only_beyond_the_intervals(tmp_path: Path) -> None:
-    config = load_config(_config(tmp_path, GATES))
-    baseline = _results(15.0, (14.0, 16.0))
-    # inside the noise: intervals overlap
-    noisy = evaluate_gates(config, _results(16.5, (15.5, 17.5)), baseline)
-    assert all(c.passed for c in noisy)
-    # a real regression: whole interval above baseline's upper end plus 5% of 15
-    worse = evaluate_gates(config, _results(19.0, (17.0, 21.0)), baseline)
+def test_baseline_regression_is_judged_by_the_test_not_the_intervals(tmp_path: Path) -> None:
+    """The old rule (fail only when the whole interval lies beyond the baseline's) let through
+    a worsening of 2 standard errors of the difference with overlapping intervals; the test
+    catches it, and passes a change inside the noise."""
+    config = load_config(_config(tmp_path, GATES.replace("tolerance = 0.05", "tolerance = 0")))
+    baseline = _results(15.0, se=0.3)
+    # intervals overlap (15 ± 0.59 vs 16.2 ± 0.78), yet z = 1.2 / 0.5 = 2.4 → p = 0.0082
+    worse = evaluate_gates(config, _results(16.2, se=0.4), baseline)
     assert [c.kind for c in worse if not c.passed] == ["baseline"]
-    # just inside the tolerance: 16 + 0.75 = 16.75 > 16.7
-    edge = evaluate_gates(config, _results(17.0, (16.7, 17.3)), baseline)
-    assert all(c.passed for c in edge)
+    # inside the noise: z = 0.5 / 0.5 = 1 → p = 0.16
+    assert all(c.passed for c in evaluate_gates(config, _results(15.5, se=0.4), baseline))
     # higher-is-better metric regressing
-    drop = evaluate_gates(
-        config,
-        _results(15.0, (14.0, 16.0), precision=0.55),
-        _results(15.0, (14.0, 16.0), precision=0.8),
-    )
-    assert [c.gate for c in drop if not c.passed] == ["precision"]
+    drop = evaluate_gates(config, _results(15.0, precision=0.6), _results(15.0, precision=0.7))
+    assert [(c.gate, c.kind) for c in drop if not c.passed] == [("precision", "baseline")]
 
 
 def test_malformed_toml_names_file_and_line(tmp_path: Path) -> None:
@@ -108,12 +100,12 @@ def test_bad_config_is_input_error(tmp_path: Path, text: str, message: str) -> N
 def test_unknown_metric_lists_available(tmp_path: Path) -> None:
     config = load_config(_config(tmp_path, '[[gate]]\nmetric = "kid"\nmax = 1\n'))
     with pytest.raises(InputError, match=r"kid.*fid\[dlib-face\]"):
-        evaluate_gates(config, _results(20.0, (19.0, 21.0)))
+        evaluate_gates(config, _results(20.0))
 
 
 def test_junit_xml_parses_with_one_case_per_check(tmp_path: Path) -> None:
     config = load_config(_config(tmp_path, GATES))
-    checks = evaluate_gates(config, _results(30.0, (29.0, 31.0)), _results(15.0, (14.0, 16.0)))
+    checks = evaluate_gates(config, _results(30.0), _results(15.0))
     write_junit(checks, tmp_path / "junit.xml")
     root = ET.parse(tmp_path / "junit.xml").getroot()
     suite = root.find("testsuite")
@@ -124,10 +116,11 @@ def test_junit_xml_parses_with_one_case_per_check(tmp_path: Path) -> None:
 
 
 def test_results_round_trip(tmp_path: Path) -> None:
-    results = _results(20.0, (19.0, 21.0))
+    results = _results(20.0)
     results.save(tmp_path / "r.json")
     loaded = Results.load(tmp_path / "r.json")
-    assert loaded.metric("fid").ci95 == (19.0, 21.0)
+    assert loaded.metric("fid").ci95 == results.metric("fid").ci95
+    assert loaded.metric("fid").details == results.metric("fid").details
     assert loaded.metric("precision").higher_is_better is True
     (tmp_path / "bad.json").write_text('{"schema": "other"}')
     with pytest.raises(InputError, match=r"bad\.json.*not a gan-eval results file"):
@@ -142,9 +135,9 @@ def test_cli_gate_exit_codes_and_junit(tmp_path: Path) -> None:
     runner = CliRunner()
     config = _config(tmp_path, GATES)
     good, bad, base = tmp_path / "good.json", tmp_path / "bad.json", tmp_path / "base.json"
-    _results(20.0, (19.0, 21.0)).save(good)
-    _results(30.0, (29.0, 31.0)).save(bad)
-    _results(15.0, (14.0, 16.0)).save(base)
+    _results(20.0).save(good)
+    _results(30.0).save(bad)
+    _results(15.0).save(base)
     passed = runner.invoke(app, ["gate", str(good), "--config", str(config)])
     assert passed.exit_code == 0 and "gate PASSED" in passed.output
     junit = tmp_path / "junit.xml"

@@ -38,7 +38,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -113,6 +113,54 @@ class IntervalResult:
             "n": self.n,
             **self.record,
         }
+
+    @classmethod
+    def from_json(cls, data: Any, *, estimate: float, where: str) -> IntervalResult:
+        """The inverse of :meth:`to_json` (which does not store the estimate: pass the metric's
+        value as ``estimate``).
+
+        Keys other than the fixed ones (``ci``, ``level``, ``se``, ``estimand``,
+        ``estimand_meaning``, ``method``, ``n``) become ``record``.
+
+        Raises:
+            InputError: starting with ``where`` (say which file and metric): ``data`` not an
+                object, ``ci`` not two finite numbers with low ≤ high, ``se`` not a finite
+                number ≥ 0, ``level`` not in (0, 1), an unknown ``estimand``, ``method`` not a
+                string, ``n`` not a whole number ≥ 1, or ``estimate`` not finite.
+        """
+        def number(value: Any) -> bool:
+            return (isinstance(value, int | float) and not isinstance(value, bool)
+                    and math.isfinite(value))
+
+        if not isinstance(data, dict):
+            raise InputError(f"{where}: expected an interval object (ci, se, estimand, n, ...), "
+                             f"got {type(data).__name__}")
+        missing = [k for k in ("ci", "level", "se", "estimand", "method", "n") if k not in data]
+        if missing:
+            raise InputError(f"{where}: interval lacks {', '.join(missing)}")
+        ci, se, level, estimand = data["ci"], data["se"], data["level"], data["estimand"]
+        if (not isinstance(ci, list | tuple) or len(ci) != 2 or not all(map(number, ci))
+                or ci[0] > ci[1]):
+            raise InputError(f"{where}: ci must be [low, high], two finite numbers with "
+                             f"low <= high, got {ci!r}")
+        if not number(se) or se < 0:
+            raise InputError(f"{where}: se must be a finite number >= 0, got {se!r}")
+        if not number(level) or not 0.0 < level < 1.0:
+            raise InputError(f"{where}: level must be a number in (0, 1), got {level!r}")
+        if not isinstance(estimand, str) or estimand not in ESTIMANDS:
+            raise InputError(f"{where}: estimand must be one of {', '.join(ESTIMANDS)}, got "
+                             f"{estimand!r}")
+        if not isinstance(data["method"], str):
+            raise InputError(f"{where}: method must be a string, got {data['method']!r}")
+        n = data["n"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InputError(f"{where}: n must be a whole number >= 1, got {n!r}")
+        if not number(estimate):
+            raise InputError(f"{where}: the estimate must be a finite number, got {estimate!r}")
+        fixed = {"ci", "level", "se", "estimand", "estimand_meaning", "method", "n"}
+        return cls(float(estimate), float(ci[0]), float(ci[1]), float(se),
+                   cast(Estimand, estimand), data["method"], n, float(level),
+                   {k: v for k, v in data.items() if k not in fixed})
 
 
 def _z(level: float) -> float:

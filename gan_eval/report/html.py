@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 
 from gan_eval.catalogue import headlines
+from gan_eval.gates import compared
 from gan_eval.report.tables import recognition_table
 from gan_eval.results import Metric, Results
 
@@ -246,12 +247,33 @@ def _utility(section: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _gate_row(c: dict[str, Any]) -> dict[str, Any]:
+    """One check as the table shows it; a baseline check's test columns (now vs baseline, what
+    was compared, effect, p-value against alpha) are "–" for other checks and for results files
+    written before the gates were a test."""
+    spreads = c.get("effect_in_spreads")
+    effect = fmt(c.get("effect"))
+    if c.get("effect") is not None and isinstance(spreads, int | float):
+        effect = f"{fmt(c.get('effect'))} ({fmt(spreads)} spreads)"
+    p_value = fmt(c.get("p_value"))
+    if c.get("p_value") is not None and c.get("alpha") is not None:
+        p_value = f"{p_value} (α {fmt(c.get('alpha'))})"
+    return {"gate": c.get("gate"), "kind": c.get("kind"), "passed": bool(c.get("passed")),
+            "message": c.get("message"), "value": fmt(c.get("value")),
+            "baseline": fmt(c.get("baseline")),
+            "compared": compared(c.get("estimand"), c.get("n")), "effect": effect,
+            "p_value": p_value}
+
+
 def _gates(results: Results) -> dict[str, Any]:
     gates = results.gates or {}
-    checks = gates.get("checks") or []
+    checks = [c for c in gates.get("checks") or [] if isinstance(c, dict)]
     status = "none" if not checks else ("pass" if gates.get("passed") else "fail")
-    return {"status": status, "config": gates.get("config"), "checks": [
-        {**c, "value": fmt(c.get("value"))} for c in checks]}
+    rows = [_gate_row(c) for c in checks]
+    return {"status": status, "config": gates.get("config"), "checks": rows,
+            "tests": any(c.get("kind") == "baseline" for c in checks),
+            "alpha": next((fmt(c.get("alpha")) for c in checks if c.get("kind") == "baseline"),
+                          None)}
 
 
 def build_view(results: Results, pictures: Pictures) -> dict[str, Any]:

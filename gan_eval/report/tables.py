@@ -294,11 +294,19 @@ def attack_table(results: Results) -> str:
 
 
 def gates_table(checks: list[Check]) -> str:
-    """A fixed-width table of the checks for the terminal."""
+    """A fixed-width table of the checks for the terminal; a baseline check's detail states now vs
+    baseline, what was compared (at n=… or population), the effect (in metric units and in
+    baseline spreads), the p-value against alpha and the verdict (:mod:`gan_eval.gates`)."""
     rows = [("gate", "check", "result", "detail")]
     rows += [(c.gate, c.kind, "PASS" if c.passed else "FAIL", c.message) for c in checks]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
+    tests = [c for c in checks if c.kind == "baseline"]
+    if tests:
+        alphas = ", ".join(sorted({f"{c.alpha:g}" for c in tests if c.alpha is not None}))
+        lines.append(f"\nbaseline checks: one-sided z-test of 'worse than the baseline' on both "
+                     f"runs' standard errors, false-alarm rate alpha = {alphas} per check; effect "
+                     "> 0 is worse, a spread is the baseline's 95% interval width")
     verdict = "PASSED" if all(c.passed for c in checks) else "FAILED"
     failed = sum(not c.passed for c in checks)
     lines.append(f"\ngate {verdict}: {len(checks) - failed} of {len(checks)} checks passed")
