@@ -35,7 +35,7 @@ from gan_eval.evaluate import EvaluateConfig, evaluate
 from gan_eval.features.inception_weights import resolve_inception_weights
 from gan_eval.gan.checkpoint import is_checkpoint, load_checkpoint
 from gan_eval.gan.train import CHECKPOINT_DIR, TrainConfig, config_for_resume, train
-from gan_eval.gates import GateConfig, evaluate_gates, load_config
+from gan_eval.gates import GateConfig, check_baseline, evaluate_gates, load_config
 from gan_eval.generators import GeneratorOptions, open_generator
 from gan_eval.generators.spec import SpecKind, classify
 from gan_eval.metrics.intervals import DEFAULT_SPLITS
@@ -225,9 +225,11 @@ def audit_generator(
     )
 
 
-def judge(results: Results, gates: GateConfig, baseline: Results | None, label: str) -> bool:
+def judge(results: Results, gates: GateConfig, baseline: Results | None, label: str,
+          baseline_source: str = "--baseline") -> bool:
     """Run the gates on ``results`` and record them in ``results.gates``; True when all pass."""
-    checks = evaluate_gates(gates, results, baseline, source="results")
+    checks = evaluate_gates(gates, results, baseline, source="results",
+                            baseline_source=baseline_source)
     passed = all(c.passed for c in checks)
     results.gates = {"config": label, "passed": passed, "checks": [vars(c) for c in checks]}
     return passed
@@ -237,6 +239,8 @@ def run_audit(config: AuditConfig) -> Path:
     """Run the whole pipeline and write ``config.out``; returns the path of index.html."""
     gates = load_config(config.gates or default_gates())  # a bad config fails before any work
     baseline = Results.load(config.baseline) if config.baseline is not None else None
+    if baseline is not None:  # an unusable baseline fails before any work, too
+        check_baseline(gates, baseline, baseline_source=str(config.baseline))
     run: Path | None = None
     train_info: dict[str, Any] = {}
     native = True
@@ -262,7 +266,8 @@ def run_audit(config: AuditConfig) -> Path:
     results.training = {**section, **train_info,
                         "samples": generated.head(SAMPLE_GRID).record()}
     _relative_to(config.out, *results.provenance["data"].values(), results.training["samples"])
-    judge(results, gates, baseline, str(config.gates or "built-in default gates"))
+    judge(results, gates, baseline, str(config.gates or "built-in default gates"),
+          str(config.baseline))
     config.out.mkdir(parents=True, exist_ok=True)
     results.save(config.out / "results.json")
     config.say("writing the report")

@@ -165,11 +165,7 @@ def test_unequal_n_is_refused_for_a_mean_at_n_metric(tmp_path: Path, name: str) 
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["kid", "precision", "density", pytest.param("fid_infinity", marks=pytest.mark.skipif(
-        "fid_infinity" not in METRICS, reason="fid_infinity is not in this catalogue yet"))],
-)
+@pytest.mark.parametrize("name", ["kid", "precision", "density", "fid_infinity"])
 def test_unequal_n_is_allowed_for_a_population_estimand(tmp_path: Path, name: str) -> None:
     result = _gate(tmp_path, _metric(name, 0.5, 0.01, n=500), _metric(name, 0.5, 0.01, n=2000))
     assert result.exit_code == 0, result.output
@@ -333,3 +329,44 @@ def test_html_gates_section_shows_the_test() -> None:
             {"gate": "fid", "kind": "threshold", "passed": True, "value": 1.0,
              "message": "1 <= 2"}]})
     assert "p-value" not in render_html(old, Pictures())
+
+
+def test_gate_baseline_on_real_evaluate_runs(tmp_path: Path) -> None:
+    """Real runs of ``evaluate`` (dlib-face, n = 48, reference the 100 built-in faces): two
+    disjoint draws of real faces (one "model", two sampling runs) are no regression; the same
+    faces under heavy pixel noise are one (exit 1, small p) on fid and fid_infinity."""
+    import numpy as np
+    import torch
+
+    from gan_eval.evaluate import EvaluateConfig, evaluate
+    from gan_eval.sources import open_source
+
+    faces = open_source("builtin:lfw-subset").load()
+    noise = torch.randint(-90, 91, faces[:48].shape, generator=torch.Generator().manual_seed(0))
+    sets = {"base": faces[:48], "rerun": faces[48:96],
+            "worse": (faces[:48].int() + noise).clamp(0, 255).to(torch.uint8)}
+    paths = {}
+    for name, images in sets.items():
+        np.save(tmp_path / f"{name}.npy", images.numpy())
+        config = EvaluateConfig(splits=10, cache_dir=tmp_path / "cache", progress=False,
+                                device="cpu")
+        paths[name] = tmp_path / f"{name}.json"
+        evaluate(str(tmp_path / f"{name}.npy"), "builtin:lfw-subset", config).save(paths[name])
+    base, rerun, worse = paths["base"], paths["rerun"], paths["worse"]
+    config = tmp_path / "gates.toml"
+    config.write_text('[[gate]]\nmetric = "fid"\nextractor = "dlib-face"\n'
+                      '[[gate]]\nmetric = "fid_infinity"\nextractor = "dlib-face"\n'
+                      "[baseline]\nalpha = 0.05\n")
+
+    def gate(now: Path) -> tuple[int, list[Check]]:
+        result = runner.invoke(app, ["gate", str(now), "--config", str(config), "--baseline",
+                                     str(base)])
+        assert result.exit_code in (0, 1), result.output
+        checks = evaluate_gates(load_config(config), Results.load(now), Results.load(base))
+        return result.exit_code, checks
+
+    code, checks = gate(rerun)
+    assert code == 0 and all(c.p_value is not None and c.p_value >= 0.05 for c in checks), checks
+    code, checks = gate(worse)
+    assert code == 1 and all(c.p_value is not None and c.p_value < 0.01 for c in checks), checks
+    assert {c.estimand for c in checks} == {"mean_at_n", "population"}
