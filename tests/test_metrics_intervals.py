@@ -15,9 +15,9 @@ import torch
 
 from gan_eval.errors import InputError
 from gan_eval.metrics.bootstrap import FIDResampler
+from gan_eval.metrics.cmmd import cmmd
 from gan_eval.metrics.fid_infinity import bias_dominated, fid_analysis, inception_score_infinity
 from gan_eval.metrics.frechet import FeatureStats, frechet_distance
-from gan_eval.metrics.cmmd import cmmd
 from gan_eval.metrics.intervals import (
     _recall_leave_one_out,
     _recall_of_subsets,
