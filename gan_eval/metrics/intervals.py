@@ -312,11 +312,13 @@ def prdc_intervals(
     extrapolation over ``n_splits`` splits, subsets computed by ``prdc``.
 
     Raises:
-        InputError: as :func:`~gan_eval.metrics.prc.prdc`; fewer than 16 generated samples, or
-            too few for ``k`` in a quarter of them.
+        InputError: as :func:`~gan_eval.metrics.prc.prdc`; fewer than 16 generated samples,
+            too few for ``k`` in a quarter of them, or ``recall_subsets`` < 2.
     """
     gen, ref = _validate(generated, real, {"k_pr": k_pr, "k_dc": k_dc}, 2**26)
     n = gen.shape[0]
+    if recall_subsets < 2:
+        raise InputError(f"recall_subsets must be ≥ 2, got {recall_subsets}")
     if n // 4 <= max(k_pr, k_dc):
         raise InputError(f"prdc intervals need more than {4 * max(k_pr, k_dc) + 3} generated "
                          f"samples (k-NN in quarters of the set), got {n}")
