@@ -202,10 +202,13 @@ def test_recall_leave_one_out_equals_prdc() -> None:
 def test_cmmd_interval_estimate_is_cmmd() -> None:
     gen, ref = _gauss(40, 8, seed=14, scale=5.0), _gauss(50, 8, seed=15) * 4.0
     r = cmmd_interval(gen, ref)
-    assert r.estimate == cmmd(gen, ref) and r.se > 0 and r.low < r.estimate < r.high
-    assert r.estimand == "mean_at_n" and r.method == "u_statistic_variance"
+    assert r.estimate == cmmd(gen, ref) and r.low < r.estimate < r.high
+    assert r.estimand == "mean_at_n" and r.method == "jackknife"
+    # the jackknife over leave-one-out values of cmmd itself
+    loo = np.array([cmmd(torch.cat([gen[:i], gen[i + 1:]]), ref) for i in range(40)])
+    assert r.se == pytest.approx(math.sqrt(39 / 40 * np.square(loo - loo.mean()).sum()), rel=1e-9)
     with pytest.raises(InputError):
-        cmmd_interval(gen[:3], ref)
+        cmmd_interval(gen[:2], ref)
 
 
 @pytest.mark.slow
