@@ -85,7 +85,7 @@ def test_fid_of_subsets_equals_frechet_distance() -> None:
             assert got.tolist() == pytest.approx(want, rel=1e-7)
 
 
-@pytest.mark.calibration
+@pytest.mark.slow
 def test_fid_se_matches_spread_of_fresh_draws() -> None:
     # D = 32, n = 400: the split-variance se against the sd of 40 fresh FIDs (noise ~11 %)
     ref = FeatureStats.from_features(_gauss(1000, 32, seed=4))
@@ -98,7 +98,7 @@ def test_fid_se_matches_spread_of_fresh_draws() -> None:
     assert float(np.mean(ses)) == pytest.approx(float(np.std(fids, ddof=1)), rel=0.35)
 
 
-@pytest.mark.calibration
+@pytest.mark.slow
 def test_fid_infinity_finds_the_closed_form_value() -> None:
     # population FID of N(0.05, 1.2² I) to N(0, I) in D = 64: 64·0.05² + 64·0.2² (closed form);
     # at n = 500 FID is biased far above it, FID∞ is not
@@ -118,7 +118,7 @@ def test_fid_infinity_finds_the_closed_form_value() -> None:
     assert a.bias_dominated and a.note is not None and "FID∞" in a.note
 
 
-@pytest.mark.calibration
+@pytest.mark.slow
 def test_inception_score_infinity_removes_the_small_n_bias() -> None:
     g = torch.Generator().manual_seed(5)
     centres = torch.randn(50, 20, generator=g, dtype=torch.float64) * 3.0
@@ -141,7 +141,7 @@ def test_inception_score_infinity_removes_the_small_n_bias() -> None:
     assert hits >= 16
 
 
-@pytest.mark.calibration
+@pytest.mark.slow
 def test_kid_interval_estimate_and_se() -> None:
     ref = _gauss(400, 8, seed=6)
     values, ses = [], []
