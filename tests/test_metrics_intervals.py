@@ -15,10 +15,13 @@ import torch
 
 from gan_eval.errors import InputError
 from gan_eval.metrics.bootstrap import FIDResampler
+from gan_eval.metrics.cmmd import cmmd
 from gan_eval.metrics.fid_infinity import bias_dominated, fid_analysis, inception_score_infinity
 from gan_eval.metrics.frechet import FeatureStats, frechet_distance
 from gan_eval.metrics.intervals import (
+    _recall_leave_one_out,
     _recall_of_subsets,
+    cmmd_interval,
     kid_interval,
     normal_interval,
     prdc_intervals,
@@ -82,7 +85,7 @@ def test_fid_of_subsets_equals_frechet_distance() -> None:
             assert got.tolist() == pytest.approx(want, rel=1e-7)
 
 
-@pytest.mark.calibration
+@pytest.mark.slow
 def test_fid_se_matches_spread_of_fresh_draws() -> None:
     # D = 32, n = 400: the split-variance se against the sd of 40 fresh FIDs (noise ~11 %)
     ref = FeatureStats.from_features(_gauss(1000, 32, seed=4))
@@ -95,7 +98,7 @@ def test_fid_se_matches_spread_of_fresh_draws() -> None:
     assert float(np.mean(ses)) == pytest.approx(float(np.std(fids, ddof=1)), rel=0.35)
 
 
-@pytest.mark.calibration
+@pytest.mark.slow
 def test_fid_infinity_finds_the_closed_form_value() -> None:
     # population FID of N(0.05, 1.2² I) to N(0, I) in D = 64: 64·0.05² + 64·0.2² (closed form);
     # at n = 500 FID is biased far above it, FID∞ is not
@@ -115,7 +118,7 @@ def test_fid_infinity_finds_the_closed_form_value() -> None:
     assert a.bias_dominated and a.note is not None and "FID∞" in a.note
 
 
-@pytest.mark.calibration
+@pytest.mark.slow
 def test_inception_score_infinity_removes_the_small_n_bias() -> None:
     g = torch.Generator().manual_seed(5)
     centres = torch.randn(50, 20, generator=g, dtype=torch.float64) * 3.0
@@ -138,7 +141,7 @@ def test_inception_score_infinity_removes_the_small_n_bias() -> None:
     assert hits >= 16
 
 
-@pytest.mark.calibration
+@pytest.mark.slow
 def test_kid_interval_estimate_and_se() -> None:
     ref = _gauss(400, 8, seed=6)
     values, ses = [], []
@@ -159,6 +162,9 @@ def test_prdc_intervals_estimates_and_exact_pieces() -> None:
         assert out[name].estimate == pytest.approx(getattr(full, name), abs=1e-12)
     assert out["precision"].method == "wilson"
     assert out["recall"].estimand == out["coverage"].estimand == "mean_at_n"
+    rec = out["recall"].record
+    assert out["recall"].se == pytest.approx(max(
+        1 / 80, math.sqrt(min(rec["var_jackknife_trimmed"], rec["var_delete_d"]))), rel=1e-12)
     # coverage's jackknife: leave-one-out values equal prdc on the set without that row
     loo = []
     for i in range(60):
@@ -176,3 +182,43 @@ def test_recall_of_subsets_equals_prdc() -> None:
         rows = perm[: 2 * m].view(2, m)
         got = _recall_of_subsets(res, rows)
         assert got.tolist() == [prdc(gen[r], real).recall for r in rows]
+
+
+def test_recall_leave_one_out_equals_prdc() -> None:
+    # clustered rows with exact duplicates and a real row on a generated one: the grown balls
+    # and sole holders both occur
+    g = torch.Generator().manual_seed(12)
+    centres = torch.randn(6, 5, generator=g) * 3
+    gen = centres[torch.randint(0, 6, (50,), generator=g)] + 0.7 * torch.randn(50, 5, generator=g)
+    real = centres[torch.randint(0, 6, (70,), generator=g)] + torch.randn(70, 5, generator=g)
+    gen[10], gen[20], real[5] = gen[11], gen[21], gen[3]
+    res = PRDCResampler(gen, real)
+    loo = _recall_leave_one_out(res)
+    want = [prdc(torch.cat([gen[:i], gen[i + 1:]]), real).recall for i in range(50)]
+    assert loo.tolist() == want
+    assert len(set(want)) > 3  # some leave-one-outs change recall
+
+
+def test_cmmd_interval_estimate_is_cmmd() -> None:
+    gen, ref = _gauss(40, 8, seed=14, scale=5.0), _gauss(50, 8, seed=15) * 4.0
+    r = cmmd_interval(gen, ref)
+    assert r.estimate == cmmd(gen, ref) and r.low < r.estimate < r.high
+    assert r.estimand == "mean_at_n" and r.method == "jackknife"
+    # the jackknife over leave-one-out values of cmmd itself
+    loo = np.array([cmmd(torch.cat([gen[:i], gen[i + 1:]]), ref) for i in range(40)])
+    assert r.se == pytest.approx(math.sqrt(39 / 40 * np.square(loo - loo.mean()).sum()), rel=1e-9)
+    with pytest.raises(InputError):
+        cmmd_interval(gen[:2], ref)
+
+
+@pytest.mark.slow
+def test_cmmd_interval_se_matches_spread_of_fresh_draws() -> None:
+    ref = _gauss(300, 8, seed=13) * 4.0  # σ = 10: kernel values well away from 0 and 1
+    values, ses = [], []
+    for t in range(60):
+        gen = _gauss(150, 8, seed=400 + t, scale=5.0, shift=0.5)
+        r = cmmd_interval(gen, ref)
+        values.append(r.estimate)
+        ses.append(r.se)
+    # 60 draws: the sd's own noise ~9 %
+    assert float(np.mean(ses)) == pytest.approx(float(np.std(values, ddof=1)), rel=0.3)

@@ -19,7 +19,7 @@ tested equal on the same features; statistics accumulate in float64. Modules:
 * :mod:`~gan_eval.metrics.bootstrap` — :func:`bootstrap_ci`, :func:`fid_bootstrap_ci`.
 * :mod:`~gan_eval.metrics.intervals` — calibrated intervals (:class:`IntervalResult`: bounds,
   se and the estimand they are an interval of): :func:`prdc_intervals`, :func:`kid_interval`,
-  :func:`rate_interval`, :func:`split_variance`.
+  :func:`cmmd_interval`, :func:`rate_interval`, :func:`split_variance`.
 * :mod:`~gan_eval.metrics.fid_infinity` — :func:`fid_analysis` (FID at n and FID∞, each with
   its interval), :func:`inception_score_infinity`.
 * :mod:`~gan_eval.metrics.two_sample` — :func:`compare_to_baseline` (the gate's test).
@@ -54,6 +54,7 @@ from gan_eval.metrics.identity import (
 from gan_eval.metrics.intervals import (
     ESTIMANDS,
     IntervalResult,
+    cmmd_interval,
     kid_interval,
     prdc_intervals,
     rate_interval,
@@ -104,6 +105,7 @@ __all__ = [
     "authenticity",
     "bias_dominated",
     "bootstrap_ci",
+    "cmmd_interval",
     "compare_to_baseline",
     "density_coverage",
     "fid_analysis",
