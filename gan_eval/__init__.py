@@ -11,7 +11,9 @@ Layers (imports point down only; ``tests/test_layers.py`` checks it):
 1. ground floor — :mod:`~gan_eval.version`, :mod:`~gan_eval.errors`,
    :mod:`~gan_eval.callable_module`, :mod:`~gan_eval.fileio`,
    :mod:`~gan_eval.seeding`, :mod:`~gan_eval.faces` (the match threshold and its comparison),
-   :mod:`~gan_eval.catalogue` (every metric), :mod:`~gan_eval.results` (the results schema),
+   :mod:`~gan_eval.catalogue` (every metric), :mod:`~gan_eval.estimates` (an estimate's
+   interval and what it is of; the gate's two-sample test; torch-free),
+   :mod:`~gan_eval.results` (the results schema),
    :mod:`~gan_eval.gates` (gate logic), :mod:`~gan_eval.devices`, :mod:`~gan_eval.distributed`,
    :mod:`~gan_eval.weights` (the pretrained weights files: find, fetch, verify) and
    :mod:`~gan_eval.metrics` (pure math);

@@ -25,6 +25,7 @@ from gan_eval.catalogue import EXTRACTORS as EXTRACTOR_SPECS
 from gan_eval.data import ImageSource
 from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
+from gan_eval.estimates import IntervalResult, normal_interval
 from gan_eval.faces import MATCH_THRESHOLD, is_match, threshold_warning
 from gan_eval.features.cache import FeatureCache, default_cache_dir
 from gan_eval.features.extraction import Features, extract
@@ -32,6 +33,7 @@ from gan_eval.features.nearest import shared_nearest_reference
 from gan_eval.features.registry import EXTRACTORS, FeatureExtractor, build_extractor
 from gan_eval.metrics import (
     FeatureStats,
+    cmmd_interval,
     fid_analysis,
     frechet_distance,
     inception_score,
@@ -43,8 +45,8 @@ from gan_eval.metrics import (
     rate_interval,
     split_variance,
 )
-from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA, cmmd, cmmd_bootstrap_ci
-from gan_eval.metrics.intervals import DEFAULT_SPLITS, IntervalResult, normal_interval
+from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA
+from gan_eval.metrics.intervals import DEFAULT_SPLITS
 from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
 from gan_eval.results import Metric, Results, provenance
 from gan_eval.seeding import derive_seed, numpy_rng
@@ -142,18 +144,12 @@ def _metrics_for(
                                   {"std": kid_iv.record["std_over_subsets"],
                                    "subsets": config.kid_subsets, "subset_size": subset}))
 
-    value = cmmd(g, r)
-    cmmd_ci = cmmd_bootstrap_ci(g, r, n_resamples=200, seed=seed)
-    metrics.append(
-        Metric.of(
-            "cmmd", name, value, ci95=cmmd_ci.interval,
-            details={"sigma": CMMD_SIGMA, "scale": CMMD_SCALE, "bootstrap": cmmd_ci.record,
-                     "estimator": "biased, kernel means over full matrices with diagonals "
-                                  "(google-research cmmd/distance.py); comparable with the "
-                                  "paper on clip-vit-l14-336 only"},
-            **counts,
-        )
-    )
+    metrics.append(_with_interval(
+        "cmmd", name, cmmd_interval(g, r), counts,
+        {"sigma": CMMD_SIGMA, "scale": CMMD_SCALE,
+         "estimator": "biased, kernel means over full matrices with diagonals "
+                      "(google-research cmmd/distance.py); comparable with the paper on "
+                      "clip-vit-l14-336 only"}))
 
     k_pr, k_dc = 3, 5
     names = ("precision", "recall", "density", "coverage")
@@ -182,7 +178,7 @@ def _metrics_for(
         if intervals:
             sv = split_variance(
                 lambda idx: np.array([inception_score(logits[i], splits=chunks).mean
-                                      for i in idx]), n_g, **splits)
+                                      for i in idx]), n_g, seed=seed, n_splits=config.splits)
             iv = normal_interval(score.mean, math.sqrt(sv.variance), n=n_g,
                                  estimand="mean_at_n", method="split_extrapolation",
                                  record=sv.record())

@@ -13,7 +13,7 @@ Config (TOML)::
 
 **Baseline checks are a test, not a window.** With ``--baseline``, every gated metric is compared
 with the baseline's by a one-sided two-sample z-test
-(:func:`gan_eval.metrics.two_sample.compare_to_baseline`) on both runs' standard errors (the
+(:func:`gan_eval.estimates.compare_to_baseline`) on both runs' standard errors (the
 ``se`` of ``details.interval`` in each results JSON: the metric's sd across fresh generated
 sets). The null hypothesis is "now is worse than the baseline by at most the margin"
 (``tolerance × |baseline value|``, 0 by default); the check fails ("regressed") when its p-value
@@ -51,8 +51,7 @@ from typing import Any
 
 from gan_eval.catalogue import METRICS, metric_spec
 from gan_eval.errors import InputError
-from gan_eval.metrics.intervals import IntervalResult
-from gan_eval.metrics.two_sample import compare_to_baseline
+from gan_eval.estimates import IntervalResult, compare_to_baseline
 from gan_eval.results import Metric, Results
 
 _GATE_KEYS = {"metric", "extractor", "min", "max"}

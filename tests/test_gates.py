@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gan_eval.errors import InputError
+from gan_eval.estimates import normal_interval
 from gan_eval.gates import evaluate_gates, load_config
-from gan_eval.metrics.intervals import normal_interval
 from gan_eval.report.junit import write_junit
 from gan_eval.report.tables import gates_table
 from gan_eval.results import Metric, Results, provenance

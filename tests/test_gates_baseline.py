@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from gan_eval.catalogue import METRICS
 from gan_eval.cli import app
 from gan_eval.errors import InputError
+from gan_eval.estimates import IntervalResult, normal_interval
 from gan_eval.gates import Check, Gate, GateConfig, evaluate_gates, load_config
-from gan_eval.metrics.intervals import IntervalResult, normal_interval
 from gan_eval.report.junit import write_junit
 from gan_eval.report.tables import gates_table
 from gan_eval.results import Metric, Results, provenance

@@ -12,7 +12,7 @@ ROOT = Path(gan_eval.__file__).parent
 
 FLOORS: list[set[str]] = [
     {"version", "errors", "callable_module"},
-    {"seeding", "faces", "catalogue", "fileio", "devices"},
+    {"seeding", "faces", "catalogue", "fileio", "devices", "estimates"},
     {"metrics", "results", "distributed", "weights"},
     {"gates"},
     {"data"},

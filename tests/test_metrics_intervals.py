@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from gan_eval.errors import InputError
+from gan_eval.estimates import normal_interval
 from gan_eval.metrics.bootstrap import FIDResampler
 from gan_eval.metrics.cmmd import cmmd
 from gan_eval.metrics.fid_infinity import bias_dominated, fid_analysis, inception_score_infinity
@@ -23,7 +24,6 @@ from gan_eval.metrics.intervals import (
     _recall_of_subsets,
     cmmd_interval,
     kid_interval,
-    normal_interval,
     prdc_intervals,
     rate_interval,
     split_variance,

@@ -14,10 +14,9 @@ import pytest
 import torch
 
 from gan_eval.errors import InputError
+from gan_eval.estimates import compare_to_baseline, normal_interval
 from gan_eval.metrics.fid_infinity import fid_analysis
 from gan_eval.metrics.frechet import FeatureStats
-from gan_eval.metrics.intervals import normal_interval
-from gan_eval.metrics.two_sample import compare_to_baseline
 
 
 def _iv(est: float, se: float, n: int = 1000, estimand: str = "mean_at_n"):

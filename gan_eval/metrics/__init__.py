@@ -17,12 +17,12 @@ tested equal on the same features; statistics accumulate in float64. Modules:
   :func:`kth_neighbor_distance`) shared with memorization and recognition.
 * :mod:`~gan_eval.metrics.memorization` — :func:`memorization`.
 * :mod:`~gan_eval.metrics.bootstrap` — :func:`bootstrap_ci`, :func:`fid_bootstrap_ci`.
-* :mod:`~gan_eval.metrics.intervals` — calibrated intervals (:class:`IntervalResult`: bounds,
-  se and the estimand they are an interval of): :func:`prdc_intervals`, :func:`kid_interval`,
+* :mod:`~gan_eval.metrics.intervals` — calibrated intervals (each an
+  :class:`gan_eval.estimates.IntervalResult`: bounds, se and the estimand it is an interval
+  of): :func:`prdc_intervals`, :func:`kid_interval`,
   :func:`cmmd_interval`, :func:`rate_interval`, :func:`split_variance`.
 * :mod:`~gan_eval.metrics.fid_infinity` — :func:`fid_analysis` (FID at n and FID∞, each with
   its interval), :func:`inception_score_infinity`.
-* :mod:`~gan_eval.metrics.two_sample` — :func:`compare_to_baseline` (the gate's test).
 * :mod:`~gan_eval.metrics.identity` — :func:`vendi_score`, :func:`membership_test`,
   :func:`authenticity`.
 """
@@ -52,8 +52,6 @@ from gan_eval.metrics.identity import (
     vendi_score,
 )
 from gan_eval.metrics.intervals import (
-    ESTIMANDS,
-    IntervalResult,
     cmmd_interval,
     kid_interval,
     prdc_intervals,
@@ -79,11 +77,9 @@ from gan_eval.metrics.prc import (
     precision_recall,
 )
 from gan_eval.metrics.prdc_resample import PRDCResampler
-from gan_eval.metrics.two_sample import GateTest, compare_to_baseline
 
 __all__ = [
     "DLIB_MATCH_THRESHOLD",
-    "ESTIMANDS",
     "PRDC",
     "AuthenticityResult",
     "BootstrapCI",
@@ -92,9 +88,7 @@ __all__ = [
     "FIDResampler",
     "FeatureStats",
     "FeatureSums",
-    "GateTest",
     "ISResult",
-    "IntervalResult",
     "KIDResult",
     "MembershipResult",
     "MemorizationResult",
@@ -106,7 +100,6 @@ __all__ = [
     "bias_dominated",
     "bootstrap_ci",
     "cmmd_interval",
-    "compare_to_baseline",
     "density_coverage",
     "fid_analysis",
     "fid_bootstrap_ci",

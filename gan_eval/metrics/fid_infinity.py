@@ -31,15 +31,10 @@ import numpy as np
 import torch
 
 from gan_eval.errors import InputError
+from gan_eval.estimates import IntervalResult, normal_interval
 from gan_eval.metrics.bootstrap import FIDResampler
 from gan_eval.metrics.frechet import FeatureStats
-from gan_eval.metrics.intervals import (
-    DEFAULT_SPLITS,
-    IntervalResult,
-    SplitVariance,
-    normal_interval,
-    split_variance,
-)
+from gan_eval.metrics.intervals import DEFAULT_SPLITS, SplitVariance, split_variance
 from gan_eval.metrics.neighbors import check_features
 
 __all__ = [

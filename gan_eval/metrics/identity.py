@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from gan_eval.errors import InputError
-from gan_eval.metrics.intervals import IntervalResult, rate_interval
+from gan_eval.estimates import IntervalResult
+from gan_eval.metrics.intervals import rate_interval
 from gan_eval.metrics.memorization import memorization
 from gan_eval.metrics.neighbors import check_features, check_same_dim, cross_search_squared
 

@@ -69,13 +69,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from statistics import NormalDist
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from gan_eval.errors import InputError
+from gan_eval.estimates import Estimand, IntervalResult, normal_interval, two_sided_z
 from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA, _kernel_tile, _prepare, _tile_rows, cmmd
 from gan_eval.metrics.kid import _kernel, _subset_counts, check_kid_args, kid, kid_subset_indices
 from gan_eval.metrics.prc import _validate
@@ -83,23 +83,14 @@ from gan_eval.metrics.prdc_resample import PRDCResampler
 from gan_eval.metrics.summaries import wilson_interval
 
 __all__ = [
-    "ESTIMANDS",
-    "Estimand",
-    "IntervalResult",
     "SplitVariance",
     "cmmd_interval",
     "kid_interval",
-    "normal_interval",
     "prdc_intervals",
     "rate_interval",
     "split_variance",
 ]
 
-Estimand = Literal["mean_at_n", "population"]
-ESTIMANDS: dict[str, str] = {
-    "mean_at_n": "expected value over generated sets of this n (reference set fixed as given)",
-    "population": "value as n_generated → ∞ (reference set fixed as given)",
-}
 DEFAULT_SPLITS = 50
 #: Recall's delete-d jackknife: random subsets of this fraction of the generated rows ...
 RECALL_FRACTION = 0.75
@@ -107,124 +98,6 @@ RECALL_FRACTION = 0.75
 RECALL_SUBSETS = 50
 #: Recall's jackknife leaves out this fraction of the largest squared leave-one-out changes.
 RECALL_TRIM = 0.01
-
-
-@dataclass(frozen=True)
-class IntervalResult:
-    """A two-sided interval of one metric, and what it is an interval of.
-
-    Attributes:
-        estimate: the reported value (metric units).
-        low, high: interval bounds at ``level``.
-        se: standard error (metric units): the estimated sd of ``estimate`` across fresh
-            generated sets of size ``n``; what a two-sample test
-            (:func:`gan_eval.metrics.two_sample.compare_to_baseline`) combines.
-        estimand: ``"mean_at_n"`` or ``"population"`` (:data:`ESTIMANDS`).
-        method: how ``se`` and the bounds were obtained (e.g. ``"split_extrapolation"``).
-        n: generated samples the estimate used.
-        level: nominal coverage, e.g. 0.95.
-        record: method details for the results JSON (seeds, splits, variance components).
-    """
-
-    estimate: float
-    low: float
-    high: float
-    se: float
-    estimand: Estimand
-    method: str
-    n: int
-    level: float
-    record: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        """``(low, high)``."""
-        return (self.low, self.high)
-
-    def to_json(self) -> dict[str, Any]:
-        """Fields for the results JSON: ``ci``, ``se``, ``estimand`` (+ its meaning), ..."""
-        return {
-            "ci": [self.low, self.high],
-            "level": self.level,
-            "se": self.se,
-            "estimand": self.estimand,
-            "estimand_meaning": ESTIMANDS[self.estimand],
-            "method": self.method,
-            "n": self.n,
-            **self.record,
-        }
-
-    @classmethod
-    def from_json(cls, data: Any, *, estimate: float, where: str) -> IntervalResult:
-        """The inverse of :meth:`to_json` (which does not store the estimate: pass the metric's
-        value as ``estimate``).
-
-        Keys other than the fixed ones (``ci``, ``level``, ``se``, ``estimand``,
-        ``estimand_meaning``, ``method``, ``n``) become ``record``.
-
-        Raises:
-            InputError: starting with ``where`` (say which file and metric): ``data`` not an
-                object, ``ci`` not two finite numbers with low ≤ high, ``se`` not a finite
-                number ≥ 0, ``level`` not in (0, 1), an unknown ``estimand``, ``method`` not a
-                string, ``n`` not a whole number ≥ 1, or ``estimate`` not finite.
-        """
-        def number(value: Any) -> bool:
-            return (isinstance(value, int | float) and not isinstance(value, bool)
-                    and math.isfinite(value))
-
-        if not isinstance(data, dict):
-            raise InputError(f"{where}: expected an interval object (ci, se, estimand, n, ...), "
-                             f"got {type(data).__name__}")
-        missing = [k for k in ("ci", "level", "se", "estimand", "method", "n") if k not in data]
-        if missing:
-            raise InputError(f"{where}: interval lacks {', '.join(missing)}")
-        ci, se, level, estimand = data["ci"], data["se"], data["level"], data["estimand"]
-        if (not isinstance(ci, list | tuple) or len(ci) != 2 or not all(map(number, ci))
-                or ci[0] > ci[1]):
-            raise InputError(f"{where}: ci must be [low, high], two finite numbers with "
-                             f"low <= high, got {ci!r}")
-        if not number(se) or se < 0:
-            raise InputError(f"{where}: se must be a finite number >= 0, got {se!r}")
-        if not number(level) or not 0.0 < level < 1.0:
-            raise InputError(f"{where}: level must be a number in (0, 1), got {level!r}")
-        if not isinstance(estimand, str) or estimand not in ESTIMANDS:
-            raise InputError(f"{where}: estimand must be one of {', '.join(ESTIMANDS)}, got "
-                             f"{estimand!r}")
-        if not isinstance(data["method"], str):
-            raise InputError(f"{where}: method must be a string, got {data['method']!r}")
-        n = data["n"]
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise InputError(f"{where}: n must be a whole number >= 1, got {n!r}")
-        if not number(estimate):
-            raise InputError(f"{where}: the estimate must be a finite number, got {estimate!r}")
-        fixed = {"ci", "level", "se", "estimand", "estimand_meaning", "method", "n"}
-        return cls(float(estimate), float(ci[0]), float(ci[1]), float(se),
-                   cast(Estimand, estimand), data["method"], n, float(level),
-                   {k: v for k, v in data.items() if k not in fixed})
-
-
-def _z(level: float) -> float:
-    if not 0.0 < level < 1.0:
-        raise InputError(f"level must be in (0, 1), got {level}")
-    return NormalDist().inv_cdf(0.5 + level / 2.0)
-
-
-def normal_interval(
-    estimate: float,
-    se: float,
-    *,
-    n: int,
-    estimand: Estimand,
-    method: str,
-    level: float = 0.95,
-    record: dict[str, Any] | None = None,
-) -> IntervalResult:
-    """``estimate ± z·se`` (``z`` the two-sided normal quantile of ``level``)."""
-    if not (math.isfinite(estimate) and math.isfinite(se) and se >= 0):
-        raise InputError(f"interval needs a finite estimate and se ≥ 0, got {estimate}, {se}")
-    half = _z(level) * se
-    return IntervalResult(estimate, estimate - half, estimate + half, se, estimand, method, n,
-                          level, dict(record or {}))
 
 
 def rate_interval(
@@ -238,7 +111,7 @@ def rate_interval(
     """
     if n <= 0 or not 0 <= successes <= n:
         raise InputError(f"rate needs 0 ≤ successes ≤ n and n ≥ 1, got {successes} of {n}")
-    z = _z(level)
+    z = two_sided_z(level)
     bounds = wilson_interval(successes, n, z)
     assert bounds is not None  # n ≥ 1 was checked
     low, high = bounds

@@ -1,0 +1,237 @@
+"""Estimates with their uncertainty, and the test a regression gate runs on two of them.
+
+:class:`IntervalResult` is the record every calibrated interval of gan-eval returns (bounds,
+standard error, what it is an interval *of*, method, n) with its results-JSON form;
+:func:`compare_to_baseline` is ``gan-eval gate --baseline``'s two-sample test on two of them.
+Pure Python (no torch, no numpy): the gate rebuilds intervals from results files and tests them
+without loading a tensor library. How each metric's ``se`` is obtained is
+:mod:`gan_eval.metrics.intervals`.
+
+**The gate's test**: is this run worse than the baseline, at a stated false-alarm rate?
+
+Both runs' estimates carry a standard error of the metric across fresh generated sets
+(:attr:`IntervalResult.se`). With independent generated draws
+the difference ``now − baseline`` has standard error ``√(se_now² + se_base²)``, and under "no
+change" ``z = (now − baseline)/that`` is ≈ N(0, 1), so a one-sided test at level ``α`` raises a
+false alarm with probability ``α``. A window test ("is now outside the baseline's interval")
+ignores the current run's own noise and has no stated false-alarm rate.
+
+Like with like: a ``"mean_at_n"`` estimand (FID, recall, coverage) depends on ``n``, so two such
+runs are compared only at equal ``n`` (:class:`~gan_eval.errors.InputError` otherwise —
+compare FID∞ instead); ``"population"`` estimands compare at any ``n``.
+
+Effect size: ``effect`` in metric units (positive = worse), and ``effect_in_spreads`` — the
+effect divided by the baseline's interval width (``high − low``, its "spread": one spread is
+≈ 3.9 baseline standard errors at 95%).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any, Literal, cast
+
+from gan_eval.errors import InputError
+
+__all__ = [
+    "ESTIMANDS",
+    "Estimand",
+    "GateTest",
+    "IntervalResult",
+    "compare_to_baseline",
+    "normal_interval",
+    "two_sided_z",
+]
+
+Estimand = Literal["mean_at_n", "population"]
+ESTIMANDS: dict[str, str] = {
+    "mean_at_n": "expected value over generated sets of this n (reference set fixed as given)",
+    "population": "value as n_generated → ∞ (reference set fixed as given)",
+}
+
+@dataclass(frozen=True)
+class IntervalResult:
+    """A two-sided interval of one metric, and what it is an interval of.
+
+    Attributes:
+        estimate: the reported value (metric units).
+        low, high: interval bounds at ``level``.
+        se: standard error (metric units): the estimated sd of ``estimate`` across fresh
+            generated sets of size ``n``; what a two-sample test
+            (:func:`gan_eval.estimates.compare_to_baseline`) combines.
+        estimand: ``"mean_at_n"`` or ``"population"`` (:data:`ESTIMANDS`).
+        method: how ``se`` and the bounds were obtained (e.g. ``"split_extrapolation"``).
+        n: generated samples the estimate used.
+        level: nominal coverage, e.g. 0.95.
+        record: method details for the results JSON (seeds, splits, variance components).
+    """
+
+    estimate: float
+    low: float
+    high: float
+    se: float
+    estimand: Estimand
+    method: str
+    n: int
+    level: float
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """``(low, high)``."""
+        return (self.low, self.high)
+
+    def to_json(self) -> dict[str, Any]:
+        """Fields for the results JSON: ``ci``, ``se``, ``estimand`` (+ its meaning), ..."""
+        return {
+            "ci": [self.low, self.high],
+            "level": self.level,
+            "se": self.se,
+            "estimand": self.estimand,
+            "estimand_meaning": ESTIMANDS[self.estimand],
+            "method": self.method,
+            "n": self.n,
+            **self.record,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, *, estimate: float, where: str) -> IntervalResult:
+        """The inverse of :meth:`to_json` (which does not store the estimate: pass the metric's
+        value as ``estimate``).
+
+        Keys other than the fixed ones (``ci``, ``level``, ``se``, ``estimand``,
+        ``estimand_meaning``, ``method``, ``n``) become ``record``.
+
+        Raises:
+            InputError: starting with ``where`` (say which file and metric): ``data`` not an
+                object, ``ci`` not two finite numbers with low ≤ high, ``se`` not a finite
+                number ≥ 0, ``level`` not in (0, 1), an unknown ``estimand``, ``method`` not a
+                string, ``n`` not a whole number ≥ 1, or ``estimate`` not finite.
+        """
+        def number(value: Any) -> bool:
+            return (isinstance(value, int | float) and not isinstance(value, bool)
+                    and math.isfinite(value))
+
+        if not isinstance(data, dict):
+            raise InputError(f"{where}: expected an interval object (ci, se, estimand, n, ...), "
+                             f"got {type(data).__name__}")
+        missing = [k for k in ("ci", "level", "se", "estimand", "method", "n") if k not in data]
+        if missing:
+            raise InputError(f"{where}: interval lacks {', '.join(missing)}")
+        ci, se, level, estimand = data["ci"], data["se"], data["level"], data["estimand"]
+        if (not isinstance(ci, list | tuple) or len(ci) != 2 or not all(map(number, ci))
+                or ci[0] > ci[1]):
+            raise InputError(f"{where}: ci must be [low, high], two finite numbers with "
+                             f"low <= high, got {ci!r}")
+        if not number(se) or se < 0:
+            raise InputError(f"{where}: se must be a finite number >= 0, got {se!r}")
+        if not number(level) or not 0.0 < level < 1.0:
+            raise InputError(f"{where}: level must be a number in (0, 1), got {level!r}")
+        if not isinstance(estimand, str) or estimand not in ESTIMANDS:
+            raise InputError(f"{where}: estimand must be one of {', '.join(ESTIMANDS)}, got "
+                             f"{estimand!r}")
+        if not isinstance(data["method"], str):
+            raise InputError(f"{where}: method must be a string, got {data['method']!r}")
+        n = data["n"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InputError(f"{where}: n must be a whole number >= 1, got {n!r}")
+        if not number(estimate):
+            raise InputError(f"{where}: the estimate must be a finite number, got {estimate!r}")
+        fixed = {"ci", "level", "se", "estimand", "estimand_meaning", "method", "n"}
+        return cls(float(estimate), float(ci[0]), float(ci[1]), float(se),
+                   cast(Estimand, estimand), data["method"], n, float(level),
+                   {k: v for k, v in data.items() if k not in fixed})
+
+
+def two_sided_z(level: float) -> float:
+    """The normal quantile ``z`` with ``P(|Z| ≤ z) = level``, e.g. 1.96 at 0.95."""
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must be in (0, 1), got {level}")
+    return NormalDist().inv_cdf(0.5 + level / 2.0)
+
+
+def normal_interval(
+    estimate: float,
+    se: float,
+    *,
+    n: int,
+    estimand: Estimand,
+    method: str,
+    level: float = 0.95,
+    record: dict[str, Any] | None = None,
+) -> IntervalResult:
+    """``estimate ± z·se`` (``z`` the two-sided normal quantile of ``level``)."""
+    if not (math.isfinite(estimate) and math.isfinite(se) and se >= 0):
+        raise InputError(f"interval needs a finite estimate and se ≥ 0, got {estimate}, {se}")
+    half = two_sided_z(level) * se
+    return IntervalResult(estimate, estimate - half, estimate + half, se, estimand, method, n,
+                          level, dict(record or {}))
+
+
+
+@dataclass(frozen=True)
+class GateTest:
+    """Outcome of :func:`compare_to_baseline`.
+
+    Attributes:
+        worse: ``p_value < alpha``.
+        p_value: one-sided p-value of "now is worse than baseline".
+        z: standardized difference (positive = worse).
+        effect: ``now − baseline`` signed so that positive is worse (metric units).
+        effect_in_spreads: ``effect`` / baseline interval width.
+        alpha: the stated false-alarm rate.
+        estimand: the compared estimand.
+    """
+
+    worse: bool
+    p_value: float
+    z: float
+    effect: float
+    effect_in_spreads: float
+    alpha: float
+    estimand: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Fields for the results JSON / JUnit message."""
+        return {"test": "one-sided z-test on independent estimates", "worse": self.worse,
+                "p_value": self.p_value, "z": self.z, "effect": self.effect,
+                "effect_in_spreads": self.effect_in_spreads, "alpha": self.alpha,
+                "estimand": self.estimand}
+
+
+def compare_to_baseline(
+    now: IntervalResult,
+    baseline: IntervalResult,
+    *,
+    higher_is_better: bool,
+    alpha: float = 0.05,
+) -> GateTest:
+    """One-sided test of "``now`` is worse than ``baseline``" at false-alarm rate ``alpha``.
+
+    Raises:
+        InputError: different estimands, a ``"mean_at_n"`` estimand at different ``n``, ``alpha``
+            outside (0, 1), or both standard errors 0.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"alpha must be in (0, 1), got {alpha}")
+    if now.estimand != baseline.estimand:
+        raise InputError(f"cannot compare an interval of {now.estimand!r} with one of "
+                         f"{baseline.estimand!r}")
+    if now.estimand == "mean_at_n" and now.n != baseline.n:
+        raise InputError(
+            f"this metric depends on the number of generated samples: the run used "
+            f"n={now.n}, the baseline n={baseline.n}; re-run with n={baseline.n} (or compare "
+            "a population estimate such as fid_infinity)"
+        )
+    se = math.hypot(now.se, baseline.se)
+    if se <= 0:
+        raise InputError("both standard errors are 0: nothing to test against")
+    sign = -1.0 if higher_is_better else 1.0
+    effect = sign * (now.estimate - baseline.estimate)
+    z = effect / se
+    p = 1.0 - NormalDist().cdf(z)
+    width = baseline.high - baseline.low
+    return GateTest(worse=p < alpha, p_value=p, z=z, effect=effect,
+                    effect_in_spreads=effect / width if width > 0 else math.inf,
+                    alpha=alpha, estimand=now.estimand)
