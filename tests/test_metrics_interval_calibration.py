@@ -37,6 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 import torch
+from gaussian_features import gaussian_model
 
 from gan_eval.metrics.fid_infinity import fid_analysis
 from gan_eval.metrics.frechet import FeatureStats, frechet_distance
@@ -49,12 +50,7 @@ FACE_NOISE = 0.025
 
 
 def _gaussian_model() -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    lam = torch.exp(-torch.arange(D, dtype=torch.float64) / 30) + 0.02
-    scale = (lam * (1 + 0.3 * torch.rand(D, generator=g, dtype=torch.float64))).sqrt()
-    delta = 0.05 * torch.randn(D, generator=g, dtype=torch.float64)
-    ref = torch.randn(N_REF, D, generator=g, dtype=torch.float64) * lam.sqrt()
-    return {"lam": lam, "scale": scale, "delta": delta, "ref": ref}
+    return gaussian_model(D, N_REF)[0]
 
 
 def _faces() -> dict[str, torch.Tensor]:

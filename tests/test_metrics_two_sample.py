@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 import torch
+from gaussian_features import gaussian_model
 
 from gan_eval.errors import InputError
 from gan_eval.estimates import compare_to_baseline, normal_interval
@@ -53,17 +54,14 @@ _D, _N_GEN, _N_REF = 128, 1000, 2000
 
 
 def _gate_model() -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    lam = torch.exp(-torch.arange(_D, dtype=torch.float64) / 30) + 0.02
-    scale = (lam * (1 + 0.3 * torch.rand(_D, generator=g, dtype=torch.float64))).sqrt()
-    delta = 0.05 * torch.randn(_D, generator=g, dtype=torch.float64)
-    ref = torch.randn(_N_REF, _D, generator=g, dtype=torch.float64) * lam.sqrt()
+    model, g = gaussian_model(_D, _N_REF)
+    delta, ref = model["delta"], model["ref"]
     v = torch.randn(_D, generator=g, dtype=torch.float64)
     # a direction ⟂ δ − mean(ref): a shift s·v then raises E[FID_n] by exactly s² (FID's mean
     # term is against the reference set's own mean, not the population's 0)
     gap = delta - ref.mean(0)
     v -= (v @ gap) / (gap @ gap) * gap
-    return {"scale": scale, "delta": delta, "ref": ref, "direction": v / v.norm()}
+    return {"scale": model["scale"], "delta": delta, "ref": ref, "direction": v / v.norm()}
 
 
 def _gate_run(args: tuple[int, float, dict[str, torch.Tensor], FeatureStats]):
