@@ -10,7 +10,6 @@ torch-fidelity); features come from :func:`gan_eval.features.extraction.extract`
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from gan_eval.catalogue import EXTRACTORS as EXTRACTOR_SPECS
 from gan_eval.data import ImageSource
 from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
-from gan_eval.estimates import IntervalResult, normal_interval
+from gan_eval.estimates import IntervalResult
 from gan_eval.faces import MATCH_THRESHOLD, is_match, threshold_warning
 from gan_eval.features.cache import FeatureCache, default_cache_dir
 from gan_eval.features.extraction import Features, extract
@@ -38,12 +37,12 @@ from gan_eval.metrics import (
     frechet_distance,
     inception_score,
     inception_score_infinity,
+    inception_score_interval,
     kid_interval,
     memorization,
     prdc,
     prdc_intervals,
     rate_interval,
-    split_variance,
 )
 from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA
 from gan_eval.metrics.intervals import DEFAULT_SPLITS
@@ -173,21 +172,19 @@ def _metrics_for(
     if extractor.logits is not None:
         logits = gen.tensors[extractor.logits].double()
         chunks = min(10, n_g)
-        score = inception_score(logits, splits=chunks)
-        details = {"std": score.std, "splits": chunks}
-        if intervals:
-            sv = split_variance(
-                lambda idx: np.array([inception_score(logits[i], splits=chunks).mean
-                                      for i in idx]), n_g, seed=seed, n_splits=config.splits)
-            iv = normal_interval(score.mean, math.sqrt(sv.variance), n=n_g,
-                                 estimand="mean_at_n", method="split_extrapolation",
-                                 record=sv.record())
-            metrics.append(_with_interval("is", name, iv, counts, details))
+        if n_g >= max(MIN_INTERVAL_SAMPLES, 4 * chunks):
+            is_iv = inception_score_interval(logits, splits=chunks, **splits)
+            metrics.append(_with_interval("is", name, is_iv, counts,
+                                          {"std": is_iv.record["std_over_splits"],
+                                           "splits": chunks}))
             metrics.append(_with_interval("is_infinity", name,
                                           inception_score_infinity(logits, **splits), counts))
         else:
-            metrics.append(Metric.of("is", name, score.mean, ci95=None, details=details,
-                                      **counts))
+            score = inception_score(logits, splits=chunks)
+            notes.append(f"{name}: is without an interval: that needs at least "
+                         f"{max(MIN_INTERVAL_SAMPLES, 4 * chunks)} generated images, got {n_g}")
+            metrics.append(Metric.of("is", name, score.mean, ci95=None,
+                                     details={"std": score.std, "splits": chunks}, **counts))
 
     if EXTRACTOR_SPECS[name].face:
         mem = memorization(g, r, threshold=config.match_threshold,

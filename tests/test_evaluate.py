@@ -119,7 +119,7 @@ def test_inception_metrics_equal_torch_fidelity_plumbing(
 
     weights = write_calibrated_weights(tmp_path / "inception.pth")
     inception.register()
-    generated, reference = _jittered(faces[:30], 2), faces[50:80]
+    generated, reference = _jittered(faces[:40], 2), faces[50:90]  # 40: IS has an interval
     # the same batch size on both sides: BLAS blocking differs between batch shapes (~1e-7)
     config = EvaluateConfig(
         extractors=("inception",),
@@ -139,7 +139,7 @@ def test_inception_metrics_equal_torch_fidelity_plumbing(
         kid=True,
         prc=True,
         isc=True,
-        kid_subset_size=30,
+        kid_subset_size=40,
         isc_splits=10,
         verbose=False,
         cuda=False,
@@ -148,14 +148,17 @@ def test_inception_metrics_equal_torch_fidelity_plumbing(
     )
     ours = {m.name: m.value for m in results.metrics}
     assert ours["fid"] > 1.0  # the calibrated weights separate the two sets
-    # n = 30 ≪ d = 2048: torch-fidelity's eigvals of the rank-deficient Σ1·Σ2 and its float32
-    # means move its FID by ~1e-6 relative here (measured 1.05e-6), so the bound is 1e-5; the
+    # n = 40 ≪ d = 2048: torch-fidelity's eigvals of the rank-deficient Σ1·Σ2 and its float32
+    # means move its FID by ~1e-6 relative (measured 1.05e-6 at n = 30), so the bound is 1e-5; the
     # Fréchet math itself is pinned to 1e-8 in tests/test_metrics_frechet.py.
     assert _close(ours["fid"], theirs["frechet_inception_distance"], 1e-5)
     assert _close(ours["kid"], theirs["kernel_inception_distance_mean"], KID_REL)
     assert _close(ours["is"], theirs["inception_score_mean"])
     assert _close(ours["precision"], theirs["precision"])
     assert _close(ours["recall"], theirs["recall"])
+    # IS at this n (10 chunks of 4) and IS∞, each saying what its interval is of
+    assert results.metric("is").details["interval"]["estimand"] == "mean_at_n"
+    assert results.metric("is_infinity").details["interval"]["estimand"] == "population"
 
 
 def test_identical_sets_give_zero_fid_and_cache_skips_forward_passes(

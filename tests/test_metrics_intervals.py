@@ -222,3 +222,16 @@ def test_cmmd_interval_se_matches_spread_of_fresh_draws() -> None:
         ses.append(r.se)
     # 60 draws: the sd's own noise ~9 %
     assert float(np.mean(ses)) == pytest.approx(float(np.std(values, ddof=1)), rel=0.3)
+
+
+def test_inception_score_interval_is_torch_fidelitys_score_at_n() -> None:
+    from gan_eval.metrics import inception_score, inception_score_interval
+
+    logits = 3.0 * torch.randn(200, 50, generator=torch.Generator().manual_seed(3),
+                               dtype=torch.float64)
+    iv = inception_score_interval(logits, splits=10, seed=1, n_splits=8)
+    assert iv.estimate == inception_score(logits, splits=10).mean
+    assert iv.estimand == "mean_at_n" and iv.n == 200 and iv.se > 0
+    assert iv.low < iv.estimate < iv.high
+    with pytest.raises(InputError, match="at least 40 rows"):
+        inception_score_interval(logits[:39], splits=10)

@@ -35,6 +35,7 @@ from gan_eval.metrics.fid_infinity import (
     fid_infinity,
     fid_interval,
     inception_score_infinity,
+    inception_score_interval,
 )
 from gan_eval.metrics.frechet import (
     FeatureStats,
@@ -109,6 +110,7 @@ __all__ = [
     "identity_centroids",
     "inception_score",
     "inception_score_infinity",
+    "inception_score_interval",
     "kid",
     "kid_interval",
     "kid_resample_means",

@@ -35,6 +35,7 @@ from gan_eval.estimates import IntervalResult, normal_interval
 from gan_eval.metrics.bootstrap import FIDResampler
 from gan_eval.metrics.frechet import FeatureStats
 from gan_eval.metrics.intervals import DEFAULT_SPLITS, SplitVariance, split_variance
+from gan_eval.metrics.isc import inception_score
 from gan_eval.metrics.neighbors import check_features
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "fid_infinity",
     "fid_interval",
     "inception_score_infinity",
+    "inception_score_interval",
 ]
 
 
@@ -176,3 +178,38 @@ def inception_score_infinity(
     return normal_interval(value, math.sqrt(sv.variance + mc_var), n=n, estimand="population",
                            method="extrapolation_1_over_n", level=level,
                            record={**sv.record(), "is_one_chunk": is_n})
+
+
+def inception_score_interval(
+    logits: torch.Tensor,
+    *,
+    splits: int = 10,
+    seed: int = 0,
+    n_splits: int = DEFAULT_SPLITS,
+    level: float = 0.95,
+) -> IntervalResult:
+    """Inception Score as torch-fidelity reports it (mean over ``splits`` chunks, equal to
+    :func:`~gan_eval.metrics.isc.inception_score`) with the split-variance interval of its
+    mean at this ``n`` (estimand ``"mean_at_n"``: the chunks hold ``n/splits`` rows, so the
+    score depends on ``n``).
+
+    Raises:
+        InputError: bad logits, or fewer than ``4·splits`` rows (the quarters of the set must
+            fill the chunks).
+    """
+    x = check_features(logits, "logits", min_rows=1).double()
+    n = x.shape[0]
+    if n < max(16, 4 * splits):
+        raise InputError(f"an Inception Score interval with {splits} splits needs at least "
+                         f"{max(16, 4 * splits)} rows (quarters of the set fill the splits), "
+                         f"got {n}")
+    score = inception_score(x, splits=splits)
+
+    def evaluate(idx: torch.Tensor) -> np.ndarray:
+        return np.array([inception_score(x[rows], splits=splits).mean for rows in idx])
+
+    sv = split_variance(evaluate, n, seed=seed, n_splits=n_splits)
+    return normal_interval(score.mean, math.sqrt(sv.variance), n=n, estimand="mean_at_n",
+                           method="split_extrapolation", level=level,
+                           record={**sv.record(), "std_over_splits": score.std,
+                                   "splits": splits})
