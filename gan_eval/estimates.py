@@ -16,9 +16,9 @@ change" ``z = (now − baseline)/that`` is ≈ N(0, 1), so a one-sided test at l
 false alarm with probability ``α``. A window test ("is now outside the baseline's interval")
 ignores the current run's own noise and has no stated false-alarm rate.
 
-Like with like: a ``"mean_at_n"`` estimand (FID, recall, coverage) depends on ``n``, so two such
-runs are compared only at equal ``n`` (:class:`~gan_eval.errors.InputError` otherwise —
-compare FID∞ instead); ``"population"`` estimands compare at any ``n``.
+Like with like: a ``"mean_at_n"`` estimand (FID, recall, coverage, CMMD, IS) depends on ``n``,
+so two such runs are compared only at equal ``n`` (:class:`~gan_eval.errors.InputError`
+otherwise — compare FID∞ instead); ``"population"`` estimands compare at any ``n``.
 
 Effect size: ``effect`` in metric units (positive = worse), and ``effect_in_spreads`` — the
 effect divided by the baseline's interval width (``high − low``, its "spread": one spread is

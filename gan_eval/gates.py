@@ -24,8 +24,8 @@ Each check reports the effect (``now − baseline``, positive = worse, in metric
 baseline interval widths, "spreads"), z, the p-value, ``alpha`` and what was compared.
 
 **Like with like.** The compared quantity is the interval's estimand: ``"mean_at_n"`` (FID,
-recall, coverage: their expected value depends on the number of generated samples ``n``; FID is
-biased high at small ``n``) is compared only between runs at the same ``n``;
+recall, coverage, CMMD, IS: their expected value depends on the number of generated samples
+``n``; FID is biased high at small ``n``) is compared only between runs at the same ``n``;
 ``"population"`` estimands (fid_infinity, kid, precision, density, rates) at any ``n``.
 :class:`~gan_eval.errors.InputError` (exit 2), naming both files, for: a ``"mean_at_n"`` metric
 at different ``n`` (re-run with the baseline's ``--count``, or gate ``fid_infinity``), different
