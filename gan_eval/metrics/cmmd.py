@@ -40,7 +40,14 @@ from gan_eval.metrics.bootstrap import (
 )
 from gan_eval.metrics.neighbors import check_features, check_same_dim
 
-__all__ = ["CMMD_SCALE", "CMMD_SIGMA", "cmmd", "cmmd_bootstrap_ci", "kernel_mean"]
+__all__ = [
+    "CMMD_SCALE",
+    "CMMD_SIGMA",
+    "cmmd",
+    "cmmd_bootstrap_ci",
+    "kernel_mean",
+    "kernel_row_sums",
+]
 
 #: RBF bandwidth σ of the reference (``_SIGMA`` in cmmd/distance.py).
 CMMD_SIGMA = 10.0
@@ -64,6 +71,35 @@ def _kernel_tile(a: torch.Tensor, a_sq: torch.Tensor, b: torch.Tensor, b_sq: tor
     return torch.exp(d2.mul_(-gamma))
 
 
+def kernel_row_sums(x: torch.Tensor, y: torch.Tensor, sigma: float = CMMD_SIGMA
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Row sums of the RBF kernel matrix ``K[i, j] = exp(−‖x_i − y_j‖² / (2σ²))``, tile by tile.
+
+    Args:
+        x: ``(N, D)`` and ``y``: ``(M, D)`` float64 tensors (same device); ``y is x`` for the
+            kernel of a set with itself.
+        sigma: kernel bandwidth.
+
+    Returns:
+        float64 ``(N,)`` row sums, and the diagonal ``K[i, i]`` when ``y is x`` (else None).
+        Fixed tiling: same inputs, same bits (:func:`kernel_mean` and
+        :func:`gan_eval.metrics.intervals.cmmd_interval` read the same sums).
+    """
+    gamma = 1.0 / (2.0 * sigma * sigma)
+    x_sq = (x * x).sum(1)
+    y_sq = x_sq if y is x else (y * y).sum(1)
+    rows = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
+    diag = torch.empty(x.shape[0], dtype=torch.float64, device=x.device) if y is x else None
+    step = _tile_rows(y.shape[0])
+    for start in range(0, x.shape[0], step):
+        stop = min(start + step, x.shape[0])
+        tile = _kernel_tile(x[start:stop], x_sq[start:stop], y, y_sq, gamma)
+        rows[start:stop] = tile.sum(1)
+        if diag is not None:
+            diag[start:stop] = tile.diagonal(start)
+    return rows, diag
+
+
 def kernel_mean(x: torch.Tensor, y: torch.Tensor, sigma: float = CMMD_SIGMA) -> float:
     """Mean of the RBF kernel matrix ``K[i, j] = exp(−‖x_i − y_j‖² / (2σ²))`` over all i, j.
 
@@ -72,17 +108,10 @@ def kernel_mean(x: torch.Tensor, y: torch.Tensor, sigma: float = CMMD_SIGMA) -> 
         sigma: kernel bandwidth.
 
     Returns:
-        The mean (float), summed tile by tile in a fixed order (same inputs, same bits).
+        The mean (float), from :func:`kernel_row_sums` (same inputs, same bits).
     """
-    gamma = 1.0 / (2.0 * sigma * sigma)
-    x_sq = (x * x).sum(1)
-    y_sq = x_sq if y is x else (y * y).sum(1)
-    total = torch.zeros((), dtype=torch.float64, device=x.device)
-    step = _tile_rows(y.shape[0])
-    for start in range(0, x.shape[0], step):
-        stop = min(start + step, x.shape[0])
-        total += _kernel_tile(x[start:stop], x_sq[start:stop], y, y_sq, gamma).sum()
-    return float(total) / (x.shape[0] * y.shape[0])
+    rows, _ = kernel_row_sums(x, y, sigma)
+    return float(rows.sum()) / (x.shape[0] * y.shape[0])
 
 
 def _prepare(generated: object, real: object, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -76,7 +76,7 @@ import torch
 
 from gan_eval.errors import InputError
 from gan_eval.estimates import Estimand, IntervalResult, normal_interval, two_sided_z
-from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA, _kernel_tile, _prepare, _tile_rows, cmmd
+from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA, _prepare, kernel_mean, kernel_row_sums
 from gan_eval.metrics.kid import _kernel, _subset_counts, check_kid_args, kid, kid_subset_indices
 from gan_eval.metrics.prc import _validate
 from gan_eval.metrics.prdc_resample import PRDCResampler
@@ -535,20 +535,14 @@ def cmmd_interval(
     n, m = gen.shape[0], ref.shape[0]
     if n < 3:
         raise InputError(f"cmmd interval needs at least 3 generated samples, got {n}")
-    est = cmmd(generated, real, sigma=sigma, scale=scale)
-    gam = 1.0 / (2.0 * sigma * sigma)
-    g_sq, r_sq = (gen * gen).sum(1), (ref * ref).sum(1)
-    row_gg = torch.empty(n, dtype=torch.float64, device=gen.device)
-    diag = torch.empty(n, dtype=torch.float64, device=gen.device)
-    row_gr = torch.empty(n, dtype=torch.float64, device=gen.device)
-    step = _tile_rows(max(n, m))
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        tile = _kernel_tile(gen[start:stop], g_sq[start:stop], gen, g_sq, gam)
-        row_gg[start:stop] = tile.sum(1)
-        diag[start:stop] = tile.diagonal(start)
-        row_gr[start:stop] = _kernel_tile(gen[start:stop], g_sq[start:stop], ref, r_sq,
-                                          gam).sum(1)
+    # one pass over K_gg and K_gr gives the estimate (as cmmd() sums it: same bits) and every
+    # leave-one-out value
+    row_gg, diag = kernel_row_sums(gen, gen, sigma)
+    assert diag is not None  # a set with itself
+    row_gr, _ = kernel_row_sums(gen, ref, sigma)
+    k_gg = float(row_gg.sum()) / (n * n)
+    k_gr = float(row_gr.sum()) / (n * m)
+    est = max(0.0, scale * (k_gg + kernel_mean(ref, ref, sigma) - 2.0 * k_gr))
     loo_gg = (row_gg.sum() - 2.0 * row_gg + diag) / ((n - 1) ** 2)
     loo_gr = (row_gr.sum() - row_gr) / ((n - 1) * m)
     loo = (scale * (loo_gg - 2.0 * loo_gr)).cpu().numpy()  # minus the constant scale·mean K_rr
