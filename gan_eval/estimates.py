@@ -40,6 +40,7 @@ __all__ = [
     "GateTest",
     "IntervalResult",
     "compare_to_baseline",
+    "estimand_label",
     "normal_interval",
     "two_sided_z",
 ]
@@ -49,6 +50,15 @@ ESTIMANDS: dict[str, str] = {
     "mean_at_n": "expected value over generated sets of this n (reference set fixed as given)",
     "population": "value as n_generated → ∞ (reference set fixed as given)",
 }
+
+def estimand_label(estimand: object, n: object) -> str:
+    """What an interval is of (or what a gate compared), for a reader: ``"at n=1000"`` (the
+    metric's mean over generated sets of that size: compare only at equal n), ``"population"``
+    (the value as n → ∞), or ``""`` for anything else (no calibrated interval)."""
+    if estimand == "mean_at_n":
+        return f"at n={n}"
+    return "population" if estimand == "population" else ""
+
 
 @dataclass(frozen=True)
 class IntervalResult:

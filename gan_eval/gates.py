@@ -51,7 +51,7 @@ from typing import Any
 
 from gan_eval.catalogue import METRICS, metric_spec
 from gan_eval.errors import InputError
-from gan_eval.estimates import IntervalResult, compare_to_baseline
+from gan_eval.estimates import IntervalResult, compare_to_baseline, estimand_label
 from gan_eval.results import Metric, Results
 
 _GATE_KEYS = {"metric", "extractor", "min", "max"}
@@ -123,14 +123,6 @@ class Check:
     estimand: str | None = None
     n: int | None = None
     n_baseline: int | None = None
-
-
-def compared(estimand: str | None, n: Any) -> str:
-    """What a baseline check compared, for a reader: ``"at n=1000"`` (the expected value at that
-    number of generated samples) or ``"population"`` (the value as n → ∞)."""
-    if estimand == "mean_at_n":
-        return f"at n={n}"
-    return "population" if estimand == "population" else "–"
 
 
 def _number(value: Any, where: str) -> float:
@@ -304,7 +296,7 @@ def _baseline_check(config: GateConfig, gate: Gate, metric: Metric, base: Metric
                             low=base_iv.low + sign * margin, high=base_iv.high + sign * margin)
         test = compare_to_baseline(now_iv, tolerated, higher_is_better=hib, alpha=config.alpha)
         worse, p_value, z = test.worse, test.p_value, _finite(test.z)
-    what = f"{metric.name} ({compared(now_iv.estimand, now_iv.n)})"
+    what = f"{metric.name} ({estimand_label(now_iv.estimand, now_iv.n)})"
     direction = "worse" if effect > 0 else "better" if effect < 0 else "unchanged"
     spreads = f" ({in_spreads:+.3g} baseline spreads)" if math.isfinite(in_spreads) else ""
     by = f" by {_fmt(abs(effect))}{spreads}" if effect != 0 else ""

@@ -19,6 +19,7 @@ from typing import Any
 
 from gan_eval.catalogue import METRICS, metric_spec
 from gan_eval.errors import InputError
+from gan_eval.estimates import estimand_label
 from gan_eval.fileio import atomic_write_text
 
 SCHEMA = "gan-eval/results/v1"
@@ -65,15 +66,13 @@ class Metric:
 
 
     def interval_of(self) -> str:
-        """What ``ci95`` is an interval of, for a reader: ``"E at n=1000"`` (the metric's mean
-        over generated sets of this size: compare only at equal n), ``"n → ∞"`` (the population
-        value), or ``""`` when the results say nothing (no calibrated interval)."""
+        """What ``ci95`` is an interval of, for a reader (:func:`gan_eval.estimates
+        .estimand_label`: ``"at n=1000"`` or ``"population"``), ``""`` without a calibrated
+        interval."""
         interval = self.details.get("interval")
         if not isinstance(interval, dict):
             return ""
-        if interval.get("estimand") == "mean_at_n":
-            return f"E at n={interval.get('n', self.n_generated)}"
-        return "n → ∞" if interval.get("estimand") == "population" else ""
+        return estimand_label(interval.get("estimand"), interval.get("n", self.n_generated))
 
 
 @dataclass

@@ -89,6 +89,9 @@ def test_dlib_face_metrics_equal_torch_fidelity(tmp_path: Path, faces: torch.Ten
                          "precision": "population", "recall": "mean_at_n",
                          "density": "population", "coverage": "mean_at_n",
                          "copy_rate": "population"}
+    # the reader's label of the tables ("interval of") and of the gates ("compared")
+    assert results.metric("fid").interval_of() == "at n=60"
+    assert results.metric("kid").interval_of() == "population"
     for metric in results.metrics:
         if metric.name in estimands:
             interval = metric.details["interval"]

@@ -14,7 +14,7 @@ from typing import Any
 import jinja2
 
 from gan_eval.catalogue import headlines
-from gan_eval.gates import compared
+from gan_eval.estimates import estimand_label
 from gan_eval.report.tables import recognition_table
 from gan_eval.results import Metric, Results
 
@@ -261,7 +261,7 @@ def _gate_row(c: dict[str, Any]) -> dict[str, Any]:
     return {"gate": c.get("gate"), "kind": c.get("kind"), "passed": bool(c.get("passed")),
             "message": c.get("message"), "value": fmt(c.get("value")),
             "baseline": fmt(c.get("baseline")),
-            "compared": compared(c.get("estimand"), c.get("n")), "effect": effect,
+            "compared": estimand_label(c.get("estimand"), c.get("n")) or "–", "effect": effect,
             "p_value": p_value}
 
 

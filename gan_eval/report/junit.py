@@ -6,8 +6,9 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from gan_eval.estimates import estimand_label
 from gan_eval.fileio import atomic_write_bytes
-from gan_eval.gates import Check, compared
+from gan_eval.gates import Check
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 """Characters XML 1.0 cannot hold, even escaped (control characters, lone surrogates)."""
@@ -25,7 +26,7 @@ def _baseline_properties(check: Check) -> list[tuple[str, str]]:
               ("z", check.z), ("p_value", check.p_value), ("alpha", check.alpha)]
     pairs = [(k, repr(float(v))) for k, v in fields if v is not None]
     pairs.append(("estimand", xml_text(str(check.estimand))))
-    pairs.append(("compared", compared(check.estimand, check.n)))
+    pairs.append(("compared", estimand_label(check.estimand, check.n) or "–"))
     return pairs
 
 
