@@ -139,7 +139,10 @@ def test_training_set_as_generated_leaks_everything(self_results: Results) -> No
 
 def test_real_faces_are_faces_at_the_calibrated_threshold(self_results: Results) -> None:
     rec = self_results.recognition
-    assert self_results.metric("faceness").value >= 0.85
+    faceness = self_results.metric("faceness")
+    assert faceness.value >= 0.85
+    assert faceness.details["interval"]["estimand"] == "population"  # a Wilson rate
+    assert faceness.ci95 == pytest.approx(tuple(faceness.details["interval"]["ci"]))
     assert rec["faceness"]["generated"]["upsample_factors"] == [4]  # 25 px → ×4
     # ~100 different people: the calibrated threshold tells them apart.
     assert rec["diversity"]["reference"]["at"]["calibrated"]["identities"] >= 90

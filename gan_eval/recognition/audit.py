@@ -226,11 +226,12 @@ def _faceness(gen: _Embedded, ref: _Embedded, config: RecognitionConfig
             "without_face": rows[~found.found][:20].tolist(),
         }
     g, r = results["generated"], results["reference"]
+    rate = rate_interval(int(g.found.sum()), g.n)
     metric = Metric.of(
         "faceness", detector.name, g.rate,
-        ci95=wilson_interval(int(g.found.sum()), g.n), n_generated=g.n, n_reference=r.n,
+        ci95=rate.interval, n_generated=g.n, n_reference=r.n,
         details={"reference_rate": r.rate, "upsample_factors": g.factors,
-                 "detection": detection_note()},
+                 "detection": detection_note(), "interval": rate.to_json()},
     )
     return section, metric
 
