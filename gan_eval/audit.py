@@ -39,7 +39,7 @@ from gan_eval.gates import GateConfig, check_baseline, evaluate_gates, load_conf
 from gan_eval.generators import GeneratorOptions, open_generator
 from gan_eval.generators.spec import SpecKind, classify
 from gan_eval.metrics.intervals import DEFAULT_SPLITS
-from gan_eval.recognition import RecognitionConfig, recognition
+from gan_eval.recognition import RecognitionConfig, open_heldout, recognition
 from gan_eval.report.render import SAMPLE_GRID, render_report
 from gan_eval.results import Results, provenance
 from gan_eval.robustness import AttackConfig, attack
@@ -241,6 +241,8 @@ def run_audit(config: AuditConfig) -> Path:
     baseline = Results.load(config.baseline) if config.baseline is not None else None
     if baseline is not None:  # an unusable baseline fails before any work, too
         check_baseline(gates, baseline, baseline_source=str(config.baseline))
+    if config.heldout is not None:  # so does a --heldout that cannot be opened
+        open_heldout(config.heldout)
     run: Path | None = None
     train_info: dict[str, Any] = {}
     native = True

@@ -207,6 +207,7 @@ def test_page_shows_utility_protocols_and_their_skips() -> None:
         (["--gates", "bad.toml"], "bad.toml"),
         (["--n", "1"], "--n"),
         (["--checkpoint", "not-a-checkpoint"], "not-a-checkpoint"),
+        (["--heldout", "no/such/faces.npz", "--steps", "1"], "--heldout: no/such/faces.npz"),
     ],
 )
 def test_bad_input_exits_2_naming_it(
@@ -219,6 +220,7 @@ def test_bad_input_exits_2_naming_it(
     assert message in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out" / "index.html").exists()
+    assert not (tmp_path / "out" / "run").exists()  # refused before any training
 
 
 # --- headless Chromium ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from gan_eval.callable_module import make_callable
 
 _LAZY = {
     "RecognitionConfig": "audit", "analyse_embeddings": "audit", "recognition": "audit",
-    "recognition_metrics": "audit",
+    "recognition_metrics": "audit", "open_heldout": "audit",
     "birthday_support": "diversity", "diversity": "diversity",
     "first_duplicate_sizes": "diversity", "identity_clusters": "diversity",
     "HeldOut": "identity", "identity_metrics": "identity", "identity_section": "identity",
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from gan_eval.recognition.audit import (
         RecognitionConfig,
         analyse_embeddings,
+        open_heldout,
         recognition,
         recognition_metrics,
     )
@@ -97,6 +98,7 @@ __all__ = [
     "leaked_pairs",
     "load_detector",
     "nearest_reference",
+    "open_heldout",
     "recognition",
     "recognition_metrics",
     "roc_summary",

@@ -578,9 +578,11 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
     return metrics
 
 
-def _open_heldout(data: str | ImageSource, reference: ImageSource, seed: int,
-                  device: torch.device) -> ImageSource:
-    """Open ``--heldout``; :class:`InputError` naming the option when it cannot be used."""
+def open_heldout(data: str | ImageSource, *, seed: int = 0,
+                 device: str | torch.device | None = None) -> ImageSource:
+    """Open ``--heldout`` (real faces, not a generator, at least one image); :class:`InputError`
+    naming the option when it cannot be used. Cheap (no decoding): ``gan-eval report`` calls it
+    before any work."""
     if isinstance(data, str) and is_generator(data):
         raise InputError(
             f"--heldout {data}: expected real faces of people not in the training set (an image "
@@ -592,6 +594,13 @@ def _open_heldout(data: str | ImageSource, reference: ImageSource, seed: int,
         raise InputError(f"--heldout: {exc}") from exc
     if len(source) == 0:
         raise InputError(f"--heldout {source.data}: the held-out set holds no images")
+    return source
+
+
+def _open_heldout(data: str | ImageSource, reference: ImageSource, seed: int,
+                  device: torch.device) -> ImageSource:
+    """:func:`open_heldout`, refusing the reference's own images."""
+    source = open_heldout(data, seed=seed, device=device)
     if source.content_hash() == reference.content_hash():
         raise InputError(
             f"--heldout {source.data}: the same images as --reference {reference.data}; held-out "
