@@ -43,7 +43,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gan_eval.evaluate import EvaluateConfig, evaluate  # noqa: E402
+from gan_eval.evaluation import EvaluateConfig, evaluate  # noqa: E402
 from gan_eval.features import build_extractor  # noqa: E402
 from gan_eval.gan.models import Generator, ModelSpec  # noqa: E402
 from gan_eval.generators.export import export_torchscript  # noqa: E402

@@ -50,9 +50,9 @@ from torch_fidelity.metric_prc import prc_features_to_metric
 from gan_eval.metrics.bf16_tiles import Bf16SelfProducts, use_bf16
 from gan_eval.metrics.bootstrap import resample_indices
 from gan_eval.metrics.frechet import FeatureStats, SmallSampleFIDWarning, frechet_distance
-from gan_eval.metrics.kid import kid
 from gan_eval.metrics.kid_resample import kid_resample_means
 from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET, nearest, nearest_peak_bytes
+from gan_eval.metrics.polynomial_mmd import kid
 from gan_eval.metrics.prc import prdc, precision_recall
 from gan_eval.metrics.prdc_resample import PRDCResampler
 

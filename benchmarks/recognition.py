@@ -1,7 +1,7 @@
 """Identity-leakage search at scale: time and memory against the matrix-multiply floor.
 
 The leakage search finds, for each of N1 generated embeddings, the nearest of N2 reference
-embeddings (``gan_eval.recognition.nearest_reference``: blocked, exact, constant memory). Its
+embeddings (``gan_eval.identity.nearest_reference``: blocked, exact, constant memory). Its
 floor on this machine is the matmul alone: ``2·N1·N2·d`` FLOP at the measured float32 ``torch.mm``
 rate (n×n×n, median of repeats, measured before and after the search because a shared machine's
 rate drifts), and at the search's own thin product shape (strip × d × tile). Prints a table
@@ -26,8 +26,8 @@ import time
 import torch
 from _rates import sgemm_gflops
 
+from gan_eval.identity import leakage_at, nearest_reference
 from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET, nearest_peak_bytes
-from gan_eval.recognition import leakage_at, nearest_reference
 
 GiB = 2**30
 

@@ -3,7 +3,7 @@
 The baseline is the loop of pytorch/examples ``dcgan/main.py``: nz = 100, ngf = ndf = 64, 64 px,
 3 channels, BCELoss on a sigmoid D, Adam (2e-4, β = (0.5, 0.999)), fp32, NCHW; two D backward
 passes (real, fake) and a G backward that also computes D's weight gradients. The candidate is
-:class:`gan_eval.gan.train.GanStep` on the same shapes (non-saturating loss, which is the same
+:class:`gan_eval.gan.training.GanStep` on the same shapes (non-saturating loss, which is the same
 objective written with softplus on logits; plus the EMA update the baseline does not do).
 
 Method (benchmarks/README conventions in PERF.md): one process, the same fixed real batch, a
@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gan_eval.gan.losses import get_loss
 from gan_eval.gan.models import Discriminator, Generator, ModelSpec
-from gan_eval.gan.train import GanStep
+from gan_eval.gan.training import GanStep
 
 NZ, NGF, NDF, NC, RES = 100, 64, 64, 3, 64
 

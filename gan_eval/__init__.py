@@ -8,8 +8,7 @@ feature extractors in torch-fidelity.
 
 Layers (imports point down only; ``tests/test_layers.py`` checks it):
 
-1. ground floor — :mod:`~gan_eval.version`, :mod:`~gan_eval.errors`,
-   :mod:`~gan_eval.callable_module`, :mod:`~gan_eval.fileio`,
+1. ground floor — :mod:`~gan_eval.version`, :mod:`~gan_eval.errors`, :mod:`~gan_eval.fileio`,
    :mod:`~gan_eval.seeding`, :mod:`~gan_eval.faces` (the match threshold and its comparison),
    :mod:`~gan_eval.catalogue` (every metric), :mod:`~gan_eval.estimates` (an estimate's
    interval and what it is of; the gate's two-sample test; torch-free),
@@ -22,7 +21,7 @@ Layers (imports point down only; ``tests/test_layers.py`` checks it):
    (models, training, checkpoints);
 4. :mod:`~gan_eval.generators` — generators as image sources;
 5. :mod:`~gan_eval.sources` — any DATA string (or an opened source) → :class:`ImageSource`;
-6. the analyses :mod:`~gan_eval.evaluate`, :mod:`~gan_eval.recognition`,
+6. the analyses :mod:`~gan_eval.evaluation`, :mod:`~gan_eval.identity`,
    :mod:`~gan_eval.robustness` — sources in, :class:`Results` out; none imports another;
 7. :mod:`~gan_eval.report` — rendering: HTML, plots, face tiles, terminal tables, JUnit;
 8. :mod:`~gan_eval.audit` — the whole audit (train or reuse, the three analyses, gates, report);
@@ -43,10 +42,10 @@ _LAZY = {
     "InputError": "gan_eval.errors",
     "MissingAssetError": "gan_eval.errors",
     "embed_faces": "gan_eval.features",
-    "evaluate": "gan_eval.evaluate",
-    "EvaluateConfig": "gan_eval.evaluate",
-    "recognition": "gan_eval.recognition",
-    "RecognitionConfig": "gan_eval.recognition",
+    "evaluate": "gan_eval.evaluation",
+    "EvaluateConfig": "gan_eval.evaluation",
+    "recognition": "gan_eval.identity",
+    "RecognitionConfig": "gan_eval.identity",
     "attack": "gan_eval.robustness",
     "AttackConfig": "gan_eval.robustness",
     "run_audit": "gan_eval.audit",
@@ -61,11 +60,11 @@ if TYPE_CHECKING:
     from gan_eval.audit import AuditConfig, run_audit
     from gan_eval.data import ImageSource
     from gan_eval.errors import GanEvalError, InputError, MissingAssetError
-    from gan_eval.evaluate import EvaluateConfig, evaluate
+    from gan_eval.evaluation import EvaluateConfig, evaluate
     from gan_eval.features import embed_faces
-    from gan_eval.gan.train import TrainConfig, train
+    from gan_eval.gan.training import TrainConfig, train
     from gan_eval.generators.sample import sample
-    from gan_eval.recognition import RecognitionConfig, recognition
+    from gan_eval.identity import RecognitionConfig, recognition
     from gan_eval.results import Results
     from gan_eval.robustness import AttackConfig, attack
     from gan_eval.sources import open_source

@@ -31,15 +31,15 @@ from gan_eval.catalogue import EXTRACTORS, Producer, metrics_by
 from gan_eval.data import ImageSource
 from gan_eval.data.builtin import HELDOUT_OF
 from gan_eval.errors import InputError, MissingAssetError
-from gan_eval.evaluate import EvaluateConfig, evaluate
+from gan_eval.evaluation import EvaluateConfig, evaluate
 from gan_eval.features.inception_weights import resolve_inception_weights
 from gan_eval.gan.checkpoint import is_checkpoint, load_checkpoint
-from gan_eval.gan.train import CHECKPOINT_DIR, TrainConfig, config_for_resume, train
+from gan_eval.gan.training import CHECKPOINT_DIR, TrainConfig, config_for_resume, train
 from gan_eval.gates import GateConfig, check_baseline, evaluate_gates, load_config
 from gan_eval.generators import GeneratorOptions, open_generator
 from gan_eval.generators.spec import SpecKind, classify
+from gan_eval.identity import RecognitionConfig, open_heldout, recognition
 from gan_eval.metrics.intervals import DEFAULT_SPLITS
-from gan_eval.recognition import RecognitionConfig, open_heldout, recognition
 from gan_eval.report.render import SAMPLE_GRID, render_report
 from gan_eval.results import Results, provenance
 from gan_eval.robustness import AttackConfig, attack

@@ -281,7 +281,7 @@ def recognition_cmd(
     _writable("--json", json_path)
     from gan_eval.devices import resolve_device
     from gan_eval.features.framing import Framing
-    from gan_eval.recognition import RecognitionConfig, recognition
+    from gan_eval.identity import RecognitionConfig, recognition
 
     options = _generator_options(z_dim, truncation, classes, labels, output_range)
     generated_arg = _generator_arg(generated, options, n=n, seed=seed,
@@ -411,7 +411,7 @@ def train_cmd(
     (--batch-size is the global batch).
     """
     _writable("--out", out, folder=True)
-    from gan_eval.gan.train import TrainConfig, config_for_resume, train
+    from gan_eval.gan.training import TrainConfig, config_for_resume, train
 
     options: dict[str, Any] = {
         "data": data, "resolution": resolution, "steps": steps, "batch_size": batch_size,
@@ -612,7 +612,7 @@ def evaluate_cmd(
     """
     _writable("--json", json_path)
     from gan_eval.distributed import is_main_process
-    from gan_eval.evaluate import EvaluateConfig, evaluate
+    from gan_eval.evaluation import EvaluateConfig, evaluate
 
     options = _generator_options(z_dim, truncation, classes, labels, output_range)
     generated_arg = _generator_arg(generated, options, resolution=resolution, n=n, seed=seed,

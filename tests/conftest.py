@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_eval.gan.train import TrainConfig, train
+from gan_eval.gan.training import TrainConfig, train
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from gan_eval.catalogue import metric_spec
 from gan_eval.cli import app
-from gan_eval.evaluate import EvaluateConfig, evaluate
+from gan_eval.evaluation import EvaluateConfig, evaluate
 from gan_eval.sources import open_source
 
 runner = CliRunner()
@@ -267,7 +267,7 @@ def test_copy_rate_reports_its_chance_level_and_says_when_the_threshold_is_uninf
 
 
 def test_copy_rate_chance_is_zero_for_well_separated_references() -> None:
-    from gan_eval.evaluate import _chance_copy_rate
+    from gan_eval.evaluation import _chance_copy_rate
 
     spread = torch.eye(50, dtype=torch.float64)  # every pair √2 apart
     chance = _chance_copy_rate(spread, EvaluateConfig())

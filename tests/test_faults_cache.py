@@ -193,10 +193,10 @@ def test_unwritable_cache_folder_is_an_input_error(tmp_path: Path) -> None:
     assert str(root) in result.stdout
 
 
-# -- end to end: a damaged entry through gan_eval.evaluate ------------------------------------
+# -- end to end: a damaged entry through gan_eval.evaluation ------------------------------------
 
 def test_damaged_entry_in_evaluate_is_recomputed_and_fid_unchanged(tmp_path: Path) -> None:
-    from gan_eval.evaluate import EvaluateConfig, evaluate
+    from gan_eval.evaluation import EvaluateConfig, evaluate
     from gan_eval.sources import open_source
 
     faces = open_source("builtin:lfw-subset").load()

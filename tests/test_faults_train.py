@@ -32,7 +32,7 @@ from gan_eval.gan.checkpoint import (
     write_checkpoint,
 )
 from gan_eval.gan.models import ModelSpec
-from gan_eval.gan.train import TrainConfig, config_for_resume, train
+from gan_eval.gan.training import TrainConfig, config_for_resume, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
@@ -335,7 +335,7 @@ def test_second_signal_abandons_a_checkpoint_write_cleanly(tmp_path: Path,
     """Signals delivered *inside* a checkpoint write: the first asks to stop, the second
     abandons the write; the previous checkpoint stays committed and no temp file is left."""
     import gan_eval.gan.checkpoint as ckpt
-    from gan_eval.gan.train import TrainingInterrupted
+    from gan_eval.gan.training import TrainingInterrupted
 
     out = tmp_path / "run"
     base = dict(data="builtin:lfw-subset", out=out, batch_size=16, width=8, nz=16, quiet=True,

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gan_eval.cli import app
-from gan_eval.gan.train import TrainConfig
+from gan_eval.gan.training import TrainConfig
 
 runner = CliRunner()
 TINY = ["--width", "8", "--batch-size", "16", "--quiet", "--device", "cpu"]

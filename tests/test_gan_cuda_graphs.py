@@ -12,7 +12,7 @@ import torch
 from gan_eval.gan.cuda_graph import WARMUP_STEPS, GraphedStep
 from gan_eval.gan.losses import get_loss
 from gan_eval.gan.models import Discriminator, Generator, ModelSpec
-from gan_eval.gan.train import GanStep
+from gan_eval.gan.training import GanStep
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -15,7 +15,7 @@ from gan_eval.errors import InputError
 from gan_eval.gan import losses
 from gan_eval.gan.checkpoint import load_checkpoint
 from gan_eval.gan.losses import GanLoss, LossName
-from gan_eval.gan.train import (
+from gan_eval.gan.training import (
     TrainConfig,
     TrainingDivergedError,
     cpu_threads,

@@ -338,7 +338,7 @@ def test_gate_baseline_on_real_evaluate_runs(tmp_path: Path) -> None:
     import numpy as np
     import torch
 
-    from gan_eval.evaluate import EvaluateConfig, evaluate
+    from gan_eval.evaluation import EvaluateConfig, evaluate
     from gan_eval.sources import open_source
 
     faces = open_source("builtin:lfw-subset").load()

@@ -17,9 +17,9 @@ from generator_fixture import Exported, export_all
 from typer.testing import CliRunner
 
 from gan_eval.cli import app
-from gan_eval.evaluate import EvaluateConfig, evaluate
+from gan_eval.evaluation import EvaluateConfig, evaluate
 from gan_eval.generators import GeneratorOptions
-from gan_eval.recognition import RecognitionConfig, recognition
+from gan_eval.identity import RecognitionConfig, recognition
 from gan_eval.results import Results
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

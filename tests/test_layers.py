@@ -11,7 +11,7 @@ import gan_eval
 ROOT = Path(gan_eval.__file__).parent
 
 FLOORS: list[set[str]] = [
-    {"version", "errors", "callable_module"},
+    {"version", "errors"},
     {"seeding", "faces", "catalogue", "fileio", "devices", "estimates"},
     {"metrics", "results", "distributed", "weights"},
     {"gates"},
@@ -19,7 +19,7 @@ FLOORS: list[set[str]] = [
     {"features", "gan"},
     {"generators"},
     {"sources"},
-    {"evaluate", "recognition", "robustness"},
+    {"evaluation", "identity", "robustness"},
     {"report"},
     {"audit"},
     {"cli"},

@@ -39,7 +39,7 @@ import pytest
 import torch
 from gaussian_features import gaussian_model
 
-from gan_eval.metrics.fid_infinity import fid_analysis
+from gan_eval.metrics.extrapolation import fid_analysis
 from gan_eval.metrics.frechet import FeatureStats, frechet_distance
 from gan_eval.metrics.intervals import cmmd_interval, kid_interval, prdc_intervals, rate_interval
 from gan_eval.metrics.neighbors import cross_search_squared

@@ -13,7 +13,7 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 
 from gan_eval.errors import InputError
 from gan_eval.metrics.isc import inception_score
-from gan_eval.metrics.kid import kid, kid_subset_indices
+from gan_eval.metrics.polynomial_mmd import kid, kid_subset_indices
 
 
 def _pair(n1: int, n2: int, d: int, seed: int, dtype: torch.dtype = torch.float64):

@@ -12,8 +12,8 @@ import torch
 
 from gan_eval.errors import InputError
 from gan_eval.metrics.bootstrap import FIDResampler, bootstrap_ci, fid_bootstrap_ci
+from gan_eval.metrics.copies import memorization
 from gan_eval.metrics.frechet import FeatureStats, SmallSampleFIDWarning, frechet_distance
-from gan_eval.metrics.memorization import memorization
 
 
 def _emb(n: int, d: int, seed: int, scale: float = 0.3) -> torch.Tensor:

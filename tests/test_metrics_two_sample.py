@@ -16,7 +16,7 @@ from gaussian_features import gaussian_model
 
 from gan_eval.errors import InputError
 from gan_eval.estimates import compare_to_baseline, normal_interval
-from gan_eval.metrics.fid_infinity import fid_analysis
+from gan_eval.metrics.extrapolation import fid_analysis
 from gan_eval.metrics.frechet import FeatureStats
 
 

@@ -22,8 +22,7 @@ from sklearn.model_selection import StratifiedKFold
 from gan_eval.data import ArraySource
 from gan_eval.errors import InputError, MissingAssetError
 from gan_eval.features.framing import Framing, frame_crops
-from gan_eval.metrics.summaries import median_rank_interval, wilson_interval
-from gan_eval.recognition import (
+from gan_eval.identity import (
     PairScores,
     RecognitionConfig,
     birthday_support,
@@ -39,12 +38,13 @@ from gan_eval.recognition import (
     recognition,
     roc_summary,
 )
-from gan_eval.recognition.verification import (
+from gan_eval.identity.verification_roc import (
     best_threshold,
     different_pairs,
     genuine_pairs,
     verification,
 )
+from gan_eval.metrics.summaries import median_rank_interval, wilson_interval
 from gan_eval.seeding import derive_seed
 
 
@@ -274,7 +274,7 @@ def test_pair_scores_type() -> None:
 
 
 def test_condensed_indices_match_triu() -> None:
-    from gan_eval.recognition.diversity import _condensed_to_pairs
+    from gan_eval.identity.distinct_identities import _condensed_to_pairs
 
     n = 5000
     i, j = np.triu_indices(n, 1)
@@ -351,7 +351,7 @@ def test_framing_is_described() -> None:
 def test_faceness_is_skipped_with_a_reason_when_no_detector_loads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from gan_eval.recognition import faceness
+    from gan_eval.identity import faceness
 
     def missing() -> faceness.FaceDetector:
         raise ImportError("No module named 'dlib'")

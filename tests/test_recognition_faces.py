@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from gan_eval.cli import app
 from gan_eval.features.dlib_face import embed_faces
 from gan_eval.features.framing import frame_crops
-from gan_eval.recognition import (
+from gan_eval.identity import (
     RecognitionConfig,
     analyse_embeddings,
     recognition,
@@ -323,7 +323,7 @@ def test_align_finds_aligns_and_drops(tmp_path: Path) -> None:
 
 
 def test_skimage_lbp_fallback_detects_lfw_faces_not_patches() -> None:
-    from gan_eval.recognition.faceness import SkimageLbpDetector, detect_faces
+    from gan_eval.identity.faceness import SkimageLbpDetector, detect_faces
 
     faces = open_source("builtin:lfw-subset").load()[:30]
     patches = open_source("builtin:lfw-nonfaces").load()[:30]

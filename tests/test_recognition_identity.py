@@ -35,8 +35,8 @@ from gan_eval.data.source import ArraySource
 from gan_eval.features.cache import FeatureCache
 from gan_eval.features.extraction import extract
 from gan_eval.features.registry import DlibFaceExtractor
+from gan_eval.identity import RecognitionConfig, recognition
 from gan_eval.metrics.identity import membership_test
-from gan_eval.recognition import RecognitionConfig, recognition
 from gan_eval.report.html import Pictures, fmt, render_html
 from gan_eval.results import Results
 from gan_eval.sources import open_source

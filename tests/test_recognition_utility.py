@@ -19,8 +19,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from gan_eval.errors import InputError
-from gan_eval.recognition import RecognitionConfig, recognition
-from gan_eval.recognition.utility import (
+from gan_eval.identity import RecognitionConfig, recognition
+from gan_eval.identity.utility import (
     CLASSIFIER_C,
     CLASSIFIER_MAX_ITER,
     generated_training_data,

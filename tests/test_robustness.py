@@ -170,7 +170,7 @@ def test_minimization_attacks_report_foolboxs_result() -> None:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from gan_eval.gan.train import TrainConfig, train
+    from gan_eval.gan.training import TrainConfig, train
 
     out = tmp_path_factory.mktemp("gan") / "run"
     train(TrainConfig(data="builtin:lfw-subset", out=out, steps=2, batch_size=16, width=8, nz=16,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from gan_eval.features.extraction import Features
-from gan_eval.metrics.memorization import NearestReference, nearest_reference
+from gan_eval.metrics.copies import NearestReference, nearest_reference
 
 _KEEP = 8
 _DONE: OrderedDict[tuple[str, str], NearestReference] = OrderedDict()

@@ -16,8 +16,8 @@ _LAZY = {
     "Checkpoint": "checkpoint", "is_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
     "LOSSES": "losses", "GanLoss": "losses", "get_loss": "losses", "LossName": "loss_names",
     "RESOLUTIONS": "models", "Discriminator": "models", "Generator": "models",
-    "ModelSpec": "models", "GanStep": "train", "TrainConfig": "train",
-    "TrainingDivergedError": "train", "train": "train",
+    "ModelSpec": "models", "GanStep": "training", "TrainConfig": "training",
+    "TrainingDivergedError": "training", "train": "training",
 }
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from gan_eval.gan.loss_names import LossName
     from gan_eval.gan.losses import LOSSES, GanLoss, get_loss
     from gan_eval.gan.models import RESOLUTIONS, Discriminator, Generator, ModelSpec
-    from gan_eval.gan.train import GanStep, TrainConfig, TrainingDivergedError, train
+    from gan_eval.gan.training import GanStep, TrainConfig, TrainingDivergedError, train
 
 
 def __getattr__(name: str) -> Any:

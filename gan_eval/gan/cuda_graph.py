@@ -12,7 +12,7 @@ What replay needs, and how :class:`GraphedStep` provides it:
   from static tensors (and copied out, since the next replay overwrites them);
 - no host synchronisation and no host-side values that change between steps inside the step:
   Adam is built with ``capturable=True`` (its step counters live on the device) and the EMA
-  weight is a device tensor filled before each replay (:func:`gan_eval.gan.train.update_ema`);
+  weight is a device tensor filled before each replay (:func:`gan_eval.gan.training.update_ema`);
 - lazy state created before capture: the first :data:`WARMUP_STEPS` calls run eagerly on a
   side stream (these are real training steps, not discarded ones: they create Adam's moments
   and let cuDNN pick its algorithms), the next call captures and then replays.
@@ -21,7 +21,8 @@ A capture that fails (an operation that cannot be captured) has run nothing: tha
 later ones run eagerly, with one warning.
 
 A captured graph does exactly the kernels of the eager step, so training is the same algorithm;
-:class:`gan_eval.gan.train.GanStep` keeps one graph per step kind (with and without the G update).
+:class:`gan_eval.gan.training.GanStep` keeps one graph per step kind (with and without the G
+update).
 Not used under DistributedDataParallel (its gradient buckets are filled by hooks that a capture
 would freeze) nor on CPU.
 """

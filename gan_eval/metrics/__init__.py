@@ -4,7 +4,7 @@ Conventions follow torch-fidelity where it defines the number (FID, KID, IS, pre
 tested equal on the same features; statistics accumulate in float64. Modules:
 
 * :mod:`~gan_eval.metrics.frechet` — :class:`FeatureStats`, :func:`frechet_distance` (FID).
-* :mod:`~gan_eval.metrics.kid` — :func:`kid`.
+* :mod:`~gan_eval.metrics.polynomial_mmd` — :func:`kid`.
 * :mod:`~gan_eval.metrics.kid_resample` — :func:`kid_resample_means` (``kid`` of many resamples
   of the generated set from one pass, for bootstrap intervals).
 * :mod:`~gan_eval.metrics.isc` — :func:`inception_score`.
@@ -15,20 +15,21 @@ tested equal on the same features; statistics accumulate in float64. Modules:
   error bound.
 * :mod:`~gan_eval.metrics.neighbors` — exact blocked k-NN (:func:`nearest`,
   :func:`kth_neighbor_distance`) shared with memorization and recognition.
-* :mod:`~gan_eval.metrics.memorization` — :func:`memorization`.
+* :mod:`~gan_eval.metrics.copies` — :func:`memorization`.
 * :mod:`~gan_eval.metrics.bootstrap` — :func:`bootstrap_ci`, :func:`fid_bootstrap_ci`.
 * :mod:`~gan_eval.metrics.intervals` — calibrated intervals (each an
   :class:`gan_eval.estimates.IntervalResult`: bounds, se and the estimand it is an interval
   of): :func:`prdc_intervals`, :func:`kid_interval`,
   :func:`cmmd_interval`, :func:`rate_interval`, :func:`split_variance`.
-* :mod:`~gan_eval.metrics.fid_infinity` — :func:`fid_analysis` (FID at n and FID∞, each with
+* :mod:`~gan_eval.metrics.extrapolation` — :func:`fid_analysis` (FID at n and FID∞, each with
   its interval), :func:`inception_score_infinity`.
 * :mod:`~gan_eval.metrics.identity` — :func:`vendi_score`, :func:`membership_test`,
   :func:`authenticity`.
 """
 
 from gan_eval.metrics.bootstrap import BootstrapCI, FIDResampler, bootstrap_ci, fid_bootstrap_ci
-from gan_eval.metrics.fid_infinity import (
+from gan_eval.metrics.copies import DLIB_MATCH_THRESHOLD, MemorizationResult, memorization
+from gan_eval.metrics.extrapolation import (
     FIDAnalysis,
     bias_dominated,
     fid_analysis,
@@ -60,15 +61,14 @@ from gan_eval.metrics.intervals import (
     split_variance,
 )
 from gan_eval.metrics.isc import ISResult, inception_score
-from gan_eval.metrics.kid import KIDResult, kid
 from gan_eval.metrics.kid_resample import kid_resample_means
-from gan_eval.metrics.memorization import DLIB_MATCH_THRESHOLD, MemorizationResult, memorization
 from gan_eval.metrics.neighbors import (
     Neighbors,
     kth_neighbor_distance,
     nearest,
     self_neighbors,
 )
+from gan_eval.metrics.polynomial_mmd import KIDResult, kid
 from gan_eval.metrics.prc import (
     PRDC,
     DensityCoverage,

@@ -12,7 +12,7 @@
   sample's own nearest training neighbour. Chosen over the C_T test (Meehan et al. 2020)
   because it flags *samples* (which images are copies, for the report), has no tuning
   parameters (C_T needs a k-means partition and a minimum cell size) and reuses the exact
-  nearest-neighbour search of :func:`~gan_eval.metrics.memorization.memorization` (its
+  nearest-neighbour search of :func:`~gan_eval.metrics.copies.memorization` (its
   ``ratio ≤ 1``). Its rate is not 0 for a generator that does not copy (held-out real faces are
   "unauthentic" at some base rate), so it is reported beside the same rate of held-out real
   samples, with a two-proportion test.
@@ -30,8 +30,8 @@ import torch
 
 from gan_eval.errors import InputError
 from gan_eval.estimates import IntervalResult
+from gan_eval.metrics.copies import memorization
 from gan_eval.metrics.intervals import rate_interval
-from gan_eval.metrics.memorization import memorization
 from gan_eval.metrics.neighbors import check_features, check_same_dim, cross_search_squared
 
 __all__ = [

@@ -7,7 +7,7 @@ given), and says what it is an interval *of* (:data:`ESTIMANDS`):
 * ``"mean_at_n"`` — ``E[metric]`` over generated sets of this ``n``. FID, CMMD, recall, coverage
   depend on ``n`` (FID is biased high at small ``n``): such a number is comparable only with
   the same metric at the same ``n``.
-* ``"population"`` — the value as ``n → ∞`` (FID∞ of :mod:`gan_eval.metrics.fid_infinity`;
+* ``"population"`` — the value as ``n → ∞`` (FID∞ of :mod:`gan_eval.metrics.extrapolation`;
   KID, precision, density and rates, whose expectation does not depend on ``n``).
 
 How ``se`` is obtained (chosen by simulation, tests/test_metrics_interval_calibration.py):
@@ -77,7 +77,13 @@ import torch
 from gan_eval.errors import InputError
 from gan_eval.estimates import Estimand, IntervalResult, normal_interval, two_sided_z
 from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA, _prepare, kernel_mean, kernel_row_sums
-from gan_eval.metrics.kid import _kernel, _subset_counts, check_kid_args, kid, kid_subset_indices
+from gan_eval.metrics.polynomial_mmd import (
+    _kernel,
+    _subset_counts,
+    check_kid_args,
+    kid,
+    kid_subset_indices,
+)
 from gan_eval.metrics.prc import _validate
 from gan_eval.metrics.prdc_resample import PRDCResampler
 from gan_eval.metrics.summaries import wilson_interval
@@ -445,7 +451,8 @@ def kid_interval(
     variance_rows: int = 2000,
     variance_seed: int = 0,
 ) -> IntervalResult:
-    """KID (equal to :func:`~gan_eval.metrics.kid.kid`, torch-fidelity's) with the jackknife se.
+    """KID (equal to :func:`~gan_eval.metrics.polynomial_mmd.kid`, torch-fidelity's) with the
+    jackknife se.
 
     Given the real subsets, KID is ``Σ_{i≠j} α_ij g(x_i, x_j) + const`` in the generated rows,
     with ``g(x, x') = k(x, x') − h(x) − h(x')``, ``h(x)`` the kernel mean of ``x`` over the real

@@ -14,7 +14,8 @@ unbiased MMD² terms are
 
 so all T·S subsets cost one product of the generated kernel rows with the T·S columns of
 multiplicities (plus one pass over K_gr and the S real subsets, shared by all resamples).
-The same float64 arithmetic as :func:`~gan_eval.metrics.kid.kid`, summed in another order:
+The same float64 arithmetic as :func:`~gan_eval.metrics.polynomial_mmd.kid`, summed in another
+order:
 values agree to ~1e-12 relative (tests/test_metrics_kid_resample.py). When that is more work
 than the calls themselves (N above ≈ 35,000 at 2,048-d, where subsets are far smaller than the
 sets), the function makes the calls.
@@ -28,14 +29,14 @@ from typing import Literal
 import torch
 
 from gan_eval.errors import InputError
-from gan_eval.metrics.kid import (
+from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET, block_ranges
+from gan_eval.metrics.polynomial_mmd import (
     _kernel,
     _subset_counts,
     check_kid_args,
     kid,
     kid_subset_indices,
 )
-from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET, block_ranges
 
 __all__ = ["kid_resample_means"]
 

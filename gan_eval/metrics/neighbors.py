@@ -1,7 +1,7 @@
 """Exact k-nearest-neighbour search in Euclidean distance, blocked to constant memory.
 
 Shared by precision / recall / density / coverage (:mod:`gan_eval.metrics.prc`), memorization
-(:mod:`gan_eval.metrics.memorization`) and recognition. This module also holds the input checks
+(:mod:`gan_eval.metrics.copies`) and recognition. This module also holds the input checks
 that every metric module uses (:func:`check_features`, :func:`check_same_dim`).
 
 How the search works

@@ -15,15 +15,16 @@ Steps (every number lands in the ``recognition`` section of the returned :class:
    not separate people for these images (tiny or gray inputs compress dlib's embedding space: on
    25×25 LFW crops, 0.6 accepts 17% of pairs of different people) and the calibrated results are
    the ones to read.
-3. **Leakage** at both thresholds (:mod:`~gan_eval.recognition.leakage`), with the closest leaked
+3. **Leakage** at both thresholds (:mod:`~gan_eval.identity.leakage`), with the closest leaked
    pairs for the report's gallery and, for context, the same rate for the reference against
    itself (each real face's nearest *other* real face).
-4. **Diversity** of the generated and of the reference set (:mod:`~gan_eval.recognition.diversity`).
-5. **Faceness** of both sets (:mod:`~gan_eval.recognition.faceness`), or a skip note.
+4. **Diversity** of the generated and of the reference set
+   (:mod:`~gan_eval.identity.distinct_identities`).
+5. **Faceness** of both sets (:mod:`~gan_eval.identity.faceness`), or a skip note.
 6. **Verification and utility** when the reference has identity labels
-   (:mod:`~gan_eval.recognition.verification`, :mod:`~gan_eval.recognition.utility`), else a skip
+   (:mod:`~gan_eval.identity.verification_roc`, :mod:`~gan_eval.identity.utility`), else a skip
    note.
-7. **Identity-level statistics** (:mod:`~gan_eval.recognition.identity`): the Vendi score of both
+7. **Identity-level statistics** (:mod:`~gan_eval.identity.statistics`): the Vendi score of both
    sets (effective number of distinct identities, no threshold), the membership test of training
    identities against held-out identities (``heldout``: real faces of people not in the training
    set; skipped with a reason without them) and authenticity (Alaa et al. 2022), beside held-out
@@ -52,33 +53,38 @@ from gan_eval.features.framing import Framing, detection_note
 from gan_eval.features.nearest import shared_nearest_reference
 from gan_eval.features.registry import DlibFaceExtractor
 from gan_eval.generators import is_generator
-from gan_eval.metrics.intervals import rate_interval
-from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET
-from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
-from gan_eval.metrics.summaries import wilson_interval
-from gan_eval.recognition.diversity import DEFAULT_MAX_IMAGES, DEFAULT_TRIALS, LINKAGE, diversity
-from gan_eval.recognition.faceness import detect_faces, load_detector, skipped
-from gan_eval.recognition.identity import (
-    DEFAULT_PERMUTATIONS,
-    DEFAULT_VENDI_BANDWIDTH,
-    HeldOut,
-    identity_metrics,
-    identity_section,
+from gan_eval.identity.distinct_identities import (
+    DEFAULT_MAX_IMAGES,
+    DEFAULT_TRIALS,
+    LINKAGE,
+    diversity,
 )
-from gan_eval.recognition.leakage import (
+from gan_eval.identity.faceness import detect_faces, load_detector, skipped
+from gan_eval.identity.leakage import (
     NearestReference,
     distance_quantiles,
     leakage_at,
     leaked_pairs,
     nearest_reference,
 )
-from gan_eval.recognition.utility import (
+from gan_eval.identity.statistics import (
+    DEFAULT_PERMUTATIONS,
+    DEFAULT_VENDI_BANDWIDTH,
+    HeldOut,
+    identity_metrics,
+    identity_section,
+)
+from gan_eval.identity.utility import (
     INTERPRETATION,
     distractor_identification,
     generated_impostors,
     generated_training_data,
 )
-from gan_eval.recognition.verification import far_threshold, verification
+from gan_eval.identity.verification_roc import far_threshold, verification
+from gan_eval.metrics.intervals import rate_interval
+from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET
+from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
+from gan_eval.metrics.summaries import wilson_interval
 from gan_eval.results import Metric, Results, provenance
 from gan_eval.seeding import numpy_rng
 from gan_eval.sources import as_source

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from gan_eval import distributed
-from gan_eval.callable_module import make_callable
 from gan_eval.catalogue import EXTRACTORS as EXTRACTOR_SPECS
 from gan_eval.data import ImageSource
 from gan_eval.devices import resolve_device
@@ -297,6 +296,3 @@ def _evaluate(
         metrics=metrics,
     )
 
-
-make_callable(__name__)  # gan_eval.evaluate(...) calls evaluate() even once this module is
-# imported (gan_eval.callable_module)

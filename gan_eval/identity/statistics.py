@@ -40,13 +40,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan_eval.metrics.copies import nearest_reference
 from gan_eval.metrics.identity import (
     authenticity,
     identity_centroids,
     membership_test,
     vendi_score,
 )
-from gan_eval.metrics.memorization import nearest_reference
 from gan_eval.results import Metric
 from gan_eval.seeding import numpy_rng
 

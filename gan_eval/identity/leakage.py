@@ -1,7 +1,7 @@
 """Identity leakage: generated faces that are the same person as a training (reference) face.
 
 For each generated embedding the nearest reference embedding is found with the blocked, exact,
-constant-memory search :func:`gan_eval.metrics.memorization.nearest_reference` (50,000 × 200,000 ×
+constant-memory search :func:`gan_eval.metrics.copies.nearest_reference` (50,000 × 200,000 ×
 128-d runs in well under 1 GB beyond its inputs). A generated face *leaks* when that distance is
 within a match threshold (:func:`gan_eval.faces.is_match`: ``distance ≤ threshold``);
 ``leakage_rate`` is the fraction of generated faces that leak, with a 95% Wilson interval over
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gan_eval.faces import is_match
-from gan_eval.metrics.memorization import NearestReference, nearest_reference
+from gan_eval.metrics.copies import NearestReference, nearest_reference
 from gan_eval.metrics.summaries import wilson_interval
 
 __all__ = ["NearestReference", "distance_quantiles", "leakage_at", "leaked_pairs",
