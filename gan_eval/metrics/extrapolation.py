@@ -32,11 +32,11 @@ import torch
 
 from gan_eval.errors import InputError
 from gan_eval.estimates import IntervalResult, normal_interval
-from gan_eval.metrics.bootstrap import FIDResampler
 from gan_eval.metrics.frechet import FeatureStats
 from gan_eval.metrics.intervals import DEFAULT_SPLITS, SplitVariance, split_variance
 from gan_eval.metrics.isc import inception_score
 from gan_eval.metrics.neighbors import check_features
+from gan_eval.metrics.subset_fid import FIDResampler
 
 __all__ = [
     "FIDAnalysis",
