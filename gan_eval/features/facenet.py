@@ -1,0 +1,304 @@
+"""FaceNet (Inception-ResNet-v1 trained on VGGFace2) in PyTorch: a modern face recognizer beside
+dlib's.
+
+The weights are the official release of facenet-pytorch (``20180402-114759-vggface2.pt``, a
+plain ``state_dict``: David Sandberg's TensorFlow FaceNet model 20180402-114759 converted by Tim
+Esler), read with ``torch.load(weights_only=True)`` — never unpickled — and checked name by name
+and shape by shape against :func:`expected_shapes` before use. No package ships the file:
+``gan-eval weights fetch facenet-vggface2`` fetches it (sha256 recorded), tests use random
+weights written in the same format.
+
+Architecture (Szegedy et al. 2016, "Inception-v4, Inception-ResNet ..."; the parameter names
+are those of the released file):
+
+- stem: 3×3/2 conv (32) → 3×3 (32) → 3×3 pad 1 (64) → max-pool 3/2 → 1×1 (80) → 3×3 (192) →
+  3×3/2 (256); every conv is ``conv (no bias) → batch norm (ε = 0.001) → ReLU``;
+- 5 × block35 (scale 0.17), reduction A (``mixed_6a``: 3×3/2 conv | 1×1 → 3×3 → 3×3/2 |
+  max-pool, 896 ch), 10 × block17 (scale 0.10), reduction B (``mixed_7a``, 1792 ch),
+  5 × block8 (scale 0.20), one block8 without the final ReLU; a residual block adds
+  ``scale · conv1×1(concat(branches))`` (with bias) to its input;
+- global average pool → dropout (identity at inference) → linear 1792 → 512 without bias →
+  batch norm (ε = 0.001) → L2 normalisation: 512-D unit embeddings. The file's classifier
+  (``logits``, 8,631 VGGFace2 identities) is not used.
+
+Input (facenet-pytorch's ``fixed_image_standardization``): RGB face crops resized to 160×160,
+``x = (pixel − 127.5) / 128``. The network was trained on MTCNN crops with a 32-pixel margin at
+160 px (about 20% context around the face box); on gan-eval's aligned crops the whole image is
+taken as the crop. Batch norms are folded into the convolutions at load time (inference only).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan_eval.data.convert import check_image_batch, resize_uint8
+from gan_eval.errors import InputError
+from gan_eval.fileio import sha256_file
+
+__all__ = [
+    "EMBEDDING_DIM",
+    "INPUT_SIZE",
+    "WEIGHTS_FILENAME",
+    "FaceNet",
+    "embed_faces_facenet",
+    "expected_shapes",
+    "load_facenet",
+    "read_facenet_state",
+]
+
+WEIGHTS_FILENAME = "20180402-114759-vggface2.pt"
+"""The official file name (facenet-pytorch's GitHub release v2.2.9)."""
+
+INPUT_SIZE = 160
+"""Side of the square RGB face crop the network takes, pixels."""
+
+EMBEDDING_DIM = 512
+"""Length of an embedding (float32, unit L2 norm)."""
+
+_BN_EPS = 1e-3
+_CLASSIFIER = "logits."
+
+
+class _Conv(nn.Module):
+    """``conv (no bias) → batch norm → ReLU`` with the file's names ``conv`` and ``bn``."""
+
+    def __init__(self, cin: int, cout: int, kernel: int | tuple[int, int], stride: int = 1,
+                 padding: int | tuple[int, int] = 0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=_BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+    def fold(self) -> nn.Conv2d:
+        """One convolution with the batch norm's inference affine folded in (bias added)."""
+        scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+        folded = nn.Conv2d(self.conv.in_channels, self.conv.out_channels,
+                           self.conv.kernel_size, self.conv.stride,  # type: ignore[arg-type]
+                           self.conv.padding, bias=True)  # type: ignore[arg-type]
+        with torch.no_grad():
+            folded.weight.copy_(self.conv.weight * scale[:, None, None, None])
+            folded.bias.copy_(self.bn.bias - self.bn.running_mean * scale)  # type: ignore[union-attr]
+        return folded
+
+
+class _Folded(nn.Module):
+    """A folded :class:`_Conv`: ``relu(conv(x))``."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv(x))
+
+
+def _chain(*convs: _Conv) -> nn.Sequential:
+    return nn.Sequential(*convs)
+
+
+class _Residual(nn.Module):
+    """Inception-ResNet block: ``relu?(x + scale · conv1×1(concat(branches(x))))``."""
+
+    def __init__(self, channels: int, branches: list[nn.Module], width: int, scale: float,
+                 relu: bool = True) -> None:
+        super().__init__()
+        for i, branch in enumerate(branches):
+            self.add_module(f"branch{i}", branch)
+        self.n_branches = len(branches)
+        self.conv2d = nn.Conv2d(width, channels, 1)
+        self.scale = scale
+        self.relu = relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mixed = torch.cat([getattr(self, f"branch{i}")(x) for i in range(self.n_branches)], 1)
+        out = x + self.scale * self.conv2d(mixed)
+        return F.relu(out) if self.relu else out
+
+
+class _Reduction(nn.Module):
+    """Inception reduction: the branches and a 3×3/2 max-pool, concatenated."""
+
+    def __init__(self, branches: list[nn.Module]) -> None:
+        super().__init__()
+        for i, branch in enumerate(branches):
+            self.add_module(f"branch{i}", branch)
+        self.n_branches = len(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = [getattr(self, f"branch{i}")(x) for i in range(self.n_branches)]
+        return torch.cat([*parts, F.max_pool2d(x, 3, 2)], 1)
+
+
+def _block35(scale: float) -> _Residual:
+    return _Residual(256, [
+        _Conv(256, 32, 1),
+        _chain(_Conv(256, 32, 1), _Conv(32, 32, 3, padding=1)),
+        _chain(_Conv(256, 32, 1), _Conv(32, 32, 3, padding=1), _Conv(32, 32, 3, padding=1)),
+    ], 96, scale)
+
+
+def _block17(scale: float) -> _Residual:
+    return _Residual(896, [
+        _Conv(896, 128, 1),
+        _chain(_Conv(896, 128, 1), _Conv(128, 128, (1, 7), padding=(0, 3)),
+               _Conv(128, 128, (7, 1), padding=(3, 0))),
+    ], 256, scale)
+
+
+def _block8(scale: float, relu: bool = True) -> _Residual:
+    return _Residual(1792, [
+        _Conv(1792, 192, 1),
+        _chain(_Conv(1792, 192, 1), _Conv(192, 192, (1, 3), padding=(0, 1)),
+               _Conv(192, 192, (3, 1), padding=(1, 0))),
+    ], 384, scale, relu)
+
+
+class FaceNet(nn.Module):
+    """Inception-ResNet-v1 embedding network: float ``(B, 3, 160, 160)`` standardised pixels →
+    float ``(B, 512)`` unit embeddings. Module names follow the released state dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv2d_1a = _Conv(3, 32, 3, stride=2)
+        self.conv2d_2a = _Conv(32, 32, 3)
+        self.conv2d_2b = _Conv(32, 64, 3, padding=1)
+        self.conv2d_3b = _Conv(64, 80, 1)
+        self.conv2d_4a = _Conv(80, 192, 3)
+        self.conv2d_4b = _Conv(192, 256, 3, stride=2)
+        self.repeat_1 = nn.Sequential(*[_block35(0.17) for _ in range(5)])
+        self.mixed_6a = _Reduction([
+            _Conv(256, 384, 3, stride=2),
+            _chain(_Conv(256, 192, 1), _Conv(192, 192, 3, padding=1),
+                   _Conv(192, 256, 3, stride=2)),
+        ])
+        self.repeat_2 = nn.Sequential(*[_block17(0.10) for _ in range(10)])
+        self.mixed_7a = _Reduction([
+            _chain(_Conv(896, 256, 1), _Conv(256, 384, 3, stride=2)),
+            _chain(_Conv(896, 256, 1), _Conv(256, 256, 3, stride=2)),
+            _chain(_Conv(896, 256, 1), _Conv(256, 256, 3, padding=1),
+                   _Conv(256, 256, 3, stride=2)),
+        ])
+        self.repeat_3 = nn.Sequential(*[_block8(0.20) for _ in range(5)])
+        self.block8 = _block8(1.0, relu=False)
+        self.last_linear = nn.Linear(1792, EMBEDDING_DIM, bias=False)
+        self.last_bn = nn.BatchNorm1d(EMBEDDING_DIM, eps=_BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv2d_2b(self.conv2d_2a(self.conv2d_1a(x)))
+        x = F.max_pool2d(x, 3, 2)
+        x = self.conv2d_4b(self.conv2d_4a(self.conv2d_3b(x)))
+        x = self.repeat_1(x)
+        x = self.mixed_6a(x)
+        x = self.repeat_2(x)
+        x = self.mixed_7a(x)
+        x = self.block8(self.repeat_3(x))
+        x = self.last_bn(self.last_linear(x.mean((2, 3))))
+        return F.normalize(x, p=2.0, dim=1)
+
+    def fold_batch_norms(self) -> FaceNet:
+        """Replace every ``conv → bn → relu`` by one convolution with a bias (inference only;
+        the same function to float32 rounding). Returns ``self``."""
+        for parent in list(self.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, _Conv):
+                    setattr(parent, name, _Folded(child.fold()))
+        return self
+
+
+@functools.cache
+def expected_shapes() -> dict[str, tuple[int, ...]]:
+    """Every tensor the released file must hold for the embedding (its classifier aside):
+    name → shape, from the architecture itself."""
+    return {name: tuple(t.shape) for name, t in FaceNet().state_dict().items()}
+
+
+def read_facenet_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The embedding network's tensors from a FaceNet weights file, checked.
+
+    Reads with ``torch.load(weights_only=True)`` (no code runs); drops the classifier
+    (``logits.*``); every name of :func:`expected_shapes` must be present with its shape and
+    hold finite floats, and no other name may be present.
+
+    Raises:
+        InputError: naming the file and what was expected (not a torch file, a pickle that
+            needs code, missing/unexpected/misshapen tensors, NaN/inf).
+    """
+    path = Path(path)
+    what = (f"{path}: expected the FaceNet weights file {WEIGHTS_FILENAME} (a state dict of "
+            "Inception-ResNet-v1 tensors)")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such file") from exc
+    except Exception as exc:  # zip/pickle errors of any kind: not our format
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{what}; it could not be read as weights only ({first})") from exc
+    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise InputError(f"{what}; it holds a {type(raw).__name__}, not a dict of tensors")
+    state = {k: v for k, v in raw.items() if not str(k).startswith(_CLASSIFIER)}
+    shapes = expected_shapes()
+    missing = sorted(set(shapes) - set(state))
+    unexpected = sorted(set(state) - set(shapes))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} tensor(s) missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise InputError(f"{what}; {' and '.join(parts)}")
+    for name, shape in shapes.items():
+        tensor = state[name]
+        if tuple(tensor.shape) != shape:
+            raise InputError(f"{what}; {name} has shape {tuple(tensor.shape)}, expected {shape}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InputError(f"{what}; {name} holds NaN or inf")
+    return state
+
+
+@functools.cache
+def _load_cached(path: str, device: str) -> FaceNet:
+    net = FaceNet()
+    net.load_state_dict(read_facenet_state(path))
+    return net.eval().fold_batch_norms().to(device=device, memory_format=torch.channels_last)
+
+
+def load_facenet(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> FaceNet:
+    """The FaceNet embedding network from ``path`` on ``device``, in eval mode with batch norms
+    folded (cached per file and device; :class:`InputError` for a bad file)."""
+    return _load_cached(str(Path(path).resolve()), str(torch.device(device)))
+
+
+def facenet_weights_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of the weights file (provenance)."""
+    return sha256_file(Path(path))
+
+
+def embed_faces_facenet(
+    images: torch.Tensor, weights: str | os.PathLike[str], *,
+    device: str | torch.device = "cpu", batch_size: int = 64,
+) -> torch.Tensor:
+    """uint8 ``(B, 3, H, W)`` face crops → float32 ``(B, 512)`` unit FaceNet embeddings.
+
+    Each crop is resized to 160×160 (antialiased bilinear, as every gan-eval resize) and
+    standardised ``(x − 127.5)/128``; the whole image is the crop.
+    """
+    check_image_batch(images, what="images")
+    net = load_facenet(weights, device)
+    dev = torch.device(device)
+    out = []
+    with torch.inference_mode():
+        for start in range(0, images.shape[0], batch_size):
+            chunk = resize_uint8(images[start : start + batch_size], INPUT_SIZE)
+            x = (chunk.to(dev, torch.float32) - 127.5) / 128.0
+            out.append(net(x.contiguous(memory_format=torch.channels_last)).float().cpu())
+    if not out:
+        return torch.empty(0, EMBEDDING_DIM)
+    return torch.cat(out)
