@@ -79,13 +79,16 @@ class _Conv(nn.Module):
 
     def fold(self) -> nn.Conv2d:
         """One convolution with the batch norm's inference affine folded in (bias added)."""
-        scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+        bn = self.bn
+        assert bn.running_var is not None and bn.running_mean is not None
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         folded = nn.Conv2d(self.conv.in_channels, self.conv.out_channels,
                            self.conv.kernel_size, self.conv.stride,  # type: ignore[arg-type]
                            self.conv.padding, bias=True)  # type: ignore[arg-type]
+        assert folded.bias is not None
         with torch.no_grad():
             folded.weight.copy_(self.conv.weight * scale[:, None, None, None])
-            folded.bias.copy_(self.bn.bias - self.bn.running_mean * scale)  # type: ignore[union-attr]
+            folded.bias.copy_(bn.bias - bn.running_mean * scale)
         return folded
 
 
@@ -267,7 +270,8 @@ def read_facenet_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 def _load_cached(path: str, device: str) -> FaceNet:
     net = FaceNet()
     net.load_state_dict(read_facenet_state(path))
-    return net.eval().fold_batch_norms().to(device=device, memory_format=torch.channels_last)
+    net = net.eval().fold_batch_norms().to(torch.device(device))
+    return net.to(memory_format=torch.channels_last)
 
 
 def load_facenet(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> FaceNet:
