@@ -32,10 +32,10 @@ Trust: OpenAI's CLIP URLs embed the file's full sha256; torch-fidelity's Incepti
 carries the first 8 hex digits of its sha256; Meta publishes no hash for the DINOv2 files. A file
 is placed by ``fetch`` only after (a) the bytes received agree with what the server announced
 (``Content-Length``; a ``206`` answer starts exactly where the partial download ends), (b) its
-sha256 matches the published (or ``--sha256`` pinned) hash, and (c) its zip records pass their CRC-32
-checks (:func:`zip_damage`: no damaged or spliced file), and (d) where no full sha256 is
-published, its *content* passed the extractor's check (the right format, loaded safely, with the
-expected parameter names and shapes): the check is a hook (``check=``) that the torch-side
+sha256 matches the published (or ``--sha256`` pinned) hash, (c) its zip records pass their
+CRC-32 checks (:func:`zip_damage`: no damaged or spliced file), and (d) its *content* passed the
+extractor's check (the right format, loaded safely, with the expected parameter names and
+shapes; required where no full sha256 is published, run wherever one is given): the check is a hook (``check=``) that the torch-side
 registry provides (:func:`gan_eval.features.registry.weights_check`), so this module stays
 torch-free. The sha256 of the placed bytes is recorded beside the file (``<file>.sha256``) and
 ``verify`` checks both the record and the content.
@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import os
 import pickle
 import re
@@ -352,15 +353,16 @@ def file_problem(path: str | os.PathLike[str], kind: str | None) -> str | None:
     return f"is not a PyTorch file (it starts with the bytes {head[:8].hex(' ')})"
 
 
-def zip_damage(path: str | os.PathLike[str]) -> str | None:
+def zip_damage(source: str | os.PathLike[str] | bytes) -> str | None:
     """For a zip container (the format of ``torch.save`` files and TorchScript archives): the
     first record whose CRC-32 does not match its bytes, as a clause (a damaged file, or one
     spliced from a stale partial download of another version); None when every record matches
-    or the file is not a zip. Reads the whole file."""
+    or ``source`` (a path, or a file's bytes) is not a zip. Reads all of it."""
+    handle: Any = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        if not zipfile.is_zipfile(path):
+        if not zipfile.is_zipfile(handle):
             return None
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(handle) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         return f"is damaged: its zip records cannot be read ({exc})"

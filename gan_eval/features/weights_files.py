@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import math
 import pickle
+import re
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -38,7 +39,7 @@ from torch import Tensor
 
 from gan_eval.catalogue import WeightsFile
 from gan_eval.errors import InputError
-from gan_eval.weights import file_problem
+from gan_eval.weights import file_problem, zip_damage
 
 __all__ = [
     "bad_file",
@@ -62,13 +63,17 @@ def _first_line(exc: BaseException) -> str:
 def read_file_bytes(path: str | Path, entry: WeightsFile) -> bytes:
     """The bytes of ``path`` after the container checks of
     :func:`gan_eval.weights.file_problem` (missing, empty, HTML, plain pickle, truncated zip,
-    the other format)."""
+    the other format) and of :func:`gan_eval.weights.zip_damage` (every zip record matches its
+    CRC-32: torch itself does not check them, so a damaged file would load wrong numbers)."""
     if problem := file_problem(path, entry.kind):
         raise bad_file(entry, path, problem)
     try:
-        return Path(path).read_bytes()
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise bad_file(entry, path, f"cannot be read ({exc.strerror or exc})") from None
+    if damage := zip_damage(data):
+        raise bad_file(entry, path, damage)
+    return data
 
 
 def read_state_dict(source: bytes | str | Path, path: str | Path,
@@ -97,14 +102,10 @@ def read_state_dict(source: bytes | str | Path, path: str | Path,
     try:
         obj = torch.load(handle, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
-        message = str(exc)
-        marker = "Unsupported global: GLOBAL "
-        if marker in message:
-            name = message.split(marker, 1)[1].split()[0]
-            raise bad_file(entry, path, f"holds Python objects other than tensors ({name}); "
-                           "refused: gan-eval never unpickles them") from None
-        raise bad_file(entry, path, f"cannot be read as a torch file ({_first_line(exc)})"
-                       ) from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" ({found[1]})" if found else ""
+        raise bad_file(entry, path, f"holds Python objects other than tensors{what}; refused: "
+                       "gan-eval never unpickles them") from None
     except Exception as exc:  # any other parsing failure: the file is damaged
         raise bad_file(entry, path, f"is damaged: torch cannot read it ({_first_line(exc)})"
                        ) from None
@@ -227,7 +228,11 @@ def _collect(obj: object, prefix: str, out: dict[str, Tensor], depth: int = 0) -
         raise pickle.UnpicklingError("modules nested more than 64 deep")
     if isinstance(obj, Tensor):
         out[prefix.removesuffix(".")] = obj
-    elif isinstance(obj, _ScriptObject) and isinstance(obj.state, dict):
+    elif isinstance(obj, _ScriptObject):
+        if not isinstance(obj.state, dict):  # a plain module's state is its attribute dict
+            raise pickle.UnpicklingError(
+                f"an object {prefix.removesuffix('.') or 'at the root'} with custom "
+                "__getstate__/__setstate__ (code that torch.jit.load would run)")
         for key, value in obj.state.items():
             if isinstance(key, str):
                 _collect(value, f"{prefix}{key}.", out, depth + 1)
