@@ -37,8 +37,9 @@ CRC-32 checks (:func:`zip_damage`: no damaged or spliced file), and (d) its *con
 extractor's check (the right format, loaded safely, with the expected parameter names and
 shapes; required where no full sha256 is published, run wherever one is given). The check is a
 hook (``check=``) that the torch-side registry provides
-(:func:`gan_eval.features.registry.weights_check`), so this module stays torch-free. The sha256 of the placed bytes is recorded beside the file (``<file>.sha256``) and
-``verify`` checks both the record and the content.
+(:func:`gan_eval.features.registry.weights_check`), so this module stays torch-free. The sha256
+of the placed bytes is recorded beside the file (``<file>.sha256``) and ``verify`` checks the
+record, the zip CRCs and the content.
 
 Concurrency: a fetch holds an exclusive ``fcntl`` lock on ``<dest>/<file name>.lock`` from its
 first look at the target to the placing of the file; a second fetch of the same file exits 2
