@@ -80,7 +80,7 @@ class FeatureExtractor(ABC):
 E = TypeVar("E", bound=type[FeatureExtractor])
 
 EXTRACTORS: dict[str, type[FeatureExtractor]] = {}
-"""Every registered extractor class, by name, in registration order."""
+"""Every registered extractor class, by name, in the catalogue's order."""
 
 
 def register_extractor(
@@ -129,6 +129,9 @@ def register_extractor(
         fidelity.register(spec.name, fidelity_class or fidelity.adapter(spec.name, cls))
         catalogue.declare_extractor(spec)
         EXTRACTORS[spec.name] = cls
+        ordered = {n: EXTRACTORS[n] for n in catalogue.EXTRACTORS if n in EXTRACTORS}
+        EXTRACTORS.clear()  # in the catalogue's (report) order, whatever the import order
+        EXTRACTORS.update(ordered)
         return cls
 
     return decorate
