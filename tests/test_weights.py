@@ -36,6 +36,7 @@ from gan_eval import weights as w
 from gan_eval.cli import app
 from gan_eval.errors import InputError, MissingAssetError
 from gan_eval.features.registry import weights_check
+from gan_eval.weights import download
 
 runner = CliRunner()
 NAME = toy.TOY
@@ -623,7 +624,7 @@ def _block(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[
         handle = real(path, mode, *args, **kwargs)  # type: ignore[call-overload]
         return Full(handle) if str(path).endswith(w.PART_SUFFIX) and "b" in mode else handle
 
-    monkeypatch.setattr(w, "open", full_open, raising=False)
+    monkeypatch.setattr(download, "open", full_open, raising=False)
     return dest, "No space left on device"
 
 

@@ -43,7 +43,7 @@ from gan_eval.features.weights_files import check_shapes, read_file_bytes, read_
 from gan_eval.fileio import sha256_file
 
 #: File name torch-fidelity gives the weights (``os.path.basename`` of its release URL).
-INCEPTION_WEIGHTS_FILENAME = weights.INCEPTION_FILENAME
+INCEPTION_WEIGHTS_FILENAME = weights.WEIGHTS["inception"].filename
 
 #: The URL exactly as torch-fidelity's source writes it (text only: never fetched).
 INCEPTION_WEIGHTS_URL: str = weights.WEIGHTS["inception"].url
