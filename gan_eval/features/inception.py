@@ -48,6 +48,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from gan_eval import catalogue
+from gan_eval import weights as weights_table
 from gan_eval.errors import InputError
 from gan_eval.features.base import FeatureExtractor, register_extractor
 from gan_eval.features.inception_weights import (
@@ -510,8 +511,8 @@ def build_reference_extractor(
     except RuntimeError as exc:  # strict load_state_dict: key/shape mismatch
         detail = str(exc).strip().splitlines()[0][:300]
         raise InputError(
-            f"Inception weights file {loaded.path} does not fit torch-fidelity's InceptionV3: "
-            f"{detail}"
+            f"inception weights file {loaded.path} does not fit torch-fidelity's InceptionV3 "
+            f"({detail}); expected {weights_table.known('inception').expected}"
         ) from None
     return ref.eval()
 
