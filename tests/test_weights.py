@@ -212,6 +212,8 @@ def test_table_is_the_extractors_declarations() -> None:
     assert dict(w.WEIGHTS) == declared and NAME in w.WEIGHTS and "dlib-face" not in w.WEIGHTS
     with pytest.raises(InputError, match="known: inception"):
         w.known("resnet-50")
+    with pytest.raises(InputError, match="come with an installed package"):
+        w.known("dlib-face")
 
 
 @pytest.mark.parametrize("name", ["dinov2-vit-s14", "clip-vit-l14-336", "inception"])

@@ -42,9 +42,12 @@ def known(name: str) -> WeightsFile:
     try:
         return WEIGHTS[name]
     except KeyError:
-        raise InputError(
-            f"unknown weights name {name!r}; known: {', '.join(WEIGHTS)}"
-        ) from None
+        pass
+    if name in catalogue.EXTRACTORS:
+        raise InputError(f"extractor {name!r} declares no weights file to fetch or verify: its "
+                         f"weights come with an installed package; files gan-eval manages: "
+                         f"{', '.join(WEIGHTS)}")
+    raise InputError(f"unknown weights name {name!r}; known: {', '.join(WEIGHTS)}")
 
 
 
