@@ -20,12 +20,11 @@ from torch.utils.data import Dataset
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from typer.testing import CliRunner
 
-from gan_eval import catalogue
+from gan_eval import EvaluateConfig, catalogue
 from gan_eval import weights as w
 from gan_eval.catalogue import ExtractorSpec, metric_spec
 from gan_eval.cli import app
 from gan_eval.errors import InputError
-from gan_eval.evaluate import EvaluateConfig
 from gan_eval.features.base import EXTRACTORS, FeatureExtractor, register_extractor
 from gan_eval.features.registry import build_extractor, weights_check
 from gan_eval.fileio import sha256_file
