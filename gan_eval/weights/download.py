@@ -302,7 +302,7 @@ def _stale_reason(target: Path, expected: str | None, expected_from: str,
     have = sha256_file(target)
     if not hash_matches(have, expected):
         return f"has sha256 {have}, expected {expected} ({expected_from})"
-    if expected is None and recorded_sha256(target) not in (None, have):
+    if not is_full_sha256(expected) and recorded_sha256(target) not in (None, have):
         return f"has sha256 {have}, not the {recorded_sha256(target)} recorded when fetched"
     if damage := zip_damage(target):
         return damage

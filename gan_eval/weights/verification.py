@@ -14,6 +14,7 @@ from gan_eval.weights.files import (
     ContentCheck,
     expected_hash,
     hash_matches,
+    is_full_sha256,
     recorded_sha256,
     zip_damage,
 )
@@ -64,6 +65,8 @@ def verify_one(name: str, explicit: str | os.PathLike[str] | None = None,
         status = "content" if check is not None else "unchecked"
     if not hash_matches(actual, expected):
         return Verified(entry, path, actual, expected, "mismatch")
+    if record is not None and not is_full_sha256(expected) and actual != record:
+        return Verified(entry, path, actual, record, "mismatch")  # prefix ok, not what was fetched
     if damage := zip_damage(path):
         return Verified(entry, path, actual, expected, "invalid", f"{path} {damage}")
     if check is not None:
