@@ -768,3 +768,23 @@ def test_fetch_check_is_torch_free_until_called() -> None:
                          env=child_env(), check=True).stdout.strip()
     assert out == "False"
     assert isinstance(torch.__version__, str)
+
+
+def test_verify_a_prefix_hash_also_needs_the_recorded_one(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          payload: bytes) -> None:
+    """A published prefix (Inception's 8 hex digits) is weak: a file that matches it must also
+    match the sha256 recorded when it was fetched."""
+    from dataclasses import replace
+
+    digest = hashlib.sha256(payload).hexdigest()
+    name = "toy-prefixed"
+    weights = replace(toy.spec(name).weights, sha256_prefix=digest[:8])  # type: ignore[type-var]
+    with toy.registered(catalogue.ExtractorSpec(name, "toy", weights=weights)):
+        file = tmp_path / weights.filename
+        file.write_bytes(payload)
+        monkeypatch.setenv(weights.env, str(file))
+        assert w.verify_one(name, check=weights_check(name)).status == "ok"
+        (tmp_path / (weights.filename + w.SHA_SUFFIX)).write_text("f" * 64)
+        row = w.verify_one(name, check=weights_check(name))
+        assert row.status == "mismatch" and row.expected == "f" * 64
