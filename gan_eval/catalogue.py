@@ -209,6 +209,19 @@ def _clip(name: str, stem: str, label: str, sha: str, size: str, desc: str) -> E
 
 for _spec in (
     ExtractorSpec("dlib-face", "face embeddings", face=True),
+    ExtractorSpec("facenet-vggface2", "FaceNet (VGGFace2)", face=True, weights=WeightsFile(
+        name="facenet-vggface2", filename="20180402-114759-vggface2.pt",
+        url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
+            "20180402-114759-vggface2.pt",
+        description="FaceNet Inception-ResNet-v1 trained on VGGFace2 (512-D face embeddings; "
+                    "David Sandberg's model 20180402-114759, converted by facenet-pytorch)",
+        approx_size="~107 MiB",
+        license="MIT (facenet-pytorch and davidsandberg/facenet code); trained on VGGFace2, "
+                "whose images are for non-commercial research",
+        hash_source="none published: fetch checks its content (names, shapes) and records the "
+                    "sha256 it downloaded",
+        upstream_names=("20180402-114759-vggface2.pt",),
+    )),
     ExtractorSpec("inception", "Inception", logits=True, weights=WeightsFile(
         name="inception", filename=INCEPTION_FILENAME,
         url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"

@@ -13,11 +13,11 @@ from gan_eval.errors import InputError
 from gan_eval.features.facenet import (
     EMBEDDING_DIM,
     FaceNet,
-    embed_faces_facenet,
     expected_shapes,
     load_facenet,
     read_facenet_state,
 )
+from gan_eval.features.registry import build_extractor
 
 facenet_pytorch = pytest.importorskip(
     "facenet_pytorch", reason="test oracle: pip install --no-deps facenet-pytorch==2.6.0")
@@ -40,8 +40,8 @@ def _official_random(path: Path, seed: int = 0) -> torch.nn.Module:
     return ref
 
 
-def test_state_names_and_shapes_are_the_official_ones(tmp_path: Path) -> None:
-    ref = facenet_pytorch.InceptionResnetV1()
+def test_state_names_and_shapes_are_the_official_ones() -> None:
+    ref = facenet_pytorch.InceptionResnetV1(classify=True, num_classes=8631)
     official = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
     assert expected_shapes() == official
 
@@ -62,11 +62,13 @@ def test_embeddings_equal_the_reference(tmp_path: Path) -> None:
     torch.testing.assert_close(ours, expected, rtol=0, atol=2e-5)
 
 
-def test_embed_faces_takes_uint8_crops(tmp_path: Path) -> None:
+def test_the_extractor_takes_uint8_crops(tmp_path: Path) -> None:
     path = tmp_path / "w.pt"
     ref = _official_random(path, seed=1)
     images = torch.randint(0, 256, (3, 3, 25, 25), dtype=torch.uint8)
-    out = embed_faces_facenet(images, path, batch_size=2)
+    extractor = build_extractor("facenet-vggface2", device="cpu", weights=path)
+    out = extractor(images)["embedding"]
+    assert extractor.check_weights(path)
     resized = torch.nn.functional.interpolate(images.float(), size=(160, 160), mode="bilinear",
                                               antialias=True, align_corners=False)
     x = (resized.round().clamp(0, 255) - 127.5) / 128.0
@@ -100,4 +102,4 @@ def test_files_that_are_not_the_weights_are_refused(tmp_path: Path, damage: str)
         torch.save([1, 2, 3], path)
     with pytest.raises(InputError, match=str(path)) as info:
         read_facenet_state(path)
-    assert "FaceNet" in str(info.value) or "no such file" in str(info.value)
+    assert "expected 20180402-114759-vggface2.pt" in str(info.value)

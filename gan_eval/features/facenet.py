@@ -37,16 +37,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_eval import catalogue
+from gan_eval import weights as weights_table
 from gan_eval.data.convert import check_image_batch, resize_uint8
-from gan_eval.errors import InputError
+from gan_eval.features.base import FeatureExtractor, register_extractor
+from gan_eval.features.weights_files import (
+    bad_file,
+    check_shapes,
+    read_file_bytes,
+    read_state_dict,
+)
 from gan_eval.fileio import sha256_file
 
 __all__ = [
     "EMBEDDING_DIM",
     "INPUT_SIZE",
+    "NAME",
     "WEIGHTS_FILENAME",
     "FaceNet",
-    "embed_faces_facenet",
+    "FaceNetExtractor",
     "expected_shapes",
     "load_facenet",
     "read_facenet_state",
@@ -61,8 +70,12 @@ INPUT_SIZE = 160
 EMBEDDING_DIM = 512
 """Length of an embedding (float32, unit L2 norm)."""
 
+NAME = "facenet-vggface2"
+"""The extractor's name (``-e``, ``--face-extractor``, ``gan-eval weights fetch``)."""
+
 _BN_EPS = 1e-3
 _CLASSIFIER = "logits."
+_CLASSES = 8631  # VGGFace2 identities of the released classifier
 
 
 class _Conv(nn.Module):
@@ -218,52 +231,38 @@ class FaceNet(nn.Module):
 
 @functools.cache
 def expected_shapes() -> dict[str, tuple[int, ...]]:
-    """Every tensor the released file must hold for the embedding (its classifier aside):
-    name → shape, from the architecture itself."""
-    return {name: tuple(t.shape) for name, t in FaceNet().state_dict().items()}
+    """Every tensor of the released file: name → shape, from the architecture itself, plus the
+    file's VGGFace2 classifier (``logits.*``, not used)."""
+    shapes = {name: tuple(t.shape) for name, t in FaceNet().state_dict().items()}
+    return {**shapes, f"{_CLASSIFIER}weight": (_CLASSES, EMBEDDING_DIM),
+            f"{_CLASSIFIER}bias": (_CLASSES,)}
 
 
-def read_facenet_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+def _optional(key: str) -> bool:
+    """Keys a file may lack or hold as integers: the classifier (a file saved without it is
+    still the embedding network) and batch norms' step counters."""
+    return key.startswith(_CLASSIFIER) or key.endswith("num_batches_tracked")
+
+
+def read_facenet_state(path: str | Path) -> dict[str, torch.Tensor]:
     """The embedding network's tensors from a FaceNet weights file, checked.
 
-    Reads with ``torch.load(weights_only=True)`` (no code runs); drops the classifier
-    (``logits.*``); every name of :func:`expected_shapes` must be present with its shape and
-    hold finite floats, and no other name may be present.
+    Read with :func:`gan_eval.features.weights_files.read_state_dict` (``torch.load`` with
+    ``weights_only=True``: no code runs) after the container checks every weights file gets;
+    the names and shapes must be exactly :func:`expected_shapes` and every float tensor finite.
+    The classifier is dropped.
 
     Raises:
-        InputError: naming the file and what was expected (not a torch file, a pickle that
-            needs code, missing/unexpected/misshapen tensors, NaN/inf).
+        InputError: naming the file and what was expected.
     """
-    path = Path(path)
-    what = (f"{path}: expected the FaceNet weights file {WEIGHTS_FILENAME} (a state dict of "
-            "Inception-ResNet-v1 tensors)")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file") from exc
-    except Exception as exc:  # zip/pickle errors of any kind: not our format
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{what}; it could not be read as weights only ({first})") from exc
-    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
-        raise InputError(f"{what}; it holds a {type(raw).__name__}, not a dict of tensors")
-    state = {k: v for k, v in raw.items() if not str(k).startswith(_CLASSIFIER)}
-    shapes = expected_shapes()
-    missing = sorted(set(shapes) - set(state))
-    unexpected = sorted(set(state) - set(shapes))
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} tensor(s) missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        raise InputError(f"{what}; {' and '.join(parts)}")
-    for name, shape in shapes.items():
-        tensor = state[name]
-        if tuple(tensor.shape) != shape:
-            raise InputError(f"{what}; {name} has shape {tuple(tensor.shape)}, expected {shape}")
+    entry = weights_table.known(NAME)
+    data = read_file_bytes(path, entry)
+    state = read_state_dict(data, path, entry)
+    check_shapes(state, expected_shapes(), path, entry, optional=_optional)
+    for key, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise InputError(f"{what}; {name} holds NaN or inf")
-    return state
+            raise bad_file(entry, path, f"holds NaN or inf in {key}")
+    return {k: v for k, v in state.items() if not k.startswith(_CLASSIFIER)}
 
 
 @functools.cache
@@ -285,24 +284,34 @@ def facenet_weights_sha256(path: str | os.PathLike[str]) -> str:
     return sha256_file(Path(path))
 
 
-def embed_faces_facenet(
-    images: torch.Tensor, weights: str | os.PathLike[str], *,
-    device: str | torch.device = "cpu", batch_size: int = 64,
-) -> torch.Tensor:
-    """uint8 ``(B, 3, H, W)`` face crops → float32 ``(B, 512)`` unit FaceNet embeddings.
+@register_extractor(catalogue.EXTRACTORS[NAME])
+class FaceNetExtractor(FeatureExtractor):
+    """``facenet-vggface2``: 512-D unit FaceNet embeddings of face crops (the whole image is the
+    crop, resized to 160×160). Its weights file is located like every other
+    (``--weights facenet-vggface2=PATH``, ``$GAN_EVAL_FACENET_VGGFACE2_WEIGHTS``, the weights
+    cache filled by ``gan-eval weights fetch facenet-vggface2``)."""
 
-    Each crop is resized to 160×160 (antialiased bilinear, as every gan-eval resize) and
-    standardised ``(x − 127.5)/128``; the whole image is the crop.
-    """
-    check_image_batch(images, what="images")
-    net = load_facenet(weights, device)
-    dev = torch.device(device)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, images.shape[0], batch_size):
-            chunk = resize_uint8(images[start : start + batch_size], INPUT_SIZE)
-            x = (chunk.to(dev, torch.float32) - 127.5) / 128.0
-            out.append(net(x.contiguous(memory_format=torch.channels_last)).float().cpu())
-    if not out:
-        return torch.empty(0, EMBEDDING_DIM)
-    return torch.cat(out)
+    primary = "embedding"
+
+    def __init__(self, device: torch.device, weights: Path | None = None) -> None:
+        super().__init__(device)
+        self.weights_path = weights_table.resolve(self.name, weights)
+        self._net = load_facenet(self.weights_path, device)
+        self._sha = facenet_weights_sha256(self.weights_path)
+
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_image_batch(images, what=f"{self.name} images")
+        if images.shape[0] == 0:
+            return {"embedding": torch.zeros(0, EMBEDDING_DIM, device=self.device)}
+        x = (resize_uint8(images, INPUT_SIZE).to(self.device, torch.float32) - 127.5) / 128.0
+        with torch.inference_mode():
+            return {"embedding": self._net(x.contiguous(memory_format=torch.channels_last))}
+
+    def weights_sha256(self) -> str:
+        return self._sha
+
+    @classmethod
+    def check_weights(cls, path: Path) -> str:
+        """The released state dict: exact names and shapes (:func:`expected_shapes`), finite."""
+        read_facenet_state(path)
+        return "the tensors of FaceNet Inception-ResNet-v1 (VGGFace2) with their shapes"
