@@ -11,9 +11,18 @@ from __future__ import annotations
 
 
 class GanEvalError(Exception):
-    """Base class of the errors gan-eval raises on purpose."""
+    """Base class of the errors gan-eval raises on purpose.
+
+    The message is what the user reads (one line or a few); ``detail``, when given, is the
+    longer text behind it (e.g. the traceback of the user's code that failed), shown with
+    ``gan-eval --debug``.
+    """
 
     exit_code = 1
+
+    def __init__(self, *args: object, detail: str | None = None) -> None:
+        super().__init__(*args)
+        self.detail = detail
 
 
 class InputError(GanEvalError, ValueError):

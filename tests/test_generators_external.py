@@ -247,7 +247,8 @@ def test_bad_specs_exit_2_with_a_message(models: Path, tmp_path: Path) -> None:
         ("py:no_such_module_gx:make", [], "No module named 'no_such_module_gx'"),
         (f"{models}:missing", [], "has no attribute 'missing'"),
         (f"{models}:NOT_CALLABLE", [], "int object is not callable"),
-        (f"{models}:fails", [], "calling the factory raised RuntimeError: weights not found"),
+        (f"{models}:fails", [], r"calling the factory fails\(\) raised RuntimeError: weights "
+         r"not found \(at .*user_models.py:\d+, in fails: raise RuntimeError"),
         (f"{tmp_path}/absent.py:G", [], "no such file"),
         (f"{models}:nhwc", ["--z-dim", "2"], "channels-last"),
         (f"{models}:as_255", ["--z-dim", "2"], r"span \[255, 255\]; expected floats in \[-1,1\]"),

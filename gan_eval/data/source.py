@@ -59,6 +59,9 @@ class ImageSource(ABC):
     identities: tuple[str, ...] | None = None
     labels: np.ndarray | None = None
     problems: list[Problem]
+    cacheable: bool = True
+    """False when the content hash does not pin the images (a generator accepted as
+    non-deterministic): features of such a source are never cached."""
 
     def __init__(self) -> None:
         self.problems = []

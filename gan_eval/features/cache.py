@@ -1,7 +1,12 @@
 """On-disk cache of extracted features, keyed by everything that changes them.
 
 Key = sha256 of (source content hash, resolution and resize filter, extractor name, extractor
-weights sha256, gan-eval version, sample count). Entries are safetensors files written atomically.
+weights sha256, gan-eval version, sample count). The content hash is of what the images are: the
+files of image data, a gan-eval checkpoint's weights and sampler, and an external generator's
+generated pixels themselves (so a weights file its factory reads, or an ONNX model's external
+data, is part of the key by what it changes); a generator accepted as non-deterministic is never
+cached (:attr:`gan_eval.data.ImageSource.cacheable`). Entries are safetensors files written
+atomically.
 ``GAN_EVAL_CACHE_DIR`` moves the cache; ``FeatureCache(None)`` (``--no-cache``) turns it off.
 
 Integrity: a cached number must never be silently wrong. Each entry records, in its safetensors

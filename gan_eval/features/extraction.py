@@ -71,6 +71,11 @@ def extract(
 ) -> Features:
     """Features of every image of ``source`` (in order), from the cache when present.
 
+    The cache key is the source's content hash (for an external generator, a hash of its
+    generated pixels), its size and resize, and the extractor, its weights and settings; a source
+    that is not ``cacheable`` (a generator accepted as non-deterministic) is neither read from
+    nor written to the cache.
+
     Raises :class:`InputError` when the source is empty or the extractor yields NaN or infinite
     features (for example a generator that diverged), naming the source. Under torchrun every
     rank must call this with the same source, extractor and ``batch_size``; each returns all
@@ -79,6 +84,8 @@ def extract(
     n = len(source)
     if n == 0:
         raise InputError(f"{source.data}: no images to extract {extractor.name} features from")
+    if not source.cacheable:
+        cache = None
     env = dist.current()
     key = cache_key(
         source=source.content_hash(),
