@@ -423,6 +423,12 @@ class ExternalDiscriminator(nn.Module):
         if loaded.module is not None:
             self.add_module("wrapped", loaded.module)
 
+    def train(self, mode: bool = True) -> ExternalDiscriminator:
+        """Only this wrapper's flag: the loader put D in eval mode (a ``torch.export`` program's
+        mode is fixed when it is exported and cannot be changed)."""
+        self.training = mode
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         name, rows = self.loaded.name, int(x.shape[0])
         out = self.loaded.run(x)
