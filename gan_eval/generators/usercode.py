@@ -94,7 +94,8 @@ def one_line(exc: BaseException) -> str:
     """``Type: message`` of ``exc`` on one line: the last non-empty line of a long message (a
     TorchScript interpreter error ends with the Python error it raised), at most
     :data:`MAX_MESSAGE` characters."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     kind = type(exc).__name__
     if not lines:
         return kind
