@@ -498,13 +498,24 @@ def test_the_hostile_archives_do_run_code_in_torch_export_load(pt2: tuple[str, s
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_a_truncated_archive_is_named_as_such(kind: str, keep: float, exported: Exported,
                                               pt2: tuple[str, str], tmp_path: Path) -> None:
-    whole = Path(exported.torchscript if kind == "torchscript" else pt2[0]).read_bytes()
-    cut = max(4, int(len(whole) * keep))
-    for name in ("g.pt", "g.pt2", "g.ts", "generator"):
-        path = tmp_path / name
-        path.write_bytes(whole[:cut])
-        with pytest.raises(InputError, match=r"truncated or damaged archive"):
-            open_source(str(path), n=2, device="cpu")
+    import zipfile
+
+    archive = Path(exported.torchscript if kind == "torchscript" else pt2[0])
+    whole = archive.read_bytes()
+    cuts = [max(4, int(len(whole) * keep))]
+    with zipfile.ZipFile(archive) as listing:  # right after a zip stored inside (a .pt2's
+        for info in listing.infolist():        # sample inputs): its directory ends the file
+            if info.filename.endswith(".pt"):
+                head = whole[info.header_offset: info.header_offset + 30]
+                names = int.from_bytes(head[26:28], "little") + \
+                    int.from_bytes(head[28:30], "little")
+                cuts.append(info.header_offset + 30 + names + info.compress_size)
+    for cut in cuts:
+        for name in ("g.pt", "g.pt2", "g.ts", "generator"):
+            path = tmp_path / name
+            path.write_bytes(whole[:cut])
+            with pytest.raises(InputError, match=r"truncated or damaged archive"):
+                open_source(str(path), n=2, device="cpu")
     result = CliRunner().invoke(app, ["sample", str(tmp_path / "g.pt2"), "--count", "2",
                                       "--out", str(tmp_path / "o"), "--device", "cpu"])
     assert result.exit_code == 2 and "unknown generator file type" not in result.output

@@ -133,10 +133,20 @@ class GeneratorOptions:
 def _zip_names(path: Path) -> list[str] | None:
     """The member names of a zip archive, or None when ``path`` is not one that can be read
     (any archive that cannot be listed is not a TorchScript model; the image reader reports
-    what is wrong with it)."""
+    what is wrong with it). An archive cut short can seem to list the members of a zip stored
+    inside it (a ``.pt2`` holds a ``torch.save`` zip): a listing without the file's own first
+    member is not its directory, and counts as unreadable."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return archive.namelist()
+            names = archive.namelist()
+        with open(path, "rb") as handle:
+            head = handle.read(30)
+            if len(head) == 30 and head[:4] == _ZIP_MAGIC[0]:
+                first = handle.read(int.from_bytes(head[26:28], "little"))
+                if first.decode("utf-8", "replace") not in names \
+                        and first.decode("cp437") not in names:
+                    return None
+        return names
     except (zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError, EOFError,
             NotImplementedError):
         return None
