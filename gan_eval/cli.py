@@ -192,6 +192,11 @@ DiscriminatorSpec = Annotated[
                  "file.py:attr, TorchScript or torch.export .pt2) for --model discriminator.",
                  show_default=False),
 ]
+GeneratorBatch = Annotated[
+    int | None,
+    typer.Option("--batch-size", min=1, help="Latents per call of an external generator "
+                 "(default 64 on the CPU, 256 on CUDA).", show_default=False),
+]
 AllowNondeterministic = Annotated[
     bool,
     typer.Option("--allow-nondeterministic", help="Audit an external generator whose images "
@@ -724,6 +729,7 @@ def report_cmd(
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
     allow_nondeterministic: AllowNondeterministic = False,
+    batch_size: GeneratorBatch = None,
 ) -> None:
     """The whole pipeline (train → evaluate → recognition → attacks → gates) as an HTML report.
 
@@ -750,7 +756,8 @@ def report_cmd(
             gates=gates, baseline=baseline, inception_weights=inception_weights, seed=seed,
             device=device, progress=None if quiet else say,
             generator=_generator_options(z_dim, truncation, classes, labels, output_range,
-                                         allow_nondeterministic=allow_nondeterministic)))
+                                         allow_nondeterministic=allow_nondeterministic),
+            generator_batch=batch_size))
     typer.echo(f"report       {index}")
     typer.echo(f"results      {index.parent / 'results.json'}")
     typer.echo(f"gates        {_verdict(index.parent / 'results.json')}")
@@ -806,6 +813,7 @@ def gate_cmd(
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
     allow_nondeterministic: AllowNondeterministic = False,
+    batch_size: GeneratorBatch = None,
 ) -> None:
     """Exit 0 when every gate passes, 1 when one fails, 2 on a bad config or results file."""
     _writable("--json", json_path)
@@ -824,6 +832,7 @@ def gate_cmd(
             data=data, n=n, seed=seed, device=device, inception_weights=inception_weights,
             generator=_generator_options(z_dim, truncation, classes, labels, output_range,
                                          allow_nondeterministic=allow_nondeterministic),
+            generator_batch=batch_size,
             progress=lambda message: typer.echo(f"gate: {message}", err=True)))
         if json_path is not None:
             results.save(json_path)

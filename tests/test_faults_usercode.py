@@ -239,6 +239,47 @@ def test_a_discriminator_without_one_finite_logit_per_image_is_refused(
     _nothing_written(tmp_path)
 
 
+def _bad_discriminators(folder: Path) -> dict[str, tuple[str, str]]:
+    """{case: (--discriminator SPEC, what the error says)}."""
+    import pickle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pickled = folder / "d.pkl"
+    pickled.write_bytes(pickle.dumps({"w": [1.0]}, protocol=2))
+    unknown = folder / "d.pt"
+    unknown.write_bytes(b"not a model")
+    cut = folder / "cut.pt2"
+    cut.write_bytes(b"PK\x03\x04" + b"\0" * 60)
+    module = _module(folder, "none", "nowhere", name="user_disc")
+    return {
+        "missing file": (f"{folder}/absent.py:make_d", "no such file"),
+        "pickle": (str(pickled), "this file is a pickle"),
+        "unknown file": (str(unknown), "unknown generator file type"),
+        "truncated archive": (str(cut), "truncated or damaged archive"),
+        "missing attribute": (f"{module}:nothing", "has no attribute 'nothing'"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing file", "pickle", "unknown file", "truncated archive",
+                                  "missing attribute"])
+def test_every_discriminator_error_names_the_option(case: str, tmp_path: Path) -> None:
+    generator = _module(tmp_path / "code", "none", "nowhere")
+    d_spec, said = _bad_discriminators(tmp_path / "d")[case]
+    result = CliRunner().invoke(app, _command("attack", f"{generator}:make", tmp_path, d_spec))
+    flat = _flat(result.output)
+    assert result.exit_code == 2, flat
+    assert f"error: --discriminator {d_spec}: " in flat and said in flat, flat
+
+
+def test_a_discriminator_without_model_discriminator_is_refused(tmp_path: Path) -> None:
+    generator = _module(tmp_path / "code", "none", "nowhere")
+    discriminator = _module(tmp_path / "code", "none", "nowhere", name="user_disc")
+    args = _command("attack", f"{generator}:make", tmp_path)
+    result = CliRunner().invoke(app, [*args, "--discriminator", f"{discriminator}:make_d"])
+    assert result.exit_code == 2
+    assert "attacked only with --model discriminator" in _flat(result.output)
+
+
 def test_gate_on_a_generator_calling_sys_exit_0_fails_with_a_message_and_no_junit(
     tmp_path: Path
 ) -> None:

@@ -631,3 +631,46 @@ def test_a_non_deterministic_generator_is_refused_unless_allowed(contract_models
     steady = open_source(f"{contract_models}:tanh", n=4, device="cpu",
                          options=GeneratorOptions(z_dim=3))
     assert steady.cacheable and steady.record()["generator"]["deterministic"]["same"] is True
+
+
+LIMITED = '''
+import torch
+
+
+def make(z):
+    """A generator that fits 3 latents per call, no more."""
+    if z.shape[0] > 3:
+        raise MemoryError(f"{z.shape[0]} latents do not fit")
+    return torch.tanh(z[:, :3, None, None].expand(-1, 3, 8, 8))
+'''
+
+
+@pytest.mark.parametrize("command", [
+    "sample", "evaluate", "gate", "attack", pytest.param("report", marks=pytest.mark.slow)])
+def test_a_generator_that_fits_small_batches_is_audited_with_batch_size(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, every command called it with 64 latents (256 on CUDA) whatever --count and
+    --batch-size said."""
+    monkeypatch.setenv("GAN_EVAL_CACHE_DIR", str(tmp_path / "cache"))
+    module = tmp_path / "limited.py"
+    module.write_text(LIMITED)
+    gates = tmp_path / "gates.toml"
+    gates.write_text('[[gate]]\nmetric = "fid"\nmax = 1e9\n')
+    spec, ref = f"{module}:make", "builtin:lfw-subset"
+    args = {
+        "sample": ["sample", spec, "--out", str(tmp_path / "s")],
+        "evaluate": ["evaluate", spec, "--reference", ref, "--splits", "5", "-q"],
+        "gate": ["gate", spec, "--config", str(gates), "--data", ref],
+        "attack": ["attack", spec, "--reference", ref, "--attack", "fgsm", "--eps", "8/255",
+                   "--no-corruptions"],
+        "report": ["report", "--checkpoint", spec, "--data", ref, "--attack-n", "2", "--out",
+                   str(tmp_path / "r"), "-q"],
+    }[command] + ["--count", "7", "--device", "cpu", "--z-dim", "3"]
+    refused = CliRunner().invoke(app, args)
+    flat = " ".join(refused.output.split())
+    assert refused.exit_code == 2, flat
+    assert "calling the generator on latents 7×3 raised MemoryError" in flat
+    assert "a smaller --batch-size needs less memory" in flat
+    fits = CliRunner().invoke(app, [*args, "--batch-size", "3"])
+    assert fits.exit_code == 0, fits.output

@@ -402,6 +402,11 @@ def attack(target: str | ImageSource, config: AttackConfig | None = None) -> Res
     source = as_source(target, "TARGET", n=config.n, seed=seed, device=dev,
                        batch_size=config.batch_size)
     checkpoint = getattr(source, "checkpoint", None)
+    if kind is TargetModel.RECOGNIZER and isinstance(source, ExternalSource) \
+            and source.options.discriminator is not None:
+        raise InputError(f"--discriminator {source.options.discriminator}: a discriminator is "
+                         "attacked only with --model discriminator (this run attacks the face "
+                         "recognizer)")
     external_d = (source.open_discriminator() if kind is TargetModel.DISCRIMINATOR
                   and isinstance(source, ExternalSource) else None)
     if kind is TargetModel.DISCRIMINATOR and checkpoint is None and external_d is None:
