@@ -76,7 +76,7 @@ def main() -> None:
         reference = "builtin:lfw-subset"
         warm = tmp / "warm-cache"  # holds the reference's features only
         evaluate(reference, reference, EvaluateConfig(
-            bootstrap=10, progress=False, device="cpu", batch_size=args.batch_size,
+            splits=10, progress=False, device="cpu", batch_size=args.batch_size,
             resolution=args.resolution, cache_dir=warm))
 
         def run(kind: str, round_: int) -> float:
@@ -89,7 +89,7 @@ def main() -> None:
             shutil.copytree(warm, cache)
             start = time.perf_counter()
             results = evaluate(generated, reference, EvaluateConfig(
-                bootstrap=10, progress=False, device="cpu", batch_size=args.batch_size,
+                splits=10, progress=False, device="cpu", batch_size=args.batch_size,
                 resolution=args.resolution, cache_dir=cache))
             seconds = time.perf_counter() - start
             assert results.metric("fid", "dlib-face").value >= 0

@@ -19,6 +19,7 @@ import os
 import time
 import traceback
 import typing
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -27,7 +28,7 @@ import typer
 
 from gan_eval import catalogue
 from gan_eval import weights as weights_table
-from gan_eval.errors import GanEvalError, InputError, MissingAssetError
+from gan_eval.errors import GanEvalError, GanEvalWarning, InputError, MissingAssetError
 from gan_eval.fileio import check_output_dir, check_output_file
 from gan_eval.gan.loss_names import LossName
 from gan_eval.gates import check_baseline, evaluate_gates, load_config
@@ -956,6 +957,18 @@ def _is_results_file(target: Path) -> bool:
             and target.name != "checkpoint.json")
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str,
+                    lineno: int, line: str | None = None) -> str:
+    """gan-eval's own warnings as ``warning: MESSAGE`` lines (others as Python formats them)."""
+    if issubclass(category, GanEvalWarning):
+        return f"warning: {message}\n"
+    return _PYTHON_FORMAT(message, category, filename, lineno, line)
+
+
+_PYTHON_FORMAT = warnings.formatwarning
+
+
 def main() -> None:
     """Console-script entry point."""
+    warnings.formatwarning = _format_warning
     app()

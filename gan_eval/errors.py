@@ -5,6 +5,10 @@ names the file or option and says what was expected.
 
 ``MissingAssetError`` (exit 3): a required asset (weights file) is not installed; the message says
 how to provide it.
+
+``GanEvalWarning``: something that does not stop the run but may make its numbers wrong (e.g. a
+generator whose output looks unlike its declared range); the command line shows it as
+``warning: …``.
 """
 
 from __future__ import annotations
@@ -35,3 +39,7 @@ class MissingAssetError(GanEvalError, FileNotFoundError):
     """A required asset (e.g. network weights) is not available offline (exit code 3)."""
 
     exit_code = 3
+
+
+class GanEvalWarning(UserWarning):
+    """A warning gan-eval gives on purpose, about the user's input (shown as ``warning: …``)."""

@@ -607,6 +607,17 @@ def test_output_that_never_goes_below_zero_warns_naming_output_range(
         unit = open_source(f"{contract_models}:sigmoid", n=4, device="cpu",
                            options=GeneratorOptions(z_dim=3))
     assert "never go below 0" in unit.record()["generator"]["warnings"][0]
+    import subprocess
+
+    from faults_helpers import child_env
+
+    shown = subprocess.run([sys.executable, "-m", "gan_eval", "sample",
+                            f"{contract_models}:sigmoid", "--z-dim", "3", "--count", "2",
+                            "--out", str(contract_models.parent / "s"), "--device", "cpu"],
+                           env=child_env(), capture_output=True, text=True, check=False)
+    assert shown.returncode == 0, shown.stderr
+    assert f"warning: {contract_models}:sigmoid: the generator's images never go below 0" in \
+        shown.stderr and "--output-range 0,1" in shown.stderr
     import warnings
 
     for name, declared in (("sigmoid", "0,1"), ("tanh", "-1,1")):

@@ -50,7 +50,7 @@ from torch import nn
 
 from gan_eval.data.convert import to_uint8
 from gan_eval.devices import resolve_device
-from gan_eval.errors import InputError
+from gan_eval.errors import GanEvalWarning, InputError
 from gan_eval.fileio import sha256_file
 from gan_eval.generators.loaders import LoadedModel, load_model
 from gan_eval.generators.source import DEFAULT_N, SAMPLER_VERSION, GeneratorSource
@@ -61,7 +61,7 @@ PROBE = 2
 """Images generated (twice) when the source is opened, to check the contract before any work."""
 
 
-class GeneratorContractWarning(UserWarning):
+class GeneratorContractWarning(GanEvalWarning):
     """An external generator's output looks unlike what its declared contract says."""
 
 _RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "uint8": (0.0, 255.0)}
