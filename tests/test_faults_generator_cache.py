@@ -19,7 +19,9 @@ from typer.testing import CliRunner
 
 from gan_eval.cli import app
 from gan_eval.evaluation import EvaluateConfig, evaluate
+from gan_eval.generators import GeneratorOptions
 from gan_eval.results import Results
+from gan_eval.sources import open_source
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -38,6 +40,23 @@ def make():
     """G(z) = tanh(z W): W read from weights.npy, not a module's state_dict."""
     weights = torch.from_numpy(np.load(HERE / "weights.npy"))
     return lambda z: torch.tanh(z @ weights).view(-1, 3, 16, 16)
+
+
+class Counted(torch.nn.Module):
+    """tanh(z W), W from weights.npy kept outside the state_dict; counts its latents."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = torch.from_numpy(np.load(HERE / "weights.npy"))
+        self.calls = []
+
+    def forward(self, z):
+        self.calls.append(int(z.shape[0]))
+        return torch.tanh(z @ self.weights).view(-1, 3, 16, 16)
+
+
+def counted():
+    return Counted()
 
 
 def noisy():
@@ -169,3 +188,37 @@ def test_a_non_deterministic_generator_is_refused_and_never_cached_when_allowed(
         with safe_open(str(entry), framework="pt") as handle:
             stored.append((handle.metadata() or {}).get("source"))
     assert stored == [REFERENCE]  # the reference's features only
+
+
+def test_each_image_is_generated_once_per_extraction_cached_or_not(
+    factory: Path, tmp_path: Path
+) -> None:
+    """Keying on pixels costs no second pass: extraction reads first and hashes after; a cached
+    entry (looked up under the generator's files, weights and settings) is used only when the
+    pixels it came from hash as the images do now, which generates them once, extracts none."""
+    spec = f"{factory}:counted"
+
+    def run(cache: bool) -> tuple[list[int], Results]:
+        source = open_source(spec, n=8, seed=0, device="cpu", batch_size=4,
+                             options=GeneratorOptions(z_dim=4))
+        calls = source.model.module.calls  # type: ignore[attr-defined]
+        calls.clear()  # (the probe)
+        results = evaluate(source, REFERENCE, EvaluateConfig(
+            n=8, splits=5, cache_dir=tmp_path / "cache", use_cache=cache, device="cpu",
+            progress=False, batch_size=4))
+        return list(calls), results
+
+    calls, first = run(cache=True)
+    assert calls == [4, 4] and not _generated_cached(first)  # a miss: one pass, extracted
+    calls, hit = run(cache=True)
+    assert calls == [4, 4] and _generated_cached(hit)  # a hit: one pass, to check the pixels
+    assert _numbers(hit) == _numbers(first)
+    calls, uncached = run(cache=False)
+    assert calls == [4, 4] and _numbers(uncached) == _numbers(first)
+    np.save(factory.parent / "weights.npy", _weights(3))  # same files, other images
+    calls, changed = run(cache=True)
+    assert calls == [4, 4, 4, 4] and not _generated_cached(changed)  # checked, then extracted
+    assert any("were of other images" in note for note in changed.provenance["notes"])
+    assert _numbers(changed)["fid"] != _numbers(first)["fid"]
+    assert changed.provenance["data"]["generated"]["content_hash"] != \
+        first.provenance["data"]["generated"]["content_hash"]

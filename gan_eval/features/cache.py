@@ -24,7 +24,7 @@ import json
 import os
 import warnings
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -81,11 +81,12 @@ class CacheLookup:
 
     ``tensors``: the verified tensors (CPU), or None. ``reason``: None on a hit, a miss or a
     disabled cache; otherwise why an existing entry was rejected (and removed), to be shown to
-    the user.
+    the user. ``meta``: the metadata the entry was stored with (on a hit).
     """
 
     tensors: dict[str, torch.Tensor] | None
     reason: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
 
 
 class FeatureCache:
@@ -152,7 +153,7 @@ class FeatureCache:
         if problem is None:
             problem = self._verify(key, meta, tensors, expected_rows, expected_names)
         if problem is None:
-            return CacheLookup(tensors)
+            return CacheLookup(tensors, meta=dict(meta))
         with contextlib.suppress(OSError):
             path.unlink()
         return CacheLookup(

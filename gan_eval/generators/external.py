@@ -27,7 +27,9 @@ The contract, validated on a probe batch when the source is opened and on every 
 
 The content hash (which keys the feature cache) covers the generated pixels themselves, not only
 the files gan-eval loaded: a weights file the factory reads, or an ONNX model's external data,
-changes the hash when it changes the images. Computing it samples every image once.
+changes the hash when it changes the images. It is accumulated while the images are generated in
+order (a full read costs nothing more); asked for before that, it samples the rest of the images.
+Feature extraction reads first and hashes after (:func:`gan_eval.features.extract`).
 
 Every violation raises :class:`InputError` naming the spec and what was expected; the user's code
 runs contained (:mod:`gan_eval.generators.usercode`).
@@ -157,6 +159,9 @@ class ExternalSource(GeneratorSource):
         self._span: tuple[float, float] | None = None  # lowest, highest float output so far
         self._kept: tuple[int, torch.Tensor] | None = None  # the last chunk generated
         self._lock = threading.Lock()
+        self._pixel_digest = hashlib.sha256()  # of chunks 0 .. _digested - 1, in order
+        self._digested = 0
+        self._pixels: str | None = None  # hex sha256 of every pixel, once all were digested
         self.warnings: list[str] = []
         self.nondeterministic = False
         per_call = model.static_batch or min(
@@ -252,13 +257,30 @@ class ExternalSource(GeneratorSource):
         read-ahead thread, share it)."""
         with self._lock:
             if self._kept is not None and self._kept[0] == k:
-                return self._kept[1]
-            indices = list(range(k * self.chunk, min((k + 1) * self.chunk, self.n)))
-            z = torch.zeros(self.model.static_batch or len(indices), self.nz)
-            z[: len(indices)] = self.latents(indices)
-            images = self._forward(z, indices)[: len(indices)].cpu()
-            self._kept = (k, images)
+                images = self._kept[1]
+            else:
+                indices = list(range(k * self.chunk, min((k + 1) * self.chunk, self.n)))
+                z = torch.zeros(self.model.static_batch or len(indices), self.nz)
+                z[: len(indices)] = self.latents(indices)
+                images = self._forward(z, indices)[: len(indices)].cpu()
+                self._kept = (k, images)
+            if k == self._digested and self._pixels is None:  # the next chunk in order
+                self._pixel_digest.update(images.numpy().tobytes())
+                self._digested += 1
+                if self._digested == self._chunks():
+                    self._pixels = self._pixel_digest.hexdigest()
             return images
+
+    def _chunks(self) -> int:
+        return -(-self.n // self.chunk)
+
+    def pixel_hash(self) -> str:
+        """sha256 (hex) of every generated pixel in index order (uint8 C×H×W per image), from
+        the images generated so far in order plus the rest, generated now."""
+        for k in range(self._digested, self._chunks()):
+            self._chunk_images(k)
+        assert self._pixels is not None
+        return self._pixels
 
     def _forward(self, z: torch.Tensor, indices: Sequence[int]) -> torch.Tensor:
         labels = self.class_labels(indices, z.shape[0])
@@ -344,18 +366,30 @@ class ExternalSource(GeneratorSource):
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
     def _hash_content(self, digest: hashlib._Hash) -> None:
-        """The generator's identity, seed and count, and every generated pixel (sampled here,
-        once): what the images are, not only what gan-eval guesses they depend on. A generator
-        accepted as non-deterministic is hashed by its identity alone (its pixels change from
-        draw to draw; it is never cached)."""
+        """The generator's identity, seed and count, and every generated pixel
+        (:meth:`pixel_hash`): what the images are, not only what gan-eval guesses they depend
+        on. A generator accepted as non-deterministic is hashed by its identity alone (its
+        pixels change from draw to draw; it is never cached)."""
         digest.update(self.identity.encode())
         digest.update(f"{SAMPLER_VERSION}/seed={self.seed}/n={self.n}".encode())
         if self.options.allow_nondeterministic:
             digest.update(b"/non-deterministic: identity only")
             return
         digest.update(f"/pixels {self.source_channels}x{self.resolution}".encode())
-        for k in range(-(-self.n // self.chunk)):
-            digest.update(self._chunk_images(k).numpy().tobytes())
+        digest.update(self.pixel_hash().encode())
+
+    def hashed_by_reading(self) -> bool:
+        """True until every pixel was generated in order (or the content hash computed)."""
+        return (self._hash is None and self._pixels is None
+                and not self.options.allow_nondeterministic)
+
+    def origin_hash(self) -> str:
+        """The generator's identity (files, weights, latent settings), seed and count: what
+        the images come from, known without generating them."""
+        if not self.hashed_by_reading():
+            return self.content_hash()
+        key = f"{self.kind}/{self.identity}/{SAMPLER_VERSION}/seed={self.seed}/n={self.n}"
+        return hashlib.sha256(key.encode()).hexdigest()
 
     def data_string(self) -> str:
         """The spec with a ``file.py`` path made absolute (reopenable from elsewhere)."""
