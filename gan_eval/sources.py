@@ -54,7 +54,8 @@ def open_source(
                               batch_size=batch_size).with_resolution(resolution)
     if options is not None and not options.is_default():
         raise InputError(f"{data}: generator options (--z-dim, --truncation, --classes, "
-                         "--labels, --output-range, --discriminator) given for image data")
+                         "--labels, --output-range, --discriminator, --allow-nondeterministic) "
+                         "given for image data")
     return open_images(data, resolution=resolution, expected=DATA_HELP)
 
 

@@ -135,12 +135,15 @@ DOING = {
 
 
 def _module(folder: Path, how: str, where: str, *, name: str = "user_gen") -> Path:
-    """A user module misbehaving ``how`` at ``where`` (forward-later: after the probe)."""
+    """A user module misbehaving ``how`` at ``where`` (forward-later: after the probe;
+    forward-worker: at the 4th call, the second chunk of a read in batches of 2 images, which
+    the read-ahead thread generates)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.py"
-    place = {"forward-later": "forward", "import-d": "import"}.get(where, where)
-    path.write_text(USER_MODULE.format(how=how, where=place,
-                                       later=2 if where == "forward-later" else 0,
+    place = {"forward-later": "forward", "forward-worker": "forward",
+             "import-d": "import"}.get(where, where)
+    later = {"forward-later": 2, "forward-worker": 3}.get(where, 0)
+    path.write_text(USER_MODULE.format(how=how, where=place, later=later,
                                        elsewhere=str(folder.parent)))
     return path
 
@@ -199,6 +202,24 @@ def test_user_code_that_exits_or_raises_is_exit_2_naming_the_generator(
     assert f"at {module}:" in said  # the user's own line
     assert "Traceback" not in result.output
     assert os.getcwd() == cwd
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("how", list(SAID))
+def test_user_code_misbehaving_in_the_read_ahead_thread_is_contained_too(
+    how: str, tmp_path: Path
+) -> None:
+    import signal
+    import sys
+
+    module = _module(tmp_path / "code", how, "forward-worker")
+    spec = f"{module}:make"
+    before = (signal.getsignal(signal.SIGINT), list(sys.argv))
+    result = CliRunner().invoke(app, [*_command("evaluate", spec, tmp_path), "--batch-size", "2"])
+    said = _flat(result.output)
+    assert result.exit_code == 2, (result.exit_code, said)
+    assert f"error: {spec}: calling the generator on latents 2×4 {SAID[how]}" in said, said
+    assert (signal.getsignal(signal.SIGINT), list(sys.argv)) == before
     _nothing_written(tmp_path)
 
 

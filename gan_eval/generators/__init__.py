@@ -68,8 +68,9 @@ def open_generator(
     if kind is SpecKind.CHECKPOINT:
         if options is not None and not options.is_default():
             raise InputError(f"{data}: a gan-eval checkpoint states its own contract; "
-                             "--z-dim, --truncation, --classes, --labels, --output-range and "
-                             "--discriminator apply to external generators only")
+                             "--z-dim, --truncation, --classes, --labels, --output-range, "
+                             "--discriminator and --allow-nondeterministic apply to external "
+                             "generators only")
         return open_checkpoint_source(Path(data).expanduser(), n=count, seed=seed, device=device)
     if kind is SpecKind.PICKLE:
         raise refuse_pickle(data)
