@@ -9,6 +9,7 @@ same generator is a hit with the same numbers), then changes what the key used t
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from typer.testing import CliRunner
 
 from gan_eval.cli import app
 from gan_eval.evaluation import EvaluateConfig, evaluate
+from gan_eval.features.extraction import extract
+from gan_eval.features.registry import FeatureExtractor
 from gan_eval.generators import GeneratorOptions
 from gan_eval.results import Results
 from gan_eval.sources import open_source
@@ -222,3 +225,76 @@ def test_each_image_is_generated_once_per_extraction_cached_or_not(
     assert _numbers(changed)["fid"] != _numbers(first)["fid"]
     assert changed.provenance["data"]["generated"]["content_hash"] != \
         first.provenance["data"]["generated"]["content_hash"]
+
+
+# -- under torchrun: each rank reads its shard, the pixel hash is the whole generator's ----------
+
+PLAIN = """
+import torch
+
+
+def make(z):
+    return torch.tanh(z[:, :3, None, None].expand(-1, 3, 4, 4) * 3)
+"""
+
+
+class _Pixels(FeatureExtractor):
+    """Cheap features: the first five pixels of each image."""
+
+    name = "pixels-test"
+    primary = "pixels"
+
+    def __init__(self) -> None:
+        super().__init__(torch.device("cpu"))
+
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"pixels": images.float().flatten(1)[:, :5] / 255}
+
+    def weights_sha256(self) -> str:
+        return "0" * 64
+
+
+def _sharded_worker(rank: int, port: int, out: str, cache_dir: str, spec: str) -> None:
+    import os
+
+    import torch.distributed as torch_dist
+
+    from gan_eval import distributed as dist
+    from gan_eval.features.cache import FeatureCache
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE="3")
+    torch.set_num_threads(1)
+    with dist.job("cpu"):
+        cache = FeatureCache(Path(cache_dir))
+        options = GeneratorOptions(z_dim=3)
+        first = extract(open_source(spec, n=7, device="cpu", batch_size=2, options=options),
+                        _Pixels(), batch_size=2, cache=cache, progress=False)
+        torch_dist.barrier()  # rank 0 has written the cache entry
+        again = extract(open_source(spec, n=7, device="cpu", batch_size=2, options=options),
+                        _Pixels(), batch_size=2, cache=cache, progress=False)
+        Path(f"{out}.{rank}").write_text(json.dumps({
+            "pixels": first.tensors["pixels"].tolist(), "hash": first.source_hash,
+            "key": first.key, "again_cached": again.from_cache, "again_hash": again.source_hash,
+        }))
+
+
+def test_sharded_extraction_of_a_generator_equals_one_process(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+    from torchrun_helpers import free_port
+
+    module = tmp_path / "plain.py"
+    module.write_text(PLAIN)
+    spec = f"{module}:make"
+    out = tmp_path / "rank"
+    mp.spawn(_sharded_worker, args=(free_port(), str(out), str(tmp_path / "cache"), spec),
+             nprocs=3, join=True)
+    single = extract(open_source(spec, n=7, device="cpu", batch_size=2,
+                                 options=GeneratorOptions(z_dim=3)),
+                     _Pixels(), batch_size=2, progress=False)
+    for rank in range(3):
+        row = json.loads(Path(f"{out}.{rank}").read_text())
+        assert torch.equal(torch.tensor(row["pixels"]), single.tensors["pixels"]), rank
+        assert row["hash"] == row["again_hash"] == single.source_hash, rank
+        assert row["key"] == single.key and row["again_cached"], rank
+    assert len(list((tmp_path / "cache" / "features").glob("*.safetensors"))) == 1
