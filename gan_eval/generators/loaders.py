@@ -182,11 +182,12 @@ def _import(data: str, name: str) -> tuple[Any, dict[str, str]]:
     if source_file and Path(source_file).is_file():
         files[str(Path(source_file).resolve())] = sha256_file(source_file)
     target: Any = module
-    for part in attr.split("."):
-        if not hasattr(target, part):
-            where = module_name or str(path)
-            raise InputError(f"{name}: {where} has no attribute {attr!r}")
-        target = getattr(target, part)
+    with contained(name, f"looking up {attr}", files=list(files)):  # (a module __getattr__)
+        for part in attr.split("."):
+            if not hasattr(target, part):
+                where = module_name or str(path)
+                raise InputError(f"{name}: {where} has no attribute {attr!r}")
+            target = getattr(target, part)
     return target, files
 
 
@@ -228,16 +229,17 @@ def load_python(data: str, device: torch.device, *, role: str, name: str) -> Loa
                                  f"not callable; expected an nn.Module or a callable {role}")
     model = LoadedModel(kind=SpecKind.PYTHON, call=lambda *a: None, name=name, role=role,
                         files=files, user_files=user_files)
-    if isinstance(obj, nn.Module):
-        with contained(name, f"moving the {role} to {device}", files=user_files):
+    # what the model says about itself (its properties and state-dict hooks are its code too)
+    with contained(name, f"reading the {role}'s attributes and weights", files=user_files):
+        if isinstance(obj, nn.Module):
             obj = obj.to(device).eval().requires_grad_(False)
-        model.module = obj
-        model.weights_sha256 = state_sha256(obj)
-    _read_attrs(obj, model)
-    params = _parameters(obj.forward if isinstance(obj, nn.Module) else obj)
+            model.module = obj
+            model.weights_sha256 = state_sha256(obj)
+        _read_attrs(obj, model)
+        params = _parameters(obj.forward if isinstance(obj, nn.Module) else obj)
     keyword = next((k for k in TRUNCATION_KEYWORDS if k in params), None)
     model.truncation_keyword = keyword
-    positional = [p for name, p in params.items() if name not in TRUNCATION_KEYWORDS
+    positional = [p for arg, p in params.items() if arg not in TRUNCATION_KEYWORDS
                   and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     model.takes_labels = len(positional) >= 2 or any(
         p.kind == p.VAR_POSITIONAL for p in params.values())
