@@ -279,6 +279,7 @@ def _sharded_worker(rank: int, port: int, out: str, cache_dir: str, spec: str) -
         }))
 
 
+@pytest.mark.slow  # three processes
 def test_sharded_extraction_of_a_generator_equals_one_process(tmp_path: Path) -> None:
     import torch.multiprocessing as mp
     from torchrun_helpers import free_port

@@ -472,6 +472,7 @@ def test_pt2_archives_that_would_run_code_are_refused(pt2: tuple[str, str],
     assert not marker.exists()
 
 
+@pytest.mark.slow  # a demonstration (a child process importing torch), not a guard
 def test_the_hostile_archives_do_run_code_in_torch_export_load(pt2: tuple[str, str],
                                                               tmp_path: Path) -> None:
     """The refusals above guard against real attacks: torch.export.load itself (in a child
