@@ -19,12 +19,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from generator import SmallGenerator, make_generator  # noqa: E402
-
-import torch  # noqa: E402
 
 from gan_eval.generators.export import export_onnx, export_pt2, export_torchscript  # noqa: E402
 
