@@ -46,7 +46,8 @@ from gan_eval.metrics import (
 from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA
 from gan_eval.metrics.intervals import DEFAULT_SPLITS
 from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
-from gan_eval.results import Metric, Results, provenance
+from gan_eval.metrics.regimes import Refusal, reference_note, refusal
+from gan_eval.results import Metric, Omitted, Results, provenance
 from gan_eval.seeding import derive_seed, numpy_rng
 from gan_eval.sources import as_source
 
@@ -105,14 +106,21 @@ def _with_interval(
                      details={**(details or {}), "interval": iv.to_json()}, **counts)
 
 
+def _omitted(name: str, extractor: str, why: Refusal, counts: dict[str, int]) -> Omitted:
+    """The record of a metric left out because its estimate is outside its regime."""
+    return Omitted(name=name, extractor=extractor, reason=why.reason, needed_n=why.needed_n,
+                   **counts)
+
+
 def _metrics_for(
     gen: Features, ref: Features, extractor: FeatureExtractor, config: EvaluateConfig
-) -> tuple[list[Metric], list[str]]:
+) -> tuple[list[Metric], list[str], list[Omitted]]:
     g, r = gen.main.double(), ref.main.double()
     n_g, n_r = len(g), len(r)
     counts = {"n_generated": n_g, "n_reference": n_r}
     notes: list[str] = []
     metrics: list[Metric] = []
+    omitted: list[Omitted] = []
     name = extractor.name
     seed = _interval_seed(config)
     splits = {"seed": seed, "n_splits": config.splits}
@@ -125,15 +133,24 @@ def _metrics_for(
         warnings.simplefilter("always")
         ref_stats = FeatureStats.from_features(r)
         if intervals:
-            fa = fid_analysis(g, ref_stats, **splits)
-            metrics.append(_with_interval("fid", name, fa.fid, counts))
-            metrics.append(_with_interval("fid_infinity", name, fa.fid_infinity, counts))
+            fa = fid_analysis(g, ref_stats, reference_features=r, **splits)
+            both = ({"interval_both_sets": fa.fid_both_sets.to_json()}
+                    if fa.fid_both_sets is not None else None)
+            metrics.append(_with_interval("fid", name, fa.fid, counts, both))
+            if fa.fid_infinity is not None:
+                metrics.append(_with_interval("fid_infinity", name, fa.fid_infinity, counts))
+            elif fa.refusal is not None:
+                omitted.append(_omitted("fid_infinity", name, fa.refusal, counts))
+                notes.append(f"{name}: fid_infinity not reported: {fa.refusal.reason}")
             if fa.note:
                 notes.append(f"{name}: {fa.note}")
         else:
             fid = frechet_distance(FeatureStats.from_features(g), ref_stats)
             metrics.append(Metric.of("fid", name, fid, ci95=None, **counts))
     notes += sorted({f"{name}: {w.message}" for w in caught})
+    small_reference = reference_note(n_r, g.shape[1])
+    if small_reference:
+        notes.append(f"{name}: {small_reference}")
 
     subset = min(config.kid_subset_size, n_g, n_r)
     kid_iv = kid_interval(g, r, subsets=config.kid_subsets, subset_size=subset,
@@ -176,8 +193,13 @@ def _metrics_for(
             metrics.append(_with_interval("is", name, is_iv, counts,
                                           {"std": is_iv.record["std_over_splits"],
                                            "splits": chunks}))
-            metrics.append(_with_interval("is_infinity", name,
-                                          inception_score_infinity(logits, **splits), counts))
+            is_refused = refusal("is_infinity", n=n_g, d=logits.shape[1])
+            if is_refused is None:
+                metrics.append(_with_interval("is_infinity", name,
+                                              inception_score_infinity(logits, **splits), counts))
+            else:
+                omitted.append(_omitted("is_infinity", name, is_refused, counts))
+                notes.append(f"{name}: is_infinity not reported: {is_refused.reason}")
         else:
             score = inception_score(logits, splits=chunks)
             notes.append(f"{name}: is without an interval: that needs at least "
@@ -194,7 +216,7 @@ def _metrics_for(
             notes.append(f"{name}: copy_rate {mem.copy_rate:.3g}: {chance['warning']}")
         metrics.append(_with_interval("copy_rate", name, rate_interval(copies, n_g), counts,
                                       {**mem.to_json(), "chance": chance}))
-    return metrics, notes
+    return metrics, notes, omitted
 
 
 def _chance_copy_rate(reference: torch.Tensor, config: EvaluateConfig) -> dict[str, Any]:
@@ -254,6 +276,7 @@ def _evaluate(
     ref_source = _open(reference, config, "reference")
     cache = FeatureCache((config.cache_dir or default_cache_dir()) if config.use_cache else None)
     metrics: list[Metric] = []
+    omitted: list[Omitted] = []
     notes: list[str] = []
     extractor_info: dict[str, Any] = {}
     passes: dict[str, dict[str, int]] = {}
@@ -281,9 +304,11 @@ def _evaluate(
             "cached": {role: f.from_cache for role, f in feats.items()},
         }
         notes += [note for f in feats.values() for note in f.notes]
-        found, found_notes = _metrics_for(feats["generated"], feats["reference"], extractor, config)
+        found, found_notes, left_out = _metrics_for(feats["generated"], feats["reference"],
+                                                    extractor, config)
         metrics += found
         notes += found_notes
+        omitted += left_out
     return Results(
         provenance=provenance(
             command="evaluate",
@@ -294,5 +319,6 @@ def _evaluate(
             notes=notes,
         ),
         metrics=metrics,
+        omitted=omitted,
     )
 

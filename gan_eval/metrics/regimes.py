@@ -1,0 +1,91 @@
+"""Where each calibrated estimate means what it says: the regime map, and the run-time decision.
+
+An interval is reported as an interval of its estimand (:data:`gan_eval.estimates.ESTIMANDS`)
+only where simulation showed it holds: coverage of that estimand in [92 %, 98 %] at a width at
+most 1.2× the true spread. :func:`refusal` is the decision gan-eval makes at run time from the
+sizes of a run; ``evaluate`` leaves a refused metric out of ``metrics`` and records it, with the
+reason and the ``n`` it would need, under ``omitted`` in the results JSON, and a gate on it
+exits 2 naming that reason (:mod:`gan_eval.gates`).
+
+MAP_TABLES_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = [
+    "FID_INFINITY_MIN_RATIO",
+    "IS_INFINITY_MIN_RATIO",
+    "Refusal",
+    "reference_note",
+    "refusal",
+]
+
+#: FID∞ is reported when ``n ≥ FID_INFINITY_MIN_RATIO · D`` (module docstring: below, the
+#: quadratic in 1/N through n/4, n/2, n does not reach the population value).
+FID_INFINITY_MIN_RATIO = 8
+#: IS∞ is reported when ``n ≥ IS_INFINITY_MIN_RATIO · C`` (``C`` classes of the logits).
+IS_INFINITY_MIN_RATIO = 8
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an estimate is not reported as its estimand here.
+
+    Attributes:
+        metric: the metric's catalogue name.
+        reason: a sentence for the reader: what fails here, and what would let it be reported.
+        needed_n: generated samples at which it would be reported (None when more samples
+            would not help).
+    """
+
+    metric: str
+    reason: str
+    needed_n: int | None
+
+
+def refusal(metric: str, *, n: int, d: int) -> Refusal | None:
+    """None when ``metric`` at ``n`` generated samples in ``d`` dimensions lies inside its
+    measured regime (module docstring), else the :class:`Refusal` that ``evaluate`` records.
+
+    Args:
+        metric: catalogue name; metrics without a regime limit are always reported.
+        n: generated samples.
+        d: feature dimensions (``fid_infinity``) or classes of the logits (``is_infinity``).
+    """
+    if n < 1 or d < 1:
+        raise ValueError(f"n and d must be >= 1, got n={n}, d={d}")
+    if metric == "fid_infinity":
+        needed = FID_INFINITY_MIN_RATIO * d
+        if n >= needed:
+            return None
+        return Refusal(metric, (
+            f"FID∞ (the value as n → ∞) is extrapolated from FID at n/4, n/2 and n, which holds "
+            f"only for n ≥ {FID_INFINITY_MIN_RATIO}·D; here n = {n} in D = {d} dimensions, "
+            f"where the extrapolation misses the population value by several standard errors "
+            f"(simulated); it needs n ≥ {needed:,} generated samples"), needed)
+    if metric == "is_infinity":
+        needed = IS_INFINITY_MIN_RATIO * d
+        if n >= needed:
+            return None
+        return Refusal(metric, (
+            f"IS∞ (the value as n → ∞) is extrapolated from IS at n/4, n/2 and n, which holds "
+            f"only for n ≥ {IS_INFINITY_MIN_RATIO}·C; here n = {n} with C = {d} classes, "
+            f"where the extrapolation misses the population value (simulated); it needs "
+            f"n ≥ {needed:,} generated samples"), needed)
+    return None
+
+
+def reference_note(n_reference: int, d: int) -> str | None:
+    """A warning when the reference set has fewer samples than dimensions (its covariance is
+    rank-deficient, and every interval conditional on it leaves out how much another draw of
+    the reference would move the number), else None."""
+    if n_reference >= d:
+        return None
+    return (f"the reference has {n_reference} samples in {d} dimensions (fewer than D): its "
+            "covariance is rank-deficient, and another draw of the reference would move FID by "
+            "more than the interval conditional on it says; read the interval with both sets "
+            "redrawn (details.interval_both_sets) for what this model's FID is, and use a "
+            f"reference of at least {d} samples (better {math.ceil(d * 10):,})")
