@@ -133,7 +133,8 @@ def _metrics_for(
         warnings.simplefilter("always")
         ref_stats = FeatureStats.from_features(r)
         if intervals:
-            fa = fid_analysis(g, ref_stats, reference_features=r, **splits)
+            fa = fid_analysis(g, ref_stats, reference_features=r, seed=seed,
+                              n_splits=config.splits)
             both = ({"interval_both_sets": fa.fid_both_sets.to_json()}
                     if fa.fid_both_sets is not None else None)
             metrics.append(_with_interval("fid", name, fa.fid, counts, both))
@@ -181,9 +182,15 @@ def _metrics_for(
             "k": k_pr if m in ("precision", "recall") else k_dc}, **counts) for m in names]
     else:
         ivs = prdc_intervals(g, r, k_pr=k_pr, k_dc=k_dc, **splits)
-        metrics += [_with_interval(m, name, ivs[m], counts,
-                                   {"k": k_pr if m in ("precision", "recall") else k_dc})
-                    for m in names]
+        for m in names:
+            k = {"k": k_pr if m in ("precision", "recall") else k_dc}
+            uncalibrated = refusal(m, n=n_g, d=g.shape[1])
+            if uncalibrated is None:
+                metrics.append(_with_interval(m, name, ivs[m], counts, k))
+            else:  # the value holds; its interval does not at this n
+                metrics.append(Metric.of(m, name, ivs[m].estimate, ci95=None, details=k,
+                                         **counts))
+                notes.append(f"{name}: {uncalibrated.reason}")
 
     if extractor.logits is not None:
         logits = gen.tensors[extractor.logits].double()

@@ -22,8 +22,9 @@ is below ``alpha``. So a run of an unchanged model fails a check with probabilit
 ``margin + z_α·se`` as measured). A change inside the noise passes, and so does an improvement.
 The test uses each run's interval conditional on its reference set (``details.interval``), never
 the one with the reference redrawn too (``details.interval_both_sets``): runs gated against the
-same reference share its sampling noise, which cancels in the difference. Each check reports the effect (``now − baseline``, positive = worse, in metric units and in
-baseline interval widths, "spreads"), z, the p-value, ``alpha`` and what was compared.
+same reference share its sampling noise, which cancels in the difference. Each check reports
+the effect (``now − baseline``, positive = worse, in metric units and in baseline interval
+widths, "spreads"), z, the p-value, ``alpha`` and what was compared.
 
 **Like with like.** The compared quantity is the interval's estimand: ``"mean_at_n"`` (FID,
 recall, coverage, CMMD, IS: their expected value depends on the number of generated samples

@@ -30,10 +30,12 @@ from gan_eval.errors import InputError
 from gan_eval.metrics.frechet import FeatureStats
 
 __all__ = [
+    "MODEL_KINDS",
     "FeatureModel",
     "GaussianModel",
     "MixtureModel",
     "ReluModel",
+    "model_pair",
     "population_stats",
     "smoothed_pool",
 ]
@@ -160,3 +162,40 @@ def smoothed_pool(pool: torch.Tensor, *, noise: float, rows: torch.Tensor | None
     centres = pool.double() if rows is None else pool.double()[rows]
     k = centres.shape[0]
     return MixtureModel(centres, torch.full((k,), 1.0 / k, dtype=torch.float64), noise)
+
+
+MODEL_KINDS = ("gaussian", "relu", "mixture")
+"""The simulated feature families of the regime map (:func:`model_pair`)."""
+
+
+def model_pair(kind: str, d: int, *, seed: int = 0) -> tuple[FeatureModel, FeatureModel]:
+    """(generated model, reference model) of one family in ``d`` dimensions; they differ as a
+    decent generator and its data do (a small but non-zero population FID).
+
+    * ``"gaussian"`` — reference ``N(0, diag λ)``, ``λ_i = e^{−i/30} + 0.02`` (a decaying
+      spectrum like real embeddings'); generated ``N(δ, diag s²)``, ``s² = λ(1 + 0.3u)``,
+      ``δ ~ N(0, 0.05²)`` (tests/gaussian_features.py's model, drawn in the same order).
+    * ``"relu"`` — ``relu(A z)``, ``A`` ``(d, d)`` Gaussian with column scales decaying as
+      ``e^{−8j/d} + 0.05``; generated: rows of ``A`` scaled by ``1 + 0.1u`` plus 2 % noise.
+    * ``"mixture"`` — 50 identity-like clusters, centres ``N(0, I/d)``, noise ``0.4/√d`` per
+      dimension; generated: 40 of the 50 clusters with 1.3× the noise (misses people, blurs).
+    """
+    g = torch.Generator().manual_seed(seed)
+    f64 = torch.float64
+    if kind == "gaussian":
+        lam = torch.exp(-torch.arange(d, dtype=f64) / 30) + 0.02
+        scale = (lam * (1 + 0.3 * torch.rand(d, generator=g, dtype=f64))).sqrt()
+        delta = 0.05 * torch.randn(d, generator=g, dtype=f64)
+        return GaussianModel(delta, scale), GaussianModel(torch.zeros(d, dtype=f64), lam.sqrt())
+    if kind == "relu":
+        decay = (torch.exp(-torch.arange(d, dtype=f64) / (d / 8)) + 0.05).sqrt() / math.sqrt(d)
+        a = torch.randn(d, d, generator=g, dtype=f64) * decay
+        a_gen = (a * (1 + 0.1 * torch.rand(d, 1, generator=g, dtype=f64))
+                 + 0.02 * torch.randn(d, d, generator=g, dtype=f64) * decay)
+        return ReluModel(a_gen), ReluModel(a)
+    if kind == "mixture":
+        centres = torch.randn(50, d, generator=g, dtype=f64) / math.sqrt(d)
+        noise = 0.4 / math.sqrt(d)
+        return (MixtureModel(centres[:40], torch.full((40,), 1 / 40, dtype=f64), 1.3 * noise),
+                MixtureModel(centres, torch.full((50,), 1 / 50, dtype=f64), noise))
+    raise InputError(f"unknown feature model {kind!r}; known: {', '.join(MODEL_KINDS)}")

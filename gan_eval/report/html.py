@@ -299,6 +299,8 @@ def build_view(results: Results, pictures: Pictures) -> dict[str, Any]:
         "samples": pictures.samples,
         "samples_missing": pictures.missing.get("samples"),
         "metrics": [_metric_row(m) for m in results.metrics],
+        "omitted": [{"name": o.name, "extractor": o.extractor, "reason": o.reason}
+                    for o in results.omitted],
         "figures": pictures.figures,
         "training": {
             "rows": [(k, fmt(v)) for k, v in (training.get("config") or {}).items()
