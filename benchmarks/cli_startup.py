@@ -26,12 +26,15 @@ def _results_file(folder: Path) -> Path:
     """A small results.json written by gan-eval's own schema code (no network needed)."""
     code = (
         "import sys\n"
+        "from gan_eval.estimates import normal_interval\n"
         "from gan_eval.results import Metric, Results, provenance\n"
+        "def iv(v, se, e):\n"
+        "    return normal_interval(v, se, n=1000, estimand=e, method='bench')\n"
         "Results(provenance=provenance(command='bench'), metrics=["
-        "Metric.of('fid', 'dlib-face', 0.3, ci95=(0.25, 0.35), n_generated=1000, "
-        "n_reference=100), Metric.of('precision', 'dlib-face', 0.8, ci95=(0.7, 0.9), "
-        "n_generated=1000, n_reference=100), Metric.of('coverage', 'dlib-face', 0.7, "
-        "ci95=(0.6, 0.8), n_generated=1000, n_reference=100)]).save(sys.argv[1])\n"
+        "Metric.of('fid', 'dlib-face', iv(0.3, 0.025, 'mean_at_n'), n_generated=1000, "
+        "n_reference=100), Metric.of('precision', 'dlib-face', iv(0.8, 0.05, 'population'), "
+        "n_generated=1000, n_reference=100), Metric.of('coverage', 'dlib-face', "
+        "iv(0.7, 0.05, 'mean_at_n'), n_generated=1000, n_reference=100)]).save(sys.argv[1])\n"
     )
     path = folder / "results.json"
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)

@@ -16,10 +16,8 @@ Rows (each: warm-up, then baseline and candidate alternated A B A B, median of `
   note gives the float32 first pass's time too, and which was used); plus the peak RSS of
   ``precision_recall`` at N = 50,000 measured in a subprocess
   (``resource.getrusage().ru_maxrss``), next to the memory formula.
-* ``boot`` — 20 bootstrap resamples of prdc at N = 4,000, D = 2048: a loop of ``prdc`` calls
-  vs one ``PRDCResampler`` (what ``gan-eval evaluate`` uses for its intervals).
-* ``kidboot`` — 20 bootstrap resamples of KID (10 subsets of 1,000, as ``gan-eval evaluate``)
-  at N = 4,000, D = 2048: a loop of ``kid`` calls vs ``kid_resample_means``.
+* ``boot`` — prdc of 20 resamples at N = 4,000, D = 2048: a loop of ``prdc`` calls vs one
+  ``PRDCResampler`` (what ``gan-eval evaluate``'s recall/coverage intervals use for subsets).
 * ``nn``   — exact 1-NN of 50,000 queries in 200,000 references, 128-d, vs the matmul floor
   ``2·N1·N2·D / (measured sgemm rate)``.
 
@@ -48,13 +46,11 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 
 from gan_eval.metrics.bf16_tiles import Bf16SelfProducts, use_bf16
-from gan_eval.metrics.bootstrap import resample_indices
 from gan_eval.metrics.frechet import FeatureStats, SmallSampleFIDWarning, frechet_distance
-from gan_eval.metrics.kid_resample import kid_resample_means
 from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET, nearest, nearest_peak_bytes
 from gan_eval.metrics.polynomial_mmd import kid
 from gan_eval.metrics.prc import prdc, precision_recall
-from gan_eval.metrics.prdc_resample import PRDCResampler
+from gan_eval.metrics.prdc_resample import PRDCResampler, resample_indices
 
 
 @dataclass
@@ -226,31 +222,6 @@ def bench_prdc_bootstrap(n: int, d: int, resamples: int) -> Row:
     )
 
 
-def bench_kid_bootstrap(n: int, d: int, resamples: int) -> Row:
-    """``resamples`` bootstrap values of KID: a loop of ``kid(gen[idx], real)`` calls (the
-    baseline column here) vs :func:`kid_resample_means`; every value compared."""
-    gen = _inception_like(n, d, 7, scale=1.05)
-    real = _inception_like(n, d, 8)
-    idxs = list(resample_indices(n, resamples, seed=0))
-    m = min(1000, n)
-    t0 = time.perf_counter()
-    loop = torch.tensor([kid(gen[i], real, subsets=10, subset_size=m).mean for i in idxs],
-                        dtype=torch.float64)
-    t_loop = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fast = kid_resample_means(gen, real, idxs, subsets=10, subset_size=m)
-    t_fast = time.perf_counter() - t0
-    rel = float(((fast - loop).abs() / loop.abs()).max())
-    return Row(
-        f"KID bootstrap, {resamples} resamples",
-        f"N={n} D={d}",
-        t_loop,
-        t_fast,
-        f"max rel. diff {rel:.1e}" if rel < 1e-9 else f"DIFFERENT (max rel. diff {rel:.1e})",
-        "baseline column: a loop of gan-eval kid calls (torch-fidelity has no bootstrap)",
-    )
-
-
 def bench_prc_memory(n: int, d: int) -> Row:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = _MEMORY_CHILD.format(root=root, n=n, d=d, threads=torch.get_num_threads())
@@ -302,7 +273,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument(
-        "--only", default="fid,kid,prc,mem,nn,boot,kidboot", help="comma-separated rows"
+        "--only", default="fid,kid,prc,mem,nn,boot", help="comma-separated rows"
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
@@ -338,9 +309,6 @@ def main() -> None:
         print(rows[-1], flush=True)
     if "boot" in only:
         rows.append(bench_prdc_bootstrap(1500 if q else 4000, 512 if q else 2048, 20))
-        print(rows[-1], flush=True)
-    if "kidboot" in only:
-        rows.append(bench_kid_bootstrap(1500 if q else 4000, 512 if q else 2048, 20))
         print(rows[-1], flush=True)
     if "mem" in only:
         rows.append(bench_prc_memory(10_000 if q else 50_000, 2048))

@@ -1,11 +1,12 @@
 """``evaluate(GENERATED, REFERENCE)``: distribution metrics with intervals on each extractor.
 
-Per extractor: fid (FD_DINOv2 on ``dinov2-vit-l14``), kid (mean; std over subsets in details),
-cmmd (Jayasumana et al. 2024), precision, recall (k = 3), density,
-coverage (k = 5), is (extractors with logits only), each with a 95% bootstrap interval from
-resampling the generated set; on ``dlib-face`` also memorization (``copy_rate`` with the closest
-generated ↔ reference pairs). The math is :mod:`gan_eval.metrics` (tested equal to
-torch-fidelity); features come from :func:`gan_eval.features.extraction.extract` (cached).
+Per extractor: fid and fid_infinity (FD_DINOv2 on ``dinov2-vit-l14``), kid (mean; std over
+subsets in details), cmmd (Jayasumana et al. 2024), precision, recall (k = 3), density,
+coverage (k = 5), is and is_infinity (extractors with logits only), each with its calibrated
+95% interval (:mod:`gan_eval.metrics.intervals`) or the reason it has none; on ``dlib-face``
+also memorization (``copy_rate`` with the closest generated ↔ reference pairs). The math is
+:mod:`gan_eval.metrics` (tested equal to torch-fidelity); features come from
+:func:`gan_eval.features.extraction.extract` (cached).
 """
 
 from __future__ import annotations
@@ -96,16 +97,6 @@ def _interval_seed(config: EvaluateConfig) -> int:
     return derive_seed(config.seed, "intervals")
 
 
-def _with_interval(
-    name: str, extractor: str, iv: IntervalResult, counts: dict[str, int],
-    details: dict[str, Any] | None = None,
-) -> Metric:  # fmt: skip
-    """A metric whose ``ci95`` is ``iv``'s bounds and ``details["interval"]`` says what it is an
-    interval of (``estimand``), with its standard error (what ``gate --baseline`` tests)."""
-    return Metric.of(name, extractor, iv.estimate, ci95=iv.interval,
-                     details={**(details or {}), "interval": iv.to_json()}, **counts)
-
-
 def _omitted(name: str, extractor: str, why: Refusal, counts: dict[str, int]) -> Omitted:
     """The record of a metric left out because its estimate is outside its regime."""
     return Omitted(name=name, extractor=extractor, reason=why.reason, needed_n=why.needed_n,
@@ -125,9 +116,15 @@ def _metrics_for(
     seed = _interval_seed(config)
     splits = {"seed": seed, "n_splits": config.splits}
     intervals = n_g >= MIN_INTERVAL_SAMPLES
+    too_few = (f"the split-variance intervals need at least {MIN_INTERVAL_SAMPLES} generated "
+               f"images, got {n_g}")
     if not intervals:
-        notes.append(f"{name}: no intervals: the split-variance intervals need at least "
-                     f"{MIN_INTERVAL_SAMPLES} generated images, got {n_g}")
+        notes.append(f"{name}: no intervals: {too_few}")
+
+    def metric(metric_name: str, estimate: IntervalResult | float, no_interval: str | None = None,
+               **details: Any) -> Metric:
+        return Metric.of(metric_name, name, estimate, no_interval=no_interval,
+                         details=details, **counts)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -135,11 +132,13 @@ def _metrics_for(
         if intervals:
             fa = fid_analysis(g, ref_stats, reference_features=r, seed=seed,
                               n_splits=config.splits)
-            both = ({"interval_both_sets": fa.fid_both_sets.to_json()}
-                    if fa.fid_both_sets is not None else None)
-            metrics.append(_with_interval("fid", name, fa.fid, counts, both))
+            if fa.fid_both_sets is not None:  # beside it: the reference redrawn too
+                metrics.append(metric("fid", fa.fid,
+                                      interval_both_sets=fa.fid_both_sets.to_json()))
+            else:
+                metrics.append(metric("fid", fa.fid))
             if fa.fid_infinity is not None:
-                metrics.append(_with_interval("fid_infinity", name, fa.fid_infinity, counts))
+                metrics.append(metric("fid_infinity", fa.fid_infinity))
             elif fa.refusal is not None:
                 omitted.append(_omitted("fid_infinity", name, fa.refusal, counts))
                 notes.append(f"{name}: fid_infinity not reported: {fa.refusal.reason}")
@@ -147,7 +146,7 @@ def _metrics_for(
                 notes.append(f"{name}: {fa.note}")
         else:
             fid = frechet_distance(FeatureStats.from_features(g), ref_stats)
-            metrics.append(Metric.of("fid", name, fid, ci95=None, **counts))
+            metrics.append(metric("fid", fid, too_few))
     notes += sorted({f"{name}: {w.message}" for w in caught})
     small_reference = reference_note(n_r, g.shape[1])
     if small_reference:
@@ -156,16 +155,14 @@ def _metrics_for(
     subset = min(config.kid_subset_size, n_g, n_r)
     kid_iv = kid_interval(g, r, subsets=config.kid_subsets, subset_size=subset,
                           variance_seed=seed)
-    metrics.append(_with_interval("kid", name, kid_iv, counts,
-                                  {"std": kid_iv.record["std_over_subsets"],
-                                   "subsets": config.kid_subsets, "subset_size": subset}))
+    metrics.append(metric("kid", kid_iv, std=kid_iv.record["std_over_subsets"],
+                          subsets=config.kid_subsets, subset_size=subset))
 
-    metrics.append(_with_interval(
-        "cmmd", name, cmmd_interval(g, r), counts,
-        {"sigma": CMMD_SIGMA, "scale": CMMD_SCALE,
-         "estimator": "biased, kernel means over full matrices with diagonals "
-                      "(google-research cmmd/distance.py); comparable with the paper on "
-                      "clip-vit-l14-336 only"}))
+    metrics.append(metric(
+        "cmmd", cmmd_interval(g, r), sigma=CMMD_SIGMA, scale=CMMD_SCALE,
+        estimator="biased, kernel means over full matrices with diagonals "
+                  "(google-research cmmd/distance.py); comparable with the paper on "
+                  "clip-vit-l14-336 only"))
 
     k_pr, k_dc = 3, 5
     names = ("precision", "recall", "density", "coverage")
@@ -176,20 +173,20 @@ def _metrics_for(
         )
     elif n_g // 4 <= k_dc:  # k-NN radii within quarters of the set: no interval
         scores = prdc(g, r, k_pr=k_pr, k_dc=k_dc)
-        notes.append(f"{name}: precision/recall/density/coverage without intervals: those need "
-                     f"more than {4 * k_dc + 3} generated images, got {n_g}")
-        metrics += [Metric.of(m, name, getattr(scores, m), ci95=None, details={
-            "k": k_pr if m in ("precision", "recall") else k_dc}, **counts) for m in names]
+        why = (f"the k-NN radii within quarters of the set need more than {4 * k_dc + 3} "
+               f"generated images, got {n_g}")
+        notes.append(f"{name}: precision/recall/density/coverage without intervals: {why}")
+        metrics += [metric(m, getattr(scores, m), why,
+                           k=k_pr if m in ("precision", "recall") else k_dc) for m in names]
     else:
         ivs = prdc_intervals(g, r, k_pr=k_pr, k_dc=k_dc, **splits)
         for m in names:
-            k = {"k": k_pr if m in ("precision", "recall") else k_dc}
+            # the value holds at any n; recall's interval only from its regime's n
             uncalibrated = refusal(m, n=n_g, d=g.shape[1])
-            if uncalibrated is None:
-                metrics.append(_with_interval(m, name, ivs[m], counts, k))
-            else:  # the value holds; its interval does not at this n
-                metrics.append(Metric.of(m, name, ivs[m].estimate, ci95=None, details=k,
-                                         **counts))
+            metrics.append(metric(m, ivs[m].estimate if uncalibrated else ivs[m],
+                                  uncalibrated.reason if uncalibrated else None,
+                                  k=k_pr if m in ("precision", "recall") else k_dc))
+            if uncalibrated:
                 notes.append(f"{name}: {uncalibrated.reason}")
 
     if extractor.logits is not None:
@@ -197,22 +194,20 @@ def _metrics_for(
         chunks = min(10, n_g)
         if n_g >= max(MIN_INTERVAL_SAMPLES, 4 * chunks):
             is_iv = inception_score_interval(logits, splits=chunks, **splits)
-            metrics.append(_with_interval("is", name, is_iv, counts,
-                                          {"std": is_iv.record["std_over_splits"],
-                                           "splits": chunks}))
+            metrics.append(metric("is", is_iv, std=is_iv.record["std_over_splits"],
+                                  splits=chunks))
             is_refused = refusal("is_infinity", n=n_g, d=logits.shape[1])
             if is_refused is None:
-                metrics.append(_with_interval("is_infinity", name,
-                                              inception_score_infinity(logits, **splits), counts))
+                metrics.append(metric("is_infinity", inception_score_infinity(logits, **splits)))
             else:
                 omitted.append(_omitted("is_infinity", name, is_refused, counts))
                 notes.append(f"{name}: is_infinity not reported: {is_refused.reason}")
         else:
             score = inception_score(logits, splits=chunks)
-            notes.append(f"{name}: is without an interval: that needs at least "
-                         f"{max(MIN_INTERVAL_SAMPLES, 4 * chunks)} generated images, got {n_g}")
-            metrics.append(Metric.of("is", name, score.mean, ci95=None,
-                                     details={"std": score.std, "splits": chunks}, **counts))
+            why = (f"its interval needs at least {max(MIN_INTERVAL_SAMPLES, 4 * chunks)} "
+                   f"generated images, got {n_g}")
+            notes.append(f"{name}: is without an interval: {why}")
+            metrics.append(metric("is", score.mean, why, std=score.std, splits=chunks))
 
     if EXTRACTOR_SPECS[name].face:
         mem = memorization(g, r, threshold=config.match_threshold,
@@ -221,8 +216,8 @@ def _metrics_for(
         chance = _chance_copy_rate(r, config)
         if chance["warning"]:
             notes.append(f"{name}: copy_rate {mem.copy_rate:.3g}: {chance['warning']}")
-        metrics.append(_with_interval("copy_rate", name, rate_interval(copies, n_g), counts,
-                                      {**mem.to_json(), "chance": chance}))
+        metrics.append(metric("copy_rate", rate_interval(copies, n_g), **mem.to_json(),
+                              chance=chance))
     return metrics, notes, omitted
 
 

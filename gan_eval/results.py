@@ -19,7 +19,7 @@ from typing import Any
 
 from gan_eval.catalogue import METRICS, metric_spec
 from gan_eval.errors import InputError
-from gan_eval.estimates import estimand_label
+from gan_eval.estimates import IntervalResult, estimand_label
 from gan_eval.fileio import atomic_write_text
 
 SCHEMA = "gan-eval/results/v1"
@@ -27,7 +27,11 @@ SCHEMA = "gan-eval/results/v1"
 
 @dataclass
 class Metric:
-    """One number: a metric on one extractor, with its 95% interval and sample counts."""
+    """One number: a metric on one extractor, with its 95% interval and sample counts.
+
+    Build it with :meth:`of` (which derives ``ci95`` and ``details["interval"]`` from one
+    :class:`~gan_eval.estimates.IntervalResult`); the constructor is for reading results files.
+    """
 
     name: str
     extractor: str
@@ -43,27 +47,57 @@ class Metric:
         cls,
         name: str,
         extractor: str,
-        value: float,
+        estimate: IntervalResult | float,
         *,
-        ci95: tuple[float, float] | None = None,
-        **kwargs: Any,
+        n_generated: int,
+        n_reference: int,
+        no_interval: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> Metric:
-        """A metric whose direction comes from the catalogue (:mod:`gan_eval.catalogue`) and
-        whose interval is clipped to the catalogue's bounds (a bias-shifted bootstrap interval of
-        a rate near 0 would otherwise reach below 0)."""
-        spec = metric_spec(name)
-        if ci95 is not None:
-            low, high = spec.bounds
-            ci95 = (min(max(ci95[0], low), high), min(max(ci95[1], low), high))
-        return cls(
-            name=name,
-            extractor=extractor,
-            value=float(value),
-            ci95=ci95,
-            higher_is_better=spec.higher_is_better,
-            **kwargs,
-        )
+        """One metric; the only place that turns an interval into ``ci95`` and
+        ``details["interval"]``.
 
+        Args:
+            estimate: the metric's :class:`~gan_eval.estimates.IntervalResult` — ``value`` is
+                its estimate, ``ci95`` its bounds clipped to the catalogue's range (a Wilson
+                bound cannot leave [0, 1], an FID interval cannot reach below 0), and
+                ``details["interval"]`` its record (what it is an interval *of*, se, method,
+                n) — or a plain number when there is no interval, with ``no_interval``
+                saying why (stored as ``details["no_interval"]``).
+            n_generated, n_reference: the sample counts behind the number (an interval's
+                ``n`` must be ``n_generated``).
+            details: the producer's other details (never ``interval`` / ``no_interval``).
+        Direction (``higher_is_better``) comes from the catalogue (:mod:`gan_eval.catalogue`).
+
+        Raises:
+            ValueError: a producer's mistake — a number without ``no_interval``, an interval
+                with one, an interval of another ``n``, or ``details`` that already hold an
+                interval record.
+        """
+        spec = metric_spec(name)
+        details = dict(details or {})
+        if "interval" in details or "no_interval" in details:
+            raise ValueError(f"{name}: pass the interval (or no_interval), not a details entry")
+        if isinstance(estimate, IntervalResult):
+            if no_interval is not None:
+                raise ValueError(f"{name}: an interval and a reason for having none")
+            if estimate.n != n_generated:
+                raise ValueError(f"{name}: interval of n={estimate.n}, metric of "
+                                 f"n_generated={n_generated}")
+            low, high = spec.bounds
+            value = estimate.estimate
+            ci95: tuple[float, float] | None = (min(max(estimate.low, low), high),
+                                                min(max(estimate.high, low), high))
+            details["interval"] = estimate.to_json()
+        else:
+            if not no_interval:
+                raise ValueError(f"{name}: a number without an interval needs no_interval "
+                                 "(the reason there is none)")
+            value, ci95 = estimate, None
+            details["no_interval"] = no_interval
+        return cls(name=name, extractor=extractor, value=float(value), ci95=ci95,
+                   n_generated=n_generated, n_reference=n_reference,
+                   higher_is_better=spec.higher_is_better, details=details)
 
     def interval_of(self) -> str:
         """What ``ci95`` is an interval of, for a reader (:func:`gan_eval.estimates

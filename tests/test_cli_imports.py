@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gan_eval.estimates import normal_interval
 from gan_eval.results import Metric, Results, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,9 @@ def test_help_and_version_load_no_network(args: list[str]) -> None:
 def test_gate_on_a_results_file_loads_no_network(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     Results(provenance=provenance(command="t"), metrics=[
-        Metric.of("fid", "dlib-face", 0.3, ci95=(0.2, 0.4), n_generated=10, n_reference=10)
+        Metric.of("fid", "dlib-face", normal_interval(0.3, 0.05, n=10, estimand="mean_at_n",
+                                                      method="test"),
+                  n_generated=10, n_reference=10)
     ]).save(results)
     gates = tmp_path / "gates.toml"
     gates.write_text('[[gate]]\nmetric = "fid"\nmax = 1\n')

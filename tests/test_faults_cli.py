@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from gan_eval.cli import app
 from gan_eval.errors import InputError
+from gan_eval.estimates import normal_interval
 from gan_eval.gates import evaluate_gates, load_config
 from gan_eval.generators.source import GeneratorSource
 from gan_eval.report.junit import write_junit
@@ -29,8 +30,9 @@ UNWRITABLE = Path("/proc/gan-eval-no-such-place")  # not creatable, not even by 
 
 def _results(path: Path, value: float = 0.3) -> Path:
     Results(provenance=provenance(command="test"), metrics=[
-        Metric.of("fid", "dlib-face", value, ci95=(value - 0.05, value + 0.05), n_generated=50,
-                  n_reference=40),
+        Metric.of("fid", "dlib-face", normal_interval(value, 0.025, n=50, estimand="mean_at_n",
+                                                      method="test"),
+                  n_generated=50, n_reference=40),
     ]).save(path)
     return path
 

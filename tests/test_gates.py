@@ -19,8 +19,7 @@ def _metric(name: str, value: float, se: float, n: int = 500) -> Metric:
     """A metric as evaluate writes it: ci95 and details.interval (with its se) agree."""
     estimand = "mean_at_n" if name in ("fid", "recall", "coverage") else "population"
     iv = normal_interval(value, se, n=n, estimand=estimand, method="test")  # type: ignore[arg-type]
-    return Metric.of(name, "dlib-face", value, ci95=iv.interval,
-                     details={"interval": iv.to_json()}, n_generated=n, n_reference=100)
+    return Metric.of(name, "dlib-face", iv, n_generated=n, n_reference=100)
 
 
 def _results(fid: float, se: float = 0.5, precision: float = 0.7) -> Results:

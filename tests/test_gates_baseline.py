@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 from typer.testing import CliRunner
 
-from gan_eval.catalogue import METRICS
+from gan_eval.catalogue import METRICS, metric_spec
 from gan_eval.cli import app
 from gan_eval.errors import InputError
 from gan_eval.estimates import IntervalResult, normal_interval
@@ -37,10 +37,12 @@ def _metric(name: str, value: float, se: float, n: int = 1000, *,
     ``interval=None`` leaves details.interval out (a file from an older version)."""
     estimand = estimand or ("mean_at_n" if name in MEAN_AT_N else "population")
     iv = normal_interval(value, se, n=n, estimand=estimand, method="test")  # type: ignore[arg-type]
-    details = {} if interval is None else {"interval": iv.to_json() if interval == "build"
-                                           else interval}
-    return Metric.of(name, "dlib-face", value, ci95=iv.interval, details=details, n_generated=n,
-                     n_reference=500)
+    if interval == "build":
+        return Metric.of(name, "dlib-face", iv, n_generated=n, n_reference=500)
+    # a file from an older version, or a damaged one: its ci95 and details as they stand
+    return Metric(name, "dlib-face", value, iv.interval, n, 500,
+                  metric_spec(name).higher_is_better,
+                  {} if interval is None else {"interval": interval})
 
 
 def _save(path: Path, *metrics: Metric) -> Path:

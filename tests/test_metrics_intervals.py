@@ -15,7 +15,6 @@ import torch
 
 from gan_eval.errors import InputError
 from gan_eval.estimates import normal_interval
-from gan_eval.metrics.bootstrap import FIDResampler
 from gan_eval.metrics.cmmd import cmmd
 from gan_eval.metrics.extrapolation import bias_dominated, fid_analysis, inception_score_infinity
 from gan_eval.metrics.frechet import FeatureStats, frechet_distance
@@ -31,6 +30,7 @@ from gan_eval.metrics.intervals import (
 from gan_eval.metrics.polynomial_mmd import kid
 from gan_eval.metrics.prc import prdc
 from gan_eval.metrics.prdc_resample import PRDCResampler
+from gan_eval.metrics.subset_fid import FIDResampler
 from gan_eval.metrics.summaries import wilson_interval
 
 

@@ -7,9 +7,8 @@ import torch
 
 from gan_eval.errors import InputError
 from gan_eval.metrics import prdc_resample
-from gan_eval.metrics.bootstrap import resample_indices
 from gan_eval.metrics.prc import prdc
-from gan_eval.metrics.prdc_resample import PRDCResampler
+from gan_eval.metrics.prdc_resample import PRDCResampler, resample_indices
 
 
 def _sets(m: int, n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

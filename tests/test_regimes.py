@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 from gan_eval.cli import app
 from gan_eval.errors import InputError
 from gan_eval.estimates import ESTIMANDS, IntervalResult, estimand_label
-from gan_eval.metrics.bootstrap import FIDResampler
 from gan_eval.metrics.coverage import INTERVALS, coverage_table
 from gan_eval.metrics.extrapolation import fid_analysis, fid_infinity
 from gan_eval.metrics.frechet import FeatureStats, frechet_distance
@@ -30,6 +29,7 @@ from gan_eval.metrics.regimes import (
     refusal,
 )
 from gan_eval.metrics.simulation import MODEL_KINDS, model_pair, population_stats
+from gan_eval.metrics.subset_fid import FIDResampler
 from gan_eval.report.tables import metrics_table
 from gan_eval.results import Metric, Omitted, Results, provenance
 
@@ -169,9 +169,8 @@ def test_tables_show_the_both_sets_interval() -> None:
     gen, ref = _sets(16, 64, 40)
     fa = fid_analysis(gen, FeatureStats.from_features(ref), reference_features=ref, n_splits=8)
     assert fa.fid_both_sets is not None
-    metric = Metric.of("fid", "dlib-face", fa.fid.estimate, ci95=fa.fid.interval,
-                       details={"interval": fa.fid.to_json(),
-                                "interval_both_sets": fa.fid_both_sets.to_json()},
+    metric = Metric.of("fid", "dlib-face", fa.fid,
+                       details={"interval_both_sets": fa.fid_both_sets.to_json()},
                        n_generated=64, n_reference=40)
     both = metric.interval_both_sets()
     assert both is not None and both[0] <= metric.value <= both[1]

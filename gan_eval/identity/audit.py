@@ -234,10 +234,9 @@ def _faceness(gen: _Embedded, ref: _Embedded, config: RecognitionConfig
     g, r = results["generated"], results["reference"]
     rate = rate_interval(int(g.found.sum()), g.n)
     metric = Metric.of(
-        "faceness", detector.name, g.rate,
-        ci95=rate.interval, n_generated=g.n, n_reference=r.n,
+        "faceness", detector.name, rate, n_generated=g.n, n_reference=r.n,
         details={"reference_rate": r.rate, "upsample_factors": g.factors,
-                 "detection": detection_note(), "interval": rate.to_json()},
+                 "detection": detection_note()},
     )
     return section, metric
 
@@ -551,10 +550,8 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
     warning = section["thresholds"].get("warning")
     if warning:
         details["warning"] = warning
-    details["interval"] = rate_interval(leak["match"]["leaked"], n_gen).to_json()
-    metrics = [Metric.of("leakage_rate", EXTRACTOR, leak["match"]["rate"],
-                         ci95=leak["match"]["ci95"], n_generated=n_gen, n_reference=n_ref,
-                         details=details)]
+    metrics = [Metric.of("leakage_rate", EXTRACTOR, rate_interval(leak["match"]["leaked"], n_gen),
+                         n_generated=n_gen, n_reference=n_ref, details=details)]
     gen_div = section["diversity"]["generated"]
     ref_div = section["diversity"]["reference"]
     div_details: dict[str, Any] = {
@@ -564,8 +561,6 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
         "reference": ref_div["at"]["match"]["identities"],
         "n_reference_clustered": ref_div["n"],
         "birthday_support": gen_div["at"]["match"]["birthday"]["support"],
-        "no_interval": "a count of clusters has no bootstrap interval (resampling with "
-        "replacement duplicates faces and biases the count down)",
     }
     if "calibrated" in thresholds:
         div_details["calibrated"] = {
@@ -575,10 +570,11 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
         }
     if warning:
         div_details["warning"] = warning
-    metrics.append(Metric.of("identity_diversity", EXTRACTOR,
-                             gen_div["at"]["match"]["identities"], ci95=None,
-                             n_generated=gen_div["n"], n_reference=ref_div["n"],
-                             details=div_details))
+    metrics.append(Metric.of(
+        "identity_diversity", EXTRACTOR, gen_div["at"]["match"]["identities"],
+        no_interval="a count of clusters has no bootstrap interval (resampling with "
+        "replacement duplicates faces and biases the count down)",
+        n_generated=gen_div["n"], n_reference=ref_div["n"], details=div_details))
     if "identity" in section:
         metrics += identity_metrics(section["identity"], n_ref)
     return metrics

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan_eval.estimates import IntervalResult
 from gan_eval.metrics.copies import nearest_reference
 from gan_eval.metrics.identity import (
     authenticity,
@@ -356,26 +357,23 @@ def identity_metrics(section: dict[str, Any], n_reference: int) -> list[Metric]:
     vendi = section["vendi"]
     gen, ref = vendi["generated"], vendi["reference"]
     metrics = [Metric.of(
-        "vendi_identities", EXTRACTOR, gen["value"], ci95=None, n_generated=gen["n"],
+        "vendi_identities", EXTRACTOR, gen["value"], n_generated=gen["n"],
         n_reference=ref["n"],
+        no_interval="resampling with replacement duplicates faces, which lowers the score",
         details={"reference": ref["value"], "n_reference_used": ref["n"],
                  "kernel": vendi["kernel"], "bandwidth": vendi["bandwidth"],
-                 "subset": gen["subset"], "meaning": vendi["meaning"],
-                 "no_interval": "resampling with replacement duplicates faces, which "
-                 "lowers the score"},
+                 "subset": gen["subset"], "meaning": vendi["meaning"]},
     )]
     auth = section["authenticity"]
     rate = auth["rate"]
-    interval = {k: v for k, v in rate.items() if k != "estimate"}
-    details: dict[str, Any] = {"interval": interval, "meaning": auth["meaning"],
-                               "p_value": auth["p_value"]}
+    interval = IntervalResult.from_json({k: v for k, v in rate.items() if k != "estimate"},
+                                        estimate=rate["estimate"], where="authenticity")
+    details: dict[str, Any] = {"meaning": auth["meaning"], "p_value": auth["p_value"]}
     if auth["heldout_rate"] is not None:
         details["heldout"] = {"value": auth["heldout_rate"]["estimate"],
                               "ci95": auth["heldout_rate"]["ci"]}
     else:
         details["note"] = auth["note"]
-    low, high = rate["ci"]
-    metrics.append(Metric.of("authenticity", EXTRACTOR, rate["estimate"],
-                             ci95=(float(low), float(high)), n_generated=auth["n"],
+    metrics.append(Metric.of("authenticity", EXTRACTOR, interval, n_generated=auth["n"],
                              n_reference=n_reference, details=details))
     return metrics

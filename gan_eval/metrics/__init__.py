@@ -5,18 +5,15 @@ tested equal on the same features; statistics accumulate in float64. Modules:
 
 * :mod:`~gan_eval.metrics.frechet` — :class:`FeatureStats`, :func:`frechet_distance` (FID).
 * :mod:`~gan_eval.metrics.polynomial_mmd` — :func:`kid`.
-* :mod:`~gan_eval.metrics.kid_resample` — :func:`kid_resample_means` (``kid`` of many resamples
-  of the generated set from one pass, for bootstrap intervals).
 * :mod:`~gan_eval.metrics.isc` — :func:`inception_score`.
 * :mod:`~gan_eval.metrics.prc` — :func:`precision_recall`, :func:`density_coverage`, :func:`prdc`.
-* :mod:`~gan_eval.metrics.prdc_resample` — :class:`PRDCResampler` (``prdc`` of many resamples
-  of the generated set from one pass, for bootstrap intervals).
+* :mod:`~gan_eval.metrics.prdc_resample`, :mod:`~gan_eval.metrics.subset_fid` — ``prdc`` and
+  FID of many subsets of the generated set from one pass (the machinery behind the intervals).
 * :mod:`~gan_eval.metrics.bf16_tiles` — the bfloat16 first pass of precision/recall and its
   error bound.
 * :mod:`~gan_eval.metrics.neighbors` — exact blocked k-NN (:func:`nearest`,
   :func:`kth_neighbor_distance`) shared with memorization and recognition.
 * :mod:`~gan_eval.metrics.copies` — :func:`memorization`.
-* :mod:`~gan_eval.metrics.bootstrap` — :func:`bootstrap_ci`, :func:`fid_bootstrap_ci`.
 * :mod:`~gan_eval.metrics.intervals` — calibrated intervals (each an
   :class:`gan_eval.estimates.IntervalResult`: bounds, se and the estimand it is an interval
   of): :func:`prdc_intervals`, :func:`kid_interval`,
@@ -27,7 +24,6 @@ tested equal on the same features; statistics accumulate in float64. Modules:
   :func:`authenticity`.
 """
 
-from gan_eval.metrics.bootstrap import BootstrapCI, FIDResampler, bootstrap_ci, fid_bootstrap_ci
 from gan_eval.metrics.copies import DLIB_MATCH_THRESHOLD, MemorizationResult, memorization
 from gan_eval.metrics.extrapolation import (
     FIDAnalysis,
@@ -61,7 +57,6 @@ from gan_eval.metrics.intervals import (
     split_variance,
 )
 from gan_eval.metrics.isc import ISResult, inception_score
-from gan_eval.metrics.kid_resample import kid_resample_means
 from gan_eval.metrics.neighbors import (
     Neighbors,
     kth_neighbor_distance,
@@ -77,16 +72,13 @@ from gan_eval.metrics.prc import (
     prdc,
     precision_recall,
 )
-from gan_eval.metrics.prdc_resample import PRDCResampler
 
 __all__ = [
     "DLIB_MATCH_THRESHOLD",
     "PRDC",
     "AuthenticityResult",
-    "BootstrapCI",
     "DensityCoverage",
     "FIDAnalysis",
-    "FIDResampler",
     "FeatureStats",
     "FeatureSums",
     "ISResult",
@@ -94,16 +86,13 @@ __all__ = [
     "MembershipResult",
     "MemorizationResult",
     "Neighbors",
-    "PRDCResampler",
     "PrecisionRecall",
     "SmallSampleFIDWarning",
     "authenticity",
     "bias_dominated",
-    "bootstrap_ci",
     "cmmd_interval",
     "density_coverage",
     "fid_analysis",
-    "fid_bootstrap_ci",
     "fid_infinity",
     "fid_interval",
     "frechet_distance",
@@ -113,7 +102,6 @@ __all__ = [
     "inception_score_interval",
     "kid",
     "kid_interval",
-    "kid_resample_means",
     "kth_neighbor_distance",
     "membership_test",
     "memorization",

@@ -50,12 +50,12 @@ import torch
 
 from gan_eval.errors import InputError
 from gan_eval.estimates import IntervalResult, normal_interval
-from gan_eval.metrics.bootstrap import FIDResampler
 from gan_eval.metrics.frechet import FeatureStats
 from gan_eval.metrics.intervals import DEFAULT_SPLITS, SplitVariance, split_variance
 from gan_eval.metrics.isc import inception_score
 from gan_eval.metrics.neighbors import check_features
 from gan_eval.metrics.regimes import Refusal, refusal
+from gan_eval.metrics.subset_fid import FIDResampler
 
 #: Fewest random splits of the reference side of the both-sets interval (:func:`fid_analysis`).
 REFERENCE_MIN_SPLITS = 10

@@ -583,8 +583,8 @@ def cmmd_interval(
         # kernel mean over the real rows; weight (n − 1)/n of the V-statistic
         h = row_gr / m
         sq = (gen * gen).sum(1)
-        k_gg = _kernel_tile(gen, sq, gen, sq, 1.0 / (2.0 * sigma * sigma))
-        _, zeta1, zeta_deg = _zeta_estimates(k_gg - h[:, None] - h[None, :])
+        kernel = _kernel_tile(gen, sq, gen, sq, 1.0 / (2.0 * sigma * sigma))
+        _, zeta1, zeta_deg = _zeta_estimates(kernel - h[:, None] - h[None, :])
         var_hoeffding = (scale * (n - 1) / n) ** 2 * (4 * zeta1 / n
                                                       + 2 * zeta_deg / (n * (n - 1)))
     var = _capped(var_jack, var_hoeffding)

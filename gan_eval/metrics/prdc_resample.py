@@ -1,8 +1,9 @@
 """Precision / recall / density / coverage of many resamples of the generated set, from one pass.
 
-A bootstrap interval needs ``prdc(generated[idx], real)`` for ~100 index vectors ``idx``
-(rows drawn with replacement). Run one by one, each call repeats the whole computation (2.1 s
-per resample at 10,000 × 10,000 × 2,048 on 2 CPU threads: 3.5 minutes for 100). But only the
+Resampling intervals need ``prdc(generated[idx], real)`` for many index vectors ``idx`` (random
+subsets, or rows drawn with replacement: :func:`resample_indices`). Run one by one, each call
+repeats the whole computation (2.1 s per resample at 10,000 × 10,000 × 2,048 on 2 CPU threads:
+3.5 minutes for 100). But only the
 generated set changes, and it changes by multiplicities:
 
 * a generated sample's precision hit and density count do not depend on the other generated
@@ -26,6 +27,9 @@ per resample; ``benchmarks/metrics_math.py --only boot``: 20 resamples at 4,000 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import numpy as np
 import torch
 
 from gan_eval.metrics.neighbors import (
@@ -43,10 +47,19 @@ from gan_eval.metrics.neighbors import (
 )
 from gan_eval.metrics.prc import PRDC, _f_score, _validate, prdc
 
-__all__ = ["PRDCResampler"]
+__all__ = ["PRDCResampler", "resample_indices"]
 
 _EXTRA_NEIGHBOURS = 20
 _MAX_PAIRS = 20_000_000  # beyond this (nearly every pair within a radius) resample by recomputing
+
+
+def resample_indices(n: int, n_resamples: int, seed: int) -> Iterator[torch.Tensor]:
+    """Seeded draws of ``n`` rows from ``n`` with replacement: ``n_resamples`` int64 ``(n,)``
+    tensors, drawn lazily with ``numpy.random.default_rng(seed).integers(0, n, n)`` (the same
+    ``(n, n_resamples, seed)`` always gives the same sequence)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_resamples):
+        yield torch.from_numpy(rng.integers(0, n, n, dtype=np.int64))
 
 
 class PRDCResampler:

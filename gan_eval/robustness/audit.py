@@ -38,7 +38,6 @@ from gan_eval.faces import MATCH_THRESHOLD, is_match
 from gan_eval.features.dlib_face import dlib_weights_sha256, embed_faces
 from gan_eval.generators.external import ExternalSource
 from gan_eval.metrics.intervals import rate_interval
-from gan_eval.metrics.summaries import wilson_interval
 from gan_eval.results import Metric, Results, provenance
 from gan_eval.robustness.attacks import (
     ATTACKS,
@@ -298,15 +297,16 @@ def _metrics(records: list[dict[str, Any]], corruption_records: list[dict[str, A
     if head is not None:
         eps, rate, hits = _at_epsilon(head)
         details: dict[str, Any] = {"attack": head["attack"], "norm": head["norm"],
-                                   "epsilon": eps, "set": primary,
-                                   "interval": rate_interval(hits, head["n"]).to_json()}
+                                   "epsilon": eps, "set": primary}
         for other in sets:
             rec = _headline(records, goal, other)
             if other != primary and rec is not None and rec["attack"] == head["attack"]:
                 details[other] = dict(zip(("epsilon", "value"), _at_epsilon(rec)[:2],
                                           strict=True))
-        metrics.append(Metric.of(name, extractor, rate, ci95=wilson_interval(hits, head["n"]),
-                                 n_generated=n_gen, n_reference=n_ref, details=details))
+        iv = rate_interval(hits, head["n"])
+        assert iv.estimate == rate, "the headline rate is its successes over its n"
+        metrics.append(Metric.of(name, extractor, iv, n_generated=n_gen, n_reference=n_ref,
+                                 details=details))
     mine = [r for r in corruption_records if r["set"] == primary]
     if mine:
         per_set = {}
@@ -316,7 +316,9 @@ def _metrics(records: list[dict[str, Any]], corruption_records: list[dict[str, A
             per_set[set_name] = float(np.mean(rates)) if rates else None
         metrics.append(Metric.of(
             "corruption_match_rate", extractor,
-            float(np.mean([m for r in mine for m in r["match_rate"]])), ci95=None,
+            float(np.mean([m for r in mine for m in r["match_rate"]])),
+            no_interval="a mean of match rates over corruption cells that share their images: "
+            "the cells' Wilson intervals (in robustness.corruptions) do not combine into one",
             n_generated=n_gen, n_reference=n_ref,
             details={"set": primary, "mean_over": f"{len(mine)} corruptions × 5 severities",
                      "by_set": per_set}))

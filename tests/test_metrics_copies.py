@@ -1,19 +1,18 @@
-"""Memorization audit against brute force; bootstrap intervals (determinism, containment,
-width vs N) and the fast FID resampler against the direct computation."""
+"""Memorization audit against brute force, and the FID of subsets (FIDResampler) against
+the direct computation."""
 
 from __future__ import annotations
 
 import json
 import warnings
 
-import numpy as np
 import pytest
 import torch
 
 from gan_eval.errors import InputError
-from gan_eval.metrics.bootstrap import FIDResampler, bootstrap_ci, fid_bootstrap_ci
 from gan_eval.metrics.copies import memorization
 from gan_eval.metrics.frechet import FeatureStats, SmallSampleFIDWarning, frechet_distance
+from gan_eval.metrics.subset_fid import FIDResampler
 
 
 def _emb(n: int, d: int, seed: int, scale: float = 0.3) -> torch.Tensor:
@@ -65,37 +64,7 @@ def test_memorization_input_errors() -> None:
         memorization(_emb(3, 4, 0), _emb(5, 4, 1), threshold=-1.0)
 
 
-# ----------------------------------------------------------------------------- bootstrap
-
-
-def _mean_metric(x: torch.Tensor):
-    return lambda idx: float(x[idx].mean())
-
-
-def test_bootstrap_deterministic_with_seed_and_record() -> None:
-    x = torch.rand(300, dtype=torch.float64)
-    a = bootstrap_ci(_mean_metric(x), 300, n_resamples=50, seed=7)
-    b = bootstrap_ci(_mean_metric(x), 300, n_resamples=50, seed=7)
-    c = bootstrap_ci(_mean_metric(x), 300, n_resamples=50, seed=8)
-    assert torch.equal(a.values, b.values) and a.interval == b.interval
-    assert not torch.equal(a.values, c.values)
-    assert a.record == {
-        "n_resamples": 50,
-        "seed": 7,
-        "level": 0.95,
-        "method": "percentile",
-        "resampled": "generated",
-    }
-
-
-def test_bootstrap_contains_estimate_and_narrows_with_n() -> None:
-    widths = []
-    for n in (100, 1600):
-        x = torch.rand(n, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
-        ci = bootstrap_ci(_mean_metric(x), n, n_resamples=200, seed=0)
-        assert ci.low <= ci.estimate <= ci.high
-        widths.append(ci.high - ci.low)
-    assert widths[1] < widths[0] / 2  # ≈ 1/sqrt(n): a factor 4 here
+# ------------------------------------------------------------- FID of subsets (FIDResampler)
 
 
 def test_fid_resampler_equals_direct_fid() -> None:
@@ -113,37 +82,3 @@ def test_fid_resampler_equals_direct_fid() -> None:
         assert res(idx) == pytest.approx(direct, rel=1e-9)
         assert res.point_estimate() == pytest.approx(point, rel=1e-9)
 
-
-def test_fid_bootstrap_batched_equals_generic_and_intervals() -> None:
-    gen = _emb(400, 8, 12, scale=1.0) + 0.8
-    ref = FeatureStats.from_features(_emb(2000, 8, 13, scale=1.0))
-    fast = fid_bootstrap_ci(gen, ref, n_resamples=60, seed=3, method="percentile")
-    slow = bootstrap_ci(FIDResampler(gen, ref), 400, n_resamples=60, seed=3)
-    torch.testing.assert_close(fast.values, slow.values, rtol=1e-9, atol=1e-12)
-    assert fast.interval == pytest.approx(slow.interval, rel=1e-9)
-    shifted = fid_bootstrap_ci(gen, ref, n_resamples=60, seed=3)
-    assert shifted.record["method"] == "bias_shifted"
-    assert shifted.low <= shifted.estimate <= shifted.high
-    assert shifted.high - shifted.low == pytest.approx(fast.high - fast.low)
-
-
-def test_fid_percentile_interval_reasonable_case_and_width_shrinks() -> None:
-    # well separated sets, n ≫ D: the resampling bias is small next to the spread
-    ref = FeatureStats.from_features(_emb(4000, 4, 14, scale=1.0))
-    widths = []
-    for n in (500, 4000):
-        gen = _emb(n, 4, 15 + n, scale=1.0) + 1.0
-        ci = fid_bootstrap_ci(gen, ref, n_resamples=200, seed=0, method="percentile")
-        assert ci.low <= ci.estimate <= ci.high
-        widths.append(ci.high - ci.low)
-    assert widths[1] < widths[0] / 2
-
-
-def test_bootstrap_argument_errors() -> None:
-    with pytest.raises(InputError, match="level"):
-        bootstrap_ci(lambda idx: 0.0, 10, level=1.5)
-    with pytest.raises(InputError, match="method"):
-        bootstrap_ci(lambda idx: 0.0, 10, method="bca")  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="NaN or inf"):
-        bootstrap_ci(lambda idx: float("nan"), 10, n_resamples=3)
-    assert np.isfinite(bootstrap_ci(lambda idx: 1.0, 10, n_resamples=3).low)
