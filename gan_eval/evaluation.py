@@ -194,8 +194,12 @@ def _metrics_for(
         chunks = min(10, n_g)
         if n_g >= max(MIN_INTERVAL_SAMPLES, 4 * chunks):
             is_iv = inception_score_interval(logits, splits=chunks, **splits)
-            metrics.append(metric("is", is_iv, std=is_iv.record["std_over_splits"],
-                                  splits=chunks))
+            is_uncalibrated = refusal("is", n=n_g, d=logits.shape[1])
+            metrics.append(metric("is", is_iv.estimate if is_uncalibrated else is_iv,
+                                  is_uncalibrated.reason if is_uncalibrated else None,
+                                  std=is_iv.record["std_over_splits"], splits=chunks))
+            if is_uncalibrated:
+                notes.append(f"{name}: {is_uncalibrated.reason}")
             is_refused = refusal("is_infinity", n=n_g, d=logits.shape[1])
             if is_refused is None:
                 metrics.append(metric("is_infinity", inception_score_infinity(logits, **splits)))

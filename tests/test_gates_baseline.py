@@ -381,4 +381,4 @@ def test_gate_baseline_on_real_evaluate_runs(tmp_path: Path) -> None:
         assert refused.exit_code == 2, refused.output
         text = " ".join(refused.output.split())
         assert "cannot judge" in text and "fid_infinity[dlib-face] was not reported" in text
-        assert "n ≥ 1,024" in text and "Traceback" not in refused.output
+        assert "n ≥ 768" in text and "Traceback" not in refused.output

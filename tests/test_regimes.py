@@ -23,7 +23,8 @@ from gan_eval.metrics.extrapolation import fid_analysis, fid_infinity
 from gan_eval.metrics.frechet import FeatureStats, frechet_distance
 from gan_eval.metrics.regimes import (
     FID_INFINITY_MIN_RATIO,
-    IS_INFINITY_MIN_RATIO,
+    IS_MIN_RATIO,
+    PRDC_INTERVAL_MIN_N,
     RECALL_INTERVAL_MIN_N,
     reference_note,
     refusal,
@@ -52,33 +53,37 @@ def test_fid_infinity_is_refused_exactly_below_its_ratio(n: int, d: int) -> None
 
 @settings(max_examples=100, deadline=None)
 @given(n=st.integers(1, 100_000), c=st.integers(2, 2000))
-def test_is_infinity_is_refused_exactly_below_its_ratio(n: int, c: int) -> None:
-    why = refusal("is_infinity", n=n, d=c)
-    assert (why is None) == (n >= IS_INFINITY_MIN_RATIO * c)
-    if why is not None:
-        assert why.needed_n == IS_INFINITY_MIN_RATIO * c and f"C = {c}" in why.reason
+def test_is_infinity_and_the_is_interval_are_refused_exactly_below_their_ratio(
+    n: int, c: int
+) -> None:
+    for metric in ("is_infinity", "is"):
+        why = refusal(metric, n=n, d=c)
+        assert (why is None) == (n >= IS_MIN_RATIO * c)
+        if why is not None:
+            assert why.needed_n == IS_MIN_RATIO * c and f"C = {c}" in why.reason
 
 
-@pytest.mark.parametrize("metric", ["fid", "kid", "cmmd", "precision", "density",
-                                    "coverage", "is", "copy_rate"])
+@pytest.mark.parametrize("metric", ["fid", "kid", "cmmd", "copy_rate"])
 @pytest.mark.parametrize(("n", "d"), [(16, 2048), (1000, 128), (40, 128)])
 def test_metrics_without_a_regime_limit_are_reported(metric: str, n: int, d: int) -> None:
     assert refusal(metric, n=n, d=d) is None
 
 
-@pytest.mark.parametrize("n", [1, 16, 40, 63, 64, 1000])
-def test_recall_has_no_interval_below_its_n(n: int) -> None:
-    why = refusal("recall", n=n, d=128)
-    assert (why is None) == (n >= RECALL_INTERVAL_MIN_N)
+@pytest.mark.parametrize("metric", ["precision", "recall", "density", "coverage"])
+@pytest.mark.parametrize("n", [1, 16, 40, 255, 256, 999, 1000, 5000])
+def test_k_nn_intervals_need_their_n(metric: str, n: int) -> None:
+    needed = RECALL_INTERVAL_MIN_N if metric == "recall" else PRDC_INTERVAL_MIN_N
+    why = refusal(metric, n=n, d=128)
+    assert (why is None) == (n >= needed)
     if why:
-        assert why.needed_n == RECALL_INTERVAL_MIN_N and "without an interval" in why.reason
+        assert why.needed_n == needed and "without an interval" in why.reason
 
 
 def test_the_named_cases_of_issue_23_are_refused() -> None:
     """Inception-like ReLU features (D = 2,048) at n = 1,000, and 20 faces in dlib-face."""
     for n, d in ((1000, 2048), (20, 128)):
         why = refusal("fid_infinity", n=n, d=d)
-        assert why is not None and why.needed_n == 8 * d
+        assert why is not None and why.needed_n == 6 * d
 
 
 @pytest.mark.parametrize(("n_ref", "d", "warned"), [(80, 128, True), (127, 128, True),
@@ -237,7 +242,7 @@ def test_a_gate_on_an_omitted_metric_cannot_judge(tmp_path: Path, config: str,
     assert result.exit_code == 2, result.output
     text = " ".join(result.output.split())
     assert "cannot judge" in text and "fid_infinity[dlib-face] was not reported" in text
-    assert "n ≥ 1,024" in text and "Traceback" not in result.output
+    assert "n ≥ 768" in text and "Traceback" not in result.output
 
 
 # ---- the coverage engine and calibrate --------------------------------------------------------
@@ -256,9 +261,10 @@ def test_coverage_table_has_every_interval_and_the_regime_verdict() -> None:
     rows = coverage_table(generated, reference, n=32, n_reference=40, trials=4, n_splits=4)
     assert [r.metric for r in rows] == list(INTERVALS)
     by = {r.metric: r for r in rows}
-    assert not by["fid_infinity"].reported and "needs n ≥ 64" in (by["fid_infinity"].reason or "")
-    assert not by["recall"].reported  # n = 32: recall's interval needs 64
-    assert all(r.reported for r in rows if r.metric not in ("fid_infinity", "recall"))
+    assert not by["fid_infinity"].reported and "needs n ≥ 48" in (by["fid_infinity"].reason or "")
+    prdc = ("precision", "recall", "density", "coverage")  # n = 32: their intervals need more
+    assert not any(by[m].reported for m in prdc)
+    assert all(r.reported for r in rows if r.metric not in ("fid_infinity", *prdc))
     assert all(r.trials == 4 and 0 <= r.covered <= 4 for r in rows)
     target = frechet_distance(population_stats(generated), FeatureStats.from_features(
         reference.draw(40, torch.Generator().manual_seed(0))), warn=False)

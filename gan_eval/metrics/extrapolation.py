@@ -20,7 +20,7 @@ statistics from many more samples than ``D``).
 
 Regime: the expansion in ``1/N`` holds only when ``N`` is well above ``D`` (below it the sample
 covariance is rank-deficient and ``E[FID_N]`` bends at ``N ≈ D``); simulated coverage of the
-population value is in [92 %, 98 %] only from ``n ≈ 8·D`` (:mod:`gan_eval.metrics.regimes`),
+population value is in [92 %, 98 %] only from ``n ≈ 6·D`` (:mod:`gan_eval.metrics.regimes`),
 so :func:`fid_analysis` withholds FID∞ below that (``FIDAnalysis.refusal``).
 
 Both sets redrawn (:func:`fid_analysis` with ``reference_features``): FID's interval above

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "FID_INFINITY_MIN_RATIO",
-    "IS_INFINITY_MIN_RATIO",
+    "IS_MIN_RATIO",
+    "PRDC_INTERVAL_MIN_N",
     "RECALL_INTERVAL_MIN_N",
     "Refusal",
     "reference_note",
@@ -26,11 +27,14 @@ __all__ = [
 
 #: FID∞ is reported when ``n ≥ FID_INFINITY_MIN_RATIO · D`` (module docstring: below, the
 #: quadratic in 1/N through n/4, n/2, n does not reach the population value).
-FID_INFINITY_MIN_RATIO = 8
-#: IS∞ is reported when ``n ≥ IS_INFINITY_MIN_RATIO · C`` (``C`` classes of the logits).
-IS_INFINITY_MIN_RATIO = 8
-#: Recall's interval is reported from this many generated samples (below, it is too wide).
-RECALL_INTERVAL_MIN_N = 64
+FID_INFINITY_MIN_RATIO = 6
+#: IS∞ is reported, and IS gets its interval, when ``n ≥ IS_MIN_RATIO · C`` (``C`` classes
+#: of the logits).
+IS_MIN_RATIO = 2
+#: Precision, density and coverage get their intervals from this many generated samples.
+PRDC_INTERVAL_MIN_N = 256
+#: Recall gets its interval from this many generated samples.
+RECALL_INTERVAL_MIN_N = 1000
 
 
 @dataclass(frozen=True)
@@ -69,21 +73,30 @@ def refusal(metric: str, *, n: int, d: int) -> Refusal | None:
             f"only for n ≥ {FID_INFINITY_MIN_RATIO}·D; here n = {n} in D = {d} dimensions, "
             f"where the extrapolation misses the population value by several standard errors "
             f"(simulated); it needs n ≥ {needed:,} generated samples"), needed)
-    if metric == "is_infinity":
-        needed = IS_INFINITY_MIN_RATIO * d
+    if metric in ("is_infinity", "is"):
+        needed = IS_MIN_RATIO * d
+        if n >= needed:
+            return None
+        if metric == "is":
+            return Refusal(metric, (
+                f"the Inception Score's interval is not calibrated below n = {IS_MIN_RATIO}·C "
+                f"(simulated: too narrow); IS is reported without an interval at n = {n} with "
+                f"C = {d} classes; it needs n ≥ {needed:,} generated samples"), needed)
+        return Refusal(metric, (
+            f"IS∞ (the value as n → ∞) is extrapolated from IS at n/4, n/2 and n, which holds "
+            f"only for n ≥ {IS_MIN_RATIO}·C; here n = {n} with C = {d} classes, "
+            f"where the extrapolation misses the population value (simulated); it needs "
+            f"n ≥ {needed:,} generated samples"), needed)
+    if metric in ("precision", "recall", "density", "coverage"):
+        needed = RECALL_INTERVAL_MIN_N if metric == "recall" else PRDC_INTERVAL_MIN_N
         if n >= needed:
             return None
         return Refusal(metric, (
-            f"IS∞ (the value as n → ∞) is extrapolated from IS at n/4, n/2 and n, which holds "
-            f"only for n ≥ {IS_INFINITY_MIN_RATIO}·C; here n = {n} with C = {d} classes, "
-            f"where the extrapolation misses the population value (simulated); it needs "
-            f"n ≥ {needed:,} generated samples"), needed)
-    if metric == "recall" and n < RECALL_INTERVAL_MIN_N:
-        return Refusal(metric, (
-            f"recall's interval is not calibrated below n = {RECALL_INTERVAL_MIN_N} generated "
-            f"samples (simulated: 1.35× the true spread at n = 40 on real faces); recall is "
-            f"reported without an interval at n = {n}; it needs n ≥ {RECALL_INTERVAL_MIN_N}"),
-            RECALL_INTERVAL_MIN_N)
+            f"{metric}'s interval is not calibrated below n = {needed} generated samples "
+            "(simulated on clustered, identity-like features: "
+            + ("1.4× the true spread at n = 256" if metric == "recall" else
+               "coverage 0.65 at n = 64") + f"); {metric} is reported without an interval at "
+            f"n = {n}; it needs n ≥ {needed:,}"), needed)
     return None
 
 
