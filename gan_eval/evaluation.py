@@ -182,7 +182,7 @@ def _metrics_for(
         ivs = prdc_intervals(g, r, k_pr=k_pr, k_dc=k_dc, **splits)
         for m in names:
             # the value holds at any n; recall's interval only from its regime's n
-            uncalibrated = refusal(m, n=n_g, d=g.shape[1])
+            uncalibrated = refusal(m, n=n_g, d=g.shape[1], n_reference=n_r)
             metrics.append(metric(m, ivs[m].estimate if uncalibrated else ivs[m],
                                   uncalibrated.reason if uncalibrated else None,
                                   k=k_pr if m in ("precision", "recall") else k_dc))

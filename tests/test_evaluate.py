@@ -88,7 +88,7 @@ def test_dlib_face_metrics_equal_torch_fidelity(tmp_path: Path, faces: torch.Ten
     # without them, each saying why
     for name in prdc:
         assert results.metric(name).ci95 is None
-        assert "not calibrated below" in results.metric(name).details["no_interval"]
+        assert "calibrated only from" in results.metric(name).details["no_interval"]
     # every calibrated interval says what it is an interval of, with the se a gate tests
     estimands = {m.name: m.details["interval"]["estimand"] for m in results.metrics
                  if "interval" in m.details}

@@ -25,6 +25,7 @@ from gan_eval.metrics.regimes import (
     FID_INFINITY_MIN_RATIO,
     IS_MIN_RATIO,
     PRDC_INTERVAL_MIN_N,
+    PRDC_INTERVAL_MIN_REFERENCE,
     RECALL_INTERVAL_MIN_N,
     reference_note,
     refusal,
@@ -71,12 +72,17 @@ def test_metrics_without_a_regime_limit_are_reported(metric: str, n: int, d: int
 
 @pytest.mark.parametrize("metric", ["precision", "recall", "density", "coverage"])
 @pytest.mark.parametrize("n", [1, 16, 40, 255, 256, 999, 1000, 5000])
-def test_k_nn_intervals_need_their_n(metric: str, n: int) -> None:
+@pytest.mark.parametrize("n_reference", [None, 100, 1999, 2000, 50_000])
+def test_k_nn_intervals_need_their_n_and_reference(metric: str, n: int,
+                                                   n_reference: int | None) -> None:
     needed = RECALL_INTERVAL_MIN_N if metric == "recall" else PRDC_INTERVAL_MIN_N
-    why = refusal(metric, n=n, d=128)
-    assert (why is None) == (n >= needed)
+    why = refusal(metric, n=n, d=128, n_reference=n_reference)
+    enough_reference = n_reference is None or n_reference >= PRDC_INTERVAL_MIN_REFERENCE
+    assert (why is None) == (n >= needed and enough_reference)
     if why:
-        assert why.needed_n == needed and "without an interval" in why.reason
+        assert why.needed_n == (needed if n < needed else None)
+        assert "without an interval" in why.reason
+        assert ("needs a reference" in why.reason) == (not enough_reference)
 
 
 def test_the_named_cases_of_issue_23_are_refused() -> None:

@@ -244,7 +244,7 @@ def coverage_table(
         covered = int(np.sum((low <= target) & (target <= high)))
         ratio = float(np.mean(high - low)) / (2 * z * sd) if sd > 0 else math.inf
         metric = "fid" if name == "fid_both_sets" else name
-        why = refusal(metric, n=n, d=generated.d)
+        why = refusal(metric, n=n, d=generated.d, n_reference=n_reference)
         rows.append(CoverageRow(name, _ESTIMAND[name], len(draws), covered, ratio, target,
                                 why is None, why.reason if why else None))
     return rows
