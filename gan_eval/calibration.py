@@ -20,20 +20,16 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from gan_eval.catalogue import EXTRACTORS
-from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
-from gan_eval.features.cache import FeatureCache, default_cache_dir
-from gan_eval.features.extraction import extract
-from gan_eval.features.registry import build_extractor
-from gan_eval.metrics.coverage import INTERVALS, CoverageRow, coverage_table
-from gan_eval.metrics.neighbors import self_neighbors
-from gan_eval.metrics.simulation import MixtureModel, smoothed_pool
-from gan_eval.sources import as_source
+
+if TYPE_CHECKING:  # torch and the metrics are imported where used: options are checked first
+    import torch
+
+    from gan_eval.metrics.coverage import CoverageRow
+    from gan_eval.metrics.simulation import MixtureModel
 
 __all__ = ["CalibrateConfig", "Calibration", "calibrate", "pool_models"]
 
@@ -112,6 +108,11 @@ class Calibration:
 def pool_models(pool: torch.Tensor, *, seed: int = 0) -> tuple[MixtureModel, MixtureModel, float]:
     """(pseudo-generated model, reference model, smoothing ``h``) from real features
     ``pool`` (float ``(N, D)``, ``N ≥ 5``): module docstring."""
+    import torch
+
+    from gan_eval.metrics.neighbors import self_neighbors
+    from gan_eval.metrics.simulation import smoothed_pool
+
     x = pool.double()
     n, d = x.shape
     if n < 5:
@@ -132,6 +133,13 @@ def calibrate(data: str, config: CalibrateConfig) -> Calibration:
     Raises:
         InputError: bad DATA or options; MissingAssetError: the extractor's weights missing.
     """
+    from gan_eval.devices import resolve_device
+    from gan_eval.features.cache import FeatureCache, default_cache_dir
+    from gan_eval.features.extraction import extract
+    from gan_eval.features.registry import build_extractor
+    from gan_eval.metrics.coverage import INTERVALS, coverage_table
+    from gan_eval.sources import as_source
+
     source = as_source(data, "DATA", device=config.device)
     device = resolve_device(config.device)
     extractor = build_extractor(config.extractor, device=device, weights=config.weights)

@@ -155,11 +155,20 @@ def _metrics_for(
     subset = min(config.kid_subset_size, n_g, n_r)
     kid_iv = kid_interval(g, r, subsets=config.kid_subsets, subset_size=subset,
                           variance_seed=seed)
-    metrics.append(metric("kid", kid_iv, std=kid_iv.record["std_over_subsets"],
+    kernel_uncalibrated = refusal("kid", n=n_g, d=g.shape[1])  # the same rule for cmmd
+    if kernel_uncalibrated:
+        notes.append(f"{name}: {kernel_uncalibrated.reason} (cmmd likewise)")
+
+    def kernel(metric_name: str, iv: IntervalResult) -> tuple[IntervalResult | float,
+                                                              str | None]:
+        why = refusal(metric_name, n=n_g, d=g.shape[1])
+        return (iv.estimate, why.reason) if why else (iv, None)
+
+    metrics.append(metric("kid", *kernel("kid", kid_iv), std=kid_iv.record["std_over_subsets"],
                           subsets=config.kid_subsets, subset_size=subset))
 
     metrics.append(metric(
-        "cmmd", cmmd_interval(g, r), sigma=CMMD_SIGMA, scale=CMMD_SCALE,
+        "cmmd", *kernel("cmmd", cmmd_interval(g, r)), sigma=CMMD_SIGMA, scale=CMMD_SCALE,
         estimator="biased, kernel means over full matrices with diagonals "
                   "(google-research cmmd/distance.py); comparable with the paper on "
                   "clip-vit-l14-336 only"))

@@ -24,6 +24,7 @@ from gan_eval.metrics.frechet import FeatureStats, frechet_distance
 from gan_eval.metrics.regimes import (
     FID_INFINITY_MIN_RATIO,
     IS_MIN_RATIO,
+    KERNEL_INTERVAL_MIN_N,
     PRDC_INTERVAL_MIN_N,
     PRDC_INTERVAL_MIN_REFERENCE,
     RECALL_INTERVAL_MIN_N,
@@ -64,10 +65,19 @@ def test_is_infinity_and_the_is_interval_are_refused_exactly_below_their_ratio(
             assert why.needed_n == IS_MIN_RATIO * c and f"C = {c}" in why.reason
 
 
-@pytest.mark.parametrize("metric", ["fid", "kid", "cmmd", "copy_rate"])
+@pytest.mark.parametrize("metric", ["fid", "copy_rate"])
 @pytest.mark.parametrize(("n", "d"), [(16, 2048), (1000, 128), (40, 128)])
 def test_metrics_without_a_regime_limit_are_reported(metric: str, n: int, d: int) -> None:
     assert refusal(metric, n=n, d=d) is None
+
+
+@pytest.mark.parametrize("metric", ["kid", "cmmd"])
+@pytest.mark.parametrize("n", [1, 16, 64, 999, 1000, 5000])
+def test_kernel_intervals_need_their_n(metric: str, n: int) -> None:
+    why = refusal(metric, n=n, d=128, n_reference=100)
+    assert (why is None) == (n >= KERNEL_INTERVAL_MIN_N)
+    if why:
+        assert why.needed_n == KERNEL_INTERVAL_MIN_N and "without an interval" in why.reason
 
 
 @pytest.mark.parametrize("metric", ["precision", "recall", "density", "coverage"])
@@ -268,9 +278,9 @@ def test_coverage_table_has_every_interval_and_the_regime_verdict() -> None:
     assert [r.metric for r in rows] == list(INTERVALS)
     by = {r.metric: r for r in rows}
     assert not by["fid_infinity"].reported and "needs n ≥ 48" in (by["fid_infinity"].reason or "")
-    prdc = ("precision", "recall", "density", "coverage")  # n = 32: their intervals need more
-    assert not any(by[m].reported for m in prdc)
-    assert all(r.reported for r in rows if r.metric not in ("fid_infinity", *prdc))
+    small = ("kid", "cmmd", "precision", "recall", "density", "coverage")  # need more than 32
+    assert not any(by[m].reported for m in small)
+    assert all(r.reported for r in rows if r.metric not in ("fid_infinity", *small))
     assert all(r.trials == 4 and 0 <= r.covered <= 4 for r in rows)
     target = frechet_distance(population_stats(generated), FeatureStats.from_features(
         reference.draw(40, torch.Generator().manual_seed(0))), warn=False)
@@ -298,3 +308,17 @@ def test_calibrate_refuses_an_unwritable_json_path(tmp_path: Path) -> None:
     result = runner.invoke(app, ["calibrate", "builtin:lfw-subset", "--json",
                                  str(blocker / "out.json")])
     assert result.exit_code == 2 and "--json" in result.output
+
+
+def test_calibrate_options_are_checked_before_torch_is_imported() -> None:
+    """``gan-eval calibrate`` refuses bad options before any heavy import (exit 2, fast)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom gan_eval.calibration import CalibrateConfig\n"
+            "from gan_eval.errors import InputError\n"
+            "try:\n    CalibrateConfig(n=3)\nexcept InputError as e:\n    print(e)\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert "--count" in out[0] and out[1] == "False"

@@ -55,8 +55,8 @@ def _check(rows: list[CoverageRow]) -> list[tuple[str, float, float, bool]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["relu", "mixture"])
 def test_inside_the_region_every_reported_interval_holds(kind: str) -> None:
-    """D = 128: n = 64 (below D: FID, FID with both sets redrawn, KID, CMMD; FID∞ and the
-    k-NN intervals are refused there) and n = 1,024 (FID∞'s region)."""
+    """D = 128: n = 64 (below D: FID and FID with both sets redrawn; FID∞, KID, CMMD and the
+    k-NN intervals are refused there) and n = 1,024 (FID∞'s, KID's and CMMD's region)."""
     generated, reference = model_pair(kind, 128)
     below = coverage_table(generated, reference, n=64, n_reference=N_REF, trials=TRIALS,
                            workers=WORKERS)
@@ -65,7 +65,7 @@ def test_inside_the_region_every_reported_interval_holds(kind: str) -> None:
     _print(f"{kind} D=128 n=64", below)
     _print(f"{kind} D=128 n=1024", above)
     assert {r.metric for r in below if not r.reported} == {
-        "fid_infinity", "precision", "recall", "density", "coverage"}
+        "fid_infinity", "kid", "cmmd", "precision", "recall", "density", "coverage"}
     assert all(r.reported for r in above)
     bad = _check(below) + _check(above)
     assert not bad, f"reported but uncalibrated (metric, coverage, width, reported): {bad}"

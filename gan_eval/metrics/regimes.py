@@ -7,7 +7,37 @@ sizes of a run; ``evaluate`` leaves a refused metric out of ``metrics`` and reco
 reason and the ``n`` it would need, under ``omitted`` in the results JSON, and a gate on it
 exits 2 naming that reason (:mod:`gan_eval.gates`).
 
-MAP_TABLES_PLACEHOLDER
+The rules (each from the simulated map in docs/regimes.md; coverage / width ratio, 100 draws
+unless marked, so a coverage is known to about ±4.3 %; models of
+:mod:`gan_eval.metrics.simulation`: Gaussian, ReLU (non-negative, skewed) and clustered
+identity-like mixtures in D = 128, reference 2,000, and the real dlib-face embeddings of the
+built-in faces with a reference of 100):
+
+============================  ===============================  ===================================
+estimate                      reported when                    measured where it is refused
+============================  ===============================  ===================================
+fid_infinity (population)     n ≥ 6·D                          4·D: 0.76 (Gaussian); 2·D: 0.40
+                                                               (ReLU); D: 0.00; D/2: 0.09 (ReLU)
+is_infinity (population),     n ≥ 2·C (C classes)              C: 0.86 / 0.85; C/2: 0.76 / 0.66
+is interval (mean_at_n)                                        (IS interval C/2: 0.78 / 0.66)
+precision, density,           n ≥ 256, n_reference ≥ 2,000     clustered n = 64: 0.65 (density,
+coverage intervals                                             coverage); faces, reference 100:
+                                                               coverage 1.24–1.45× wide
+recall interval               n ≥ 1,000, n_reference ≥ 2,000   clustered n = 256: 1.40× wide
+kid, cmmd intervals           n ≥ 1,000                        n = 64: 1.60× (ReLU), 1.29–1.34×
+                                                               (Gaussian) wide, coverage 0.98–0.99
+fid, fid both sets,           always (n ≥ 16)                  —
+copy_rate
+============================  ===============================  ===================================
+
+FID∞ at D = 128 (coverage of the population value / width): Gaussian 0.76 / 1.00 at n = 512,
+0.94 / 1.05 at 768, 0.925 / 1.03 at 1,000 (400 draws); ReLU 0.40 / 1.01 at 256 (150), 0.92 /
+0.97 at 768 and 1,024 (150), 0.95 / 0.96 at 2,048 (150); mixture 0.90 / 1.12 at 256 (150),
+0.95 / 0.99 at 768. The rule is in n/D: at D = 2,048 (Inception) FID∞ needs n ≥ 12,288, at
+DINOv2-L's 1,024 6,144, at CLIP-L's 768 4,608; the cells above 6·D at D ≥ 768 were not
+simulated (a D × D eigendecomposition per subset), the refused ones were (the issue's ReLU
+case, D = 2,048, n = 1,000: a tight interval far from the population value). IS∞ and IS with
+C = 100 classes: 0.92 / 0.96 at n = 2·C, 0.92 / 0.93 at 4·C, 0.93 / 0.96 at 8·C.
 """
 
 from __future__ import annotations
@@ -18,6 +48,7 @@ from dataclasses import dataclass
 __all__ = [
     "FID_INFINITY_MIN_RATIO",
     "IS_MIN_RATIO",
+    "KERNEL_INTERVAL_MIN_N",
     "PRDC_INTERVAL_MIN_N",
     "PRDC_INTERVAL_MIN_REFERENCE",
     "RECALL_INTERVAL_MIN_N",
@@ -32,6 +63,9 @@ FID_INFINITY_MIN_RATIO = 6
 #: IS∞ is reported, and IS gets its interval, when ``n ≥ IS_MIN_RATIO · C`` (``C`` classes
 #: of the logits).
 IS_MIN_RATIO = 2
+#: KID and CMMD get their intervals from this many generated samples (below, where a good
+#: model's degenerate variance part dominates, their jackknife runs 1.3–1.6× wide).
+KERNEL_INTERVAL_MIN_N = 1000
 #: Precision, density and coverage get their intervals from this many generated samples.
 PRDC_INTERVAL_MIN_N = 256
 #: Recall gets its interval from this many generated samples.
@@ -94,6 +128,12 @@ def refusal(metric: str, *, n: int, d: int, n_reference: int | None = None) -> R
             f"only for n ≥ {IS_MIN_RATIO}·C; here n = {n} with C = {d} classes, "
             f"where the extrapolation misses the population value (simulated); it needs "
             f"n ≥ {needed:,} generated samples"), needed)
+    if metric in ("kid", "cmmd") and n < KERNEL_INTERVAL_MIN_N:
+        return Refusal(metric, (
+            f"{metric}'s interval is calibrated only from n = {KERNEL_INTERVAL_MIN_N:,} generated "
+            "samples (simulated: 1.3–1.6× the true spread at n = 64 for a model close to its "
+            f"reference); {metric} is reported without an interval at n = {n}; it needs "
+            f"n ≥ {KERNEL_INTERVAL_MIN_N:,}"), KERNEL_INTERVAL_MIN_N)
     if metric in ("precision", "recall", "density", "coverage"):
         needed = RECALL_INTERVAL_MIN_N if metric == "recall" else PRDC_INTERVAL_MIN_N
         short_reference = (n_reference is not None
