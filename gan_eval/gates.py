@@ -308,14 +308,14 @@ def _baseline_check(config: GateConfig, gate: Gate, metric: Metric, base: Metric
                             low=base_iv.low + sign * margin, high=base_iv.high + sign * margin)
         test = compare_to_baseline(now_iv, tolerated, higher_is_better=hib, alpha=config.alpha)
         worse, p_value, z = test.worse, test.p_value, _finite(test.z)
-    what = (f"{metric.name} ({estimand_label(now_iv.estimand, now_iv.n)}, each run's interval "
-            "with its reference held fixed)")
+    what = f"{metric.name} ({estimand_label(now_iv.estimand, now_iv.n)})"
     direction = "worse" if effect > 0 else "better" if effect < 0 else "unchanged"
     spreads = f" ({in_spreads:+.3g} baseline spreads)" if math.isfinite(in_spreads) else ""
     by = f" by {_fmt(abs(effect))}{spreads}" if effect != 0 else ""
     beyond = f" beyond the tolerance {_fmt(margin)}" if margin > 0 else ""
     test_text = (f"p = {p_value:.3g} {'<' if worse else '>='} alpha {config.alpha:g}"
-                 + (f", z = {z:.3g}" if z is not None else ", both se 0: exact"))
+                 + (f", z = {z:.3g}" if z is not None else ", both se 0: exact")
+                 + " (each run's interval with its reference held fixed)")
     verdict = ("regressed: significantly worse" + beyond if worse
                else "no significant regression" + beyond)
     message = (f"{verdict}: {what}: now {_fmt(metric.value)} vs baseline {_fmt(base.value)}, "
