@@ -24,6 +24,8 @@ Layers (imports point down only; ``tests/test_layers.py`` checks it):
 5. :mod:`~gan_eval.sources` — any DATA string (or an opened source) → :class:`ImageSource`;
 6. the analyses :mod:`~gan_eval.evaluation`, :mod:`~gan_eval.identity`,
    :mod:`~gan_eval.robustness` — sources in, :class:`Results` out; none imports another;
+   beside them :mod:`~gan_eval.calibration` (``gan-eval calibrate``: interval coverage
+   simulated on a DATA's own features);
 7. :mod:`~gan_eval.report` — rendering: HTML, plots, face tiles, terminal tables, JUnit;
 8. :mod:`~gan_eval.audit` — the whole audit (train or reuse, the three analyses, gates, report);
 9. :mod:`~gan_eval.cli` — parses options, builds a config, calls one API function.

@@ -220,6 +220,7 @@ def audit_generator(
                       for name, part in done.items()},
         },
         metrics=[m for part in done.values() for m in part.metrics],
+        omitted=[o for part in done.values() for o in part.omitted],
         recognition=done["recognition"].recognition if "recognition" in done else {},
         robustness=done["attack"].robustness if "attack" in done else {},
     )

@@ -19,7 +19,7 @@ FLOORS: list[set[str]] = [
     {"features", "gan"},
     {"generators"},
     {"sources"},
-    {"evaluation", "identity", "robustness"},
+    {"evaluation", "calibration", "identity", "robustness"},
     {"report"},
     {"audit"},
     {"cli"},

@@ -22,6 +22,11 @@ tested equal on the same features; statistics accumulate in float64. Modules:
   its interval), :func:`inception_score_infinity`.
 * :mod:`~gan_eval.metrics.identity` — :func:`vendi_score`, :func:`membership_test`,
   :func:`authenticity`.
+* :mod:`~gan_eval.metrics.regimes` — where each estimate holds (:func:`~.regimes.refusal`,
+  the regime map of docs/regimes.md).
+* :mod:`~gan_eval.metrics.simulation` — feature models with exact moments
+  (:func:`~.simulation.model_pair`); :mod:`~gan_eval.metrics.coverage` — the coverage
+  simulation of every interval (:func:`~.coverage.coverage_table`).
 """
 
 from gan_eval.metrics.copies import DLIB_MATCH_THRESHOLD, MemorizationResult, memorization
