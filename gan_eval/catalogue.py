@@ -30,6 +30,7 @@ class Producer(StrEnum):
     EVALUATE = "evaluate"
     RECOGNITION = "recognition"
     ATTACK = "attack"
+    RESTORATION = "restoration"  # gan-eval restoration MODEL: a restoration model, not a GAN
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,30 @@ METRICS: dict[str, MetricSpec] = {
                    "Discriminator fooled", ("discriminator",)),
         MetricSpec("corruption_match_rate", True, _UNIT, "fraction", Producer.ATTACK,
                    "Match rate under corruptions", ("dlib-face",)),
+        # restoration: restored vs clean faces, mean over faces and the model's degradations
+        MetricSpec("psnr", True, (0.0, 100.0), "dB (scikit-image; identical images: 100)",
+                   Producer.RESTORATION, "PSNR", ("pixels",), headline=("pixels",)),
+        MetricSpec("ssim", True, (-1.0, 1.0), "mean SSIM (scikit-image defaults)",
+                   Producer.RESTORATION, "SSIM", ("pixels",)),
+        MetricSpec("lpips", False, _POSITIVE, "LPIPS v0.1 distance", Producer.RESTORATION,
+                   "LPIPS", ("lpips-alex",)),
+        MetricSpec("identity_distance", False, _POSITIVE,
+                   "face-embedding distance, restored ↔ clean", Producer.RESTORATION,
+                   "Identity distance", FACE_EXTRACTORS),
+        MetricSpec("identity_kept_rate", True, _UNIT, "fraction within the calibrated "
+                   "same-person threshold of the clean face", Producer.RESTORATION,
+                   "Identity kept", FACE_EXTRACTORS),
+        MetricSpec("identity_swap_rate", False, _UNIT, "fraction closer to another person than "
+                   "to the clean face", Producer.RESTORATION, "Identity swap rate",
+                   FACE_EXTRACTORS, headline=("dlib-face",)),
+        MetricSpec("landmark_distance", False, _POSITIVE, "pixels (mean over dlib's 5 "
+                   "landmarks)", Producer.RESTORATION, "Landmark distance", ("dlib-shape-5",)),
+        MetricSpec("verification_tar", True, _UNIT, "true-accept rate at FAR 1% (restored "
+                   "probes vs clean gallery)", Producer.RESTORATION, "TAR@FAR=1%",
+                   FACE_EXTRACTORS),
+        MetricSpec("restoration_fid", False, _POSITIVE, "squared feature distance, restored "
+                   "vs clean set", Producer.RESTORATION, "FID (restored vs clean)",
+                   ANY_EXTRACTOR),
     )
 }
 """Every metric name gan-eval reports, in report order."""

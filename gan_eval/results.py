@@ -119,6 +119,7 @@ class Results:
     robustness: dict[str, Any] = field(default_factory=dict)
     gates: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    restoration: dict[str, Any] = field(default_factory=dict)
 
     def metric(self, name: str, extractor: str | None = None) -> Metric:
         """The metric ``name`` (on ``extractor`` when several extractors report it)."""
@@ -141,6 +142,7 @@ class Results:
             "robustness": self.robustness,
             "gates": self.gates,
             "training": self.training,
+            "restoration": self.restoration,
         }
 
     def save(self, path: str | Path) -> None:
@@ -173,7 +175,7 @@ class Results:
         return cls(metrics=metrics, **sections)
 
 
-SECTIONS = ("provenance", "recognition", "robustness", "gates", "training")
+SECTIONS = ("provenance", "recognition", "robustness", "gates", "training", "restoration")
 """The sections of a results file besides ``metrics`` (each a JSON object)."""
 
 

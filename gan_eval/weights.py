@@ -139,6 +139,7 @@ def _dinov2(name: str, arch: str, size: str, desc: str) -> WeightsFile:
 
 
 INCEPTION_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
+ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"  # torchvision.models.AlexNet_Weights.IMAGENET1K_V1
 
 #: Every known weights file, by name.
 WEIGHTS: dict[str, WeightsFile] = {
@@ -172,6 +173,16 @@ WEIGHTS: dict[str, WeightsFile] = {
         _clip("clip-vit-l14-336", "ViT-L-14-336px",
               "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02", "~891 MiB",
               "OpenAI CLIP ViT-L/14@336px (TorchScript archive, fp16; CMMD's network)"),
+        WeightsFile(
+            name="alexnet", filename=ALEXNET_FILENAME,
+            url="https://download.pytorch.org/models/" + ALEXNET_FILENAME,
+            sha256=None, sha256_prefix="7be5be79",
+            hash_source="first 8 hex digits of the sha256 in the file name (torchvision's "
+                        "naming; torch.hub checks the prefix when it downloads)",
+            approx_size="~233 MiB", license="BSD-3-Clause (torchvision)",
+            env=_env_name("alexnet"), kind="state_dict", upstream_names=(ALEXNET_FILENAME,),
+            description="torchvision's ImageNet AlexNet (IMAGENET1K_V1): LPIPS's trunk",
+        ),
     )
 }
 
