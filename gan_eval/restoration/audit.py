@@ -337,6 +337,9 @@ def audit_restoration(
         "weights_sha256": ref_info["weights"],
         "seconds": round(time.perf_counter() - start, 1),
     }
+    notes += sorted({f"restoration: FID: {entry['warning']}" for per in fids.values()
+                     for by_name in per.values() for entry in by_name.values()
+                     if entry.get("warning")})
     if source.record().get("resize"):
         notes.append(f"restoration: faces resized to {resolution}×{resolution} before they "
                      "were degraded")

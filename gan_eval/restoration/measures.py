@@ -47,19 +47,18 @@ def calibrated_threshold(clean: torch.Tensor, labels: np.ndarray | None, far: fl
     """The same-person distance threshold at false-accept rate ``far`` on pairs of different
     clean faces (different labels; unlabelled: different images, taken as different people).
 
-    :class:`InputError` when there are fewer than ``1/far`` such pairs (the threshold would
-    accept nothing below ``far``: say ``--count`` or ``--far``)."""
+    ``value`` is None, with ``reason``, when there are fewer than ``1/far`` such pairs (the
+    threshold would accept nothing below ``far``): identity_kept_rate cannot be judged then."""
     n = int(clean.shape[0])
     i, j = different_pairs(n, max(CALIBRATION_PAIRS, math.ceil(10 / far)),
                            rng=numpy_rng(seed, "restoration/impostor-pairs"),
                            labels=None if labels is None else np.asarray(labels))
     distances = pair_distances(clean, clean, i, j)
     tau = far_threshold(distances, far)
-    if tau is None:
-        raise InputError(f"--far {far:g}: {distances.size} pairs of different clean faces; "
-                         f"calibrating a same-person threshold at FAR {far:g} needs at least "
-                         f"{math.ceil(1 / far)} (more faces with --count, or a larger --far)")
-    return {"value": tau, "far": far, "pairs": int(distances.size),
+    reason = None if tau is not None else (
+        f"{distances.size} pairs of different clean faces; a same-person threshold at FAR "
+        f"{far:g} needs at least {math.ceil(1 / far)} (more faces, or a larger --far)")
+    return {"value": tau, "far": far, "pairs": int(distances.size), "reason": reason,
             "calibrated_on": ("pairs of different clean faces (different identity labels)"
                               if labels is not None else "pairs of different clean images, "
                               "taken as different people (the data has no identity labels)")}
@@ -89,7 +88,7 @@ class Reference:
     shapes: ShapePredictor
     landmarks: torch.Tensor
     box: tuple[int, int, int, int]
-    threshold: float
+    threshold: float | None  # None: too few clean pairs to calibrate (no identity_kept)
     features: dict[str, FeatureFn]
     clean_features: dict[str, torch.Tensor]
     batch_size: int = 32
@@ -116,10 +115,11 @@ class Reference:
                 lp.append(lpips_distance(mine, theirs, list(self.lpips.heads)).double().cpu())
             values["lpips"] = torch.cat(lp).numpy()
         emb = torch.cat(self._batched(self.embed, restored)).to(self.embeddings.device)
-        outcome = identity_outcomes(emb, self.embeddings, threshold=self.threshold,
+        outcome = identity_outcomes(emb, self.embeddings, threshold=self.threshold or 0.0,
                                     labels=self.labels)
         values["identity_distance"] = outcome.distance
-        values["identity_kept"] = outcome.kept.astype(np.float64)
+        values["identity_kept"] = (outcome.kept.astype(np.float64) if self.threshold is not None
+                                   else np.full(outcome.kept.shape, np.nan))
         values["identity_swapped"] = outcome.swapped.astype(np.float64)
         verified, verification = _verification(emb, self.embeddings, self.labels)
         values["verified"] = verified

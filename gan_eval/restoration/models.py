@@ -222,7 +222,10 @@ def _open_native(spec: str, options: ModelOptions, device: torch.device) -> Mode
     if options != ModelOptions(batch_size=options.batch_size):
         raise InputError(f"MODEL {spec}: a gan-eval restoration checkpoint states its own "
                          "contract; --model-range and --model-scale apply to external models")
-    module = load_restorer(spec, device)
+    try:
+        module = load_restorer(spec, device)
+    except InputError as exc:
+        raise InputError(f"MODEL {spec}: {exc}") from exc
     resolution = getattr(module, "resolution", None)
     files = {}
     json_path = getattr(module, "source", None)

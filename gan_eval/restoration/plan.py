@@ -126,9 +126,9 @@ def _severity(kind: DegradationKind, text: str, option: str) -> float:
     if not math.isfinite(value) or too_low or value > kind.high \
             or (kind.integer and value != int(value)):
         bound = "(" if kind.low_open else "["
-        whole = "whole numbers " if kind.integer else ""
+        whole = " as whole numbers" if kind.integer else ""
         raise InputError(f"{option}: {kind.name} severity {text} is out of range; expected "
-                         f"{kind.parameter} ({kind.unit}) as {whole}in "
+                         f"{kind.parameter} ({kind.unit}){whole} in "
                          f"{bound}{kind.low:g}, {kind.high:g}]")
     return value
 
