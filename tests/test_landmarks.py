@@ -113,5 +113,5 @@ def test_files_that_are_not_shape_predictors_are_refused(tmp_path: Path, damage:
         from gan_eval.features.dlib_face import default_weights_path
 
         path.write_bytes(default_weights_path().read_bytes()[:200_000])
-    with pytest.raises(InputError, match="model.dat"):
+    with pytest.raises(InputError, match=r"model\.dat"):
         read_shape_model(path)

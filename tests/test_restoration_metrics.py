@@ -136,7 +136,7 @@ def test_lpips_weights_missing_or_not_alexnet_is_said(tmp_path: Path) -> None:
         load_lpips_alex(tmp_path / "nope.pth")
     wrong = tmp_path / "wrong.pth"
     torch.save({"features.0.weight": torch.zeros(3)}, wrong)
-    with pytest.raises(InputError, match="features.0.weight"):
+    with pytest.raises(InputError, match=r"features\.0\.weight"):
         load_lpips_alex(wrong)
 
 
