@@ -51,10 +51,11 @@ def psnr(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
 
 
 def _box(x: torch.Tensor) -> torch.Tensor:
-    """Mean over every 7×7 window lying inside the image (valid positions), per plane."""
-    k = torch.full((1, 1, 1, SSIM_WINDOW), 1.0 / SSIM_WINDOW, dtype=x.dtype, device=x.device)
+    """Mean over every 7×7 window lying inside the image (valid positions), per plane: two 1-D
+    running means (average pooling, stride 1; 4× faster than a float64 convolution on CPU)."""
     planes = x.reshape(-1, 1, *x.shape[-2:])
-    out = F.conv2d(F.conv2d(planes, k), k.transpose(-1, -2))
+    out = F.avg_pool2d(F.avg_pool2d(planes, (1, SSIM_WINDOW), stride=1), (SSIM_WINDOW, 1),
+                       stride=1)
     return out.reshape(*x.shape[:-2], *out.shape[-2:])
 
 
