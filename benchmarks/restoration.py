@@ -35,14 +35,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from lpips_fixture import lpips_reference, write_random_alexnet  # noqa: E402
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # noqa: E402
+from lpips_fixture import lpips_reference, write_random_alexnet
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from gan_eval.features.lpips_alex import load_lpips_alex  # noqa: E402
-from gan_eval.metrics import lpips_distance, psnr, ssim  # noqa: E402
-from gan_eval.restoration.degradations import degrade  # noqa: E402
-from gan_eval.restoration.plan import default_grid  # noqa: E402
-from gan_eval.sources import open_source  # noqa: E402
+from gan_eval.features.lpips_alex import load_lpips_alex
+from gan_eval.metrics import lpips_distance, psnr, ssim
+from gan_eval.restoration.degradations import degrade
+from gan_eval.restoration.plan import default_grid
+from gan_eval.sources import open_source
 
 
 def plain_loop(restored: list[torch.Tensor], clean: torch.Tensor, model: torch.nn.Module
