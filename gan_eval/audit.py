@@ -358,7 +358,7 @@ def restoration_part(models: tuple[str, ...], data: str, out: Path, *, seed: int
     on ``data`` (the held-out faces), pictures written under ``out/plots``. The returned results
     hold the section, and the first model's catalogue metrics only when ``gated`` (a trained
     restoration model, not a baseline, is what gates should judge)."""
-    config = RestorationConfig(seed=seed, device=device, progress=progress)
+    config = RestorationConfig(seed=seed, device=device, progress=progress, tile_faces=1)
     run = audit_restoration(models, data, config)
     write_pictures(run.tiles, run.results.restoration, out)
     if not gated:

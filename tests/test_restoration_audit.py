@@ -140,6 +140,7 @@ def test_results_carry_the_grid_provenance_and_intervals(bounds_run: Path) -> No
                                                          "jpeg:20"]
     assert section["seed"] == 0 and section["n"] == 20 and section["resolution"] == 64
     assert set(section["weights_sha256"]) >= {"lpips", "landmarks", "dlib-face"}
+    assert any("not torchvision's" in note for note in section["notes"])  # random trunk
     assert section["methods"]["builtin:none"]["kind"] == "builtin"
     for metric in raw["metrics"]:
         if metric["name"] != "restoration_fid":

@@ -34,12 +34,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan_eval import weights as weights_table
 from gan_eval.catalogue import EXTRACTORS
 from gan_eval.data import ImageSource
 from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError, MissingAssetError
 from gan_eval.features.dlib_face import dlib_weights_sha256, embed_faces
-from gan_eval.features.lpips_alex import LPIPS_MIN_SIDE, LpipsAlex, load_lpips_alex
+from gan_eval.features.lpips_alex import (
+    LPIPS_MIN_SIDE,
+    WEIGHTS_NAME,
+    LpipsAlex,
+    load_lpips_alex,
+)
 from gan_eval.features.registry import build_extractor
 from gan_eval.features.shape_predictor import load_shape_predictor
 from gan_eval.metrics.frechet import FeatureStats
@@ -169,12 +175,18 @@ def _lpips(config: RestorationConfig, device: torch.device, notes: list[str]
     """LPIPS-Alex, or None with a note when its AlexNet weights are not installed and no
     ``lpips_weights`` was given (a given path that is missing stays an error)."""
     try:
-        return load_lpips_alex(config.lpips_weights, device)
+        net, hashes = load_lpips_alex(config.lpips_weights, device)
     except MissingAssetError as exc:
         if config.lpips_weights is not None:
             raise
         notes.append(f"restoration: LPIPS is not computed: {exc}")
         return None, {}
+    prefix = weights_table.known(WEIGHTS_NAME).sha256_prefix or ""
+    if not hashes["alexnet"].startswith(prefix):
+        notes.append(f"restoration: LPIPS's AlexNet file is not torchvision's (its sha256 "
+                     f"{hashes['alexnet'][:12]}… does not start with the published {prefix}): "
+                     "its LPIPS is not comparable with published LPIPS")
+    return net, hashes
 
 
 def _reference(clean: torch.Tensor, labels: np.ndarray | None, config: RestorationConfig,
