@@ -362,3 +362,65 @@ def test_noise_has_the_stated_sd(faces: torch.Tensor) -> None:
     diff = noisy.double() - faces.double()
     inside = (faces > 40) & (faces < 215)  # away from clipping
     assert float(diff[inside].std()) == pytest.approx(10.0, rel=0.05)
+
+
+# -- the face recognizer is a parameter; labels say who is who --------------------------------
+
+
+def test_identity_metrics_use_the_face_embedding_function_given(alexnet: Path) -> None:
+    def pixels(images: torch.Tensor) -> torch.Tensor:  # a stand-in "recognizer": 8×8 means
+        return torch.nn.functional.avg_pool2d(images.float(), 8).flatten(1) / 255.0
+
+    condition = Condition("blur", 2.0)
+    run = audit_restoration(["builtin:none"], "builtin:lfw-heldout", RestorationConfig(
+        conditions=(condition,), baselines=False, embed=pixels, lpips_weights=alexnet))
+    clean = open_source("builtin:lfw-heldout", resolution=64).load()
+    degraded = degrade(clean, condition, seed=0, indices=range(20)).at_size
+    expected = (pixels(degraded) - pixels(clean)).norm(dim=1).double().numpy()
+    entry = run.results.restoration["values"]["builtin:none"]["blur:2"]["identity_distance"]
+    assert entry["value"] == pytest.approx(float(expected.mean()), rel=1e-6)
+    assert "dlib-face" not in run.results.restoration["weights_sha256"]
+
+
+def test_labelled_faces_verify_among_themselves_and_swaps_respect_labels(
+        tmp_path: Path, alexnet: Path) -> None:
+    faces = open_source("builtin:lfw-heldout").load()[:, 0].numpy()  # 20 gray 25×25
+    swap_rates = {}
+    for labelled in (True, False):
+        data = tmp_path / f"people-{labelled}.npz"
+        arrays = {"labels": np.arange(20) // 2} if labelled else {}  # ten "people" of two
+        np.savez(data, images=faces, **arrays)
+        run = audit_restoration([f"{MODELS}:make_swapper"], str(data), RestorationConfig(
+            conditions=(Condition("noise", 10.0),), baselines=False, lpips_weights=alexnet,
+            resolution=64, swaps_shown=20))
+        identity = run.results.restoration["identity"]
+        swap_rates[labelled] = run.results.restoration["values"][f"{MODELS}:make_swapper"][
+            "noise:10"]["identity_swap_rate"]["value"]
+        others = {(s["face"], s["other"]) for s in run.results.restoration["swaps"]}
+        if labelled:
+            assert identity["clean_verification"]["pairs"]["genuine"] == 10
+            assert "identity labels" in identity["labels"]
+            assert all(face // 2 != other // 2 for face, other in others)  # another person
+        else:
+            assert identity["clean_verification"]["skipped"]
+            assert (0, 1) in others  # face 1 "is" another person only without labels
+    # the swapper returns face i + 1 exactly: without labels every face is swapped (the face
+    # it returns is another image at distance 0), with labels at most as many
+    assert swap_rates[False] == 1.0 and swap_rates[True] <= swap_rates[False]
+
+
+@pytest.mark.slow
+def test_the_default_report_has_the_restoration_baselines(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", "--data", "builtin:lfw-train", "--out", str(out),
+                                      "--steps", "2", "--count", "40", "--attack-n", "2",
+                                      "--quiet"])
+    assert result.exit_code == 0, result.output
+    results = Results.load(out / "results.json")
+    section = results.restoration
+    assert section["data"]["data"] == "builtin:lfw-heldout"
+    assert set(section["methods"]) == {"builtin:none", "builtin:bicubic", "builtin:wiener",
+                                       "builtin:richardson_lucy", "builtin:tv", "builtin:nl_means"}
+    assert not [m for m in results.metrics if m.name in ("psnr", "identity_swap_rate")]
+    page = (out / "index.html").read_text()
+    assert 'id="restoration"' in page and (out / "plots" / "restoration_tiles.png").is_file()

@@ -48,6 +48,7 @@ from gan_eval.features.lpips_alex import (
 )
 from gan_eval.features.registry import build_extractor
 from gan_eval.features.shape_predictor import load_shape_predictor
+from gan_eval.identity.verification_roc import verification
 from gan_eval.metrics.frechet import FeatureStats
 from gan_eval.restoration.degradations import Degraded, degrade, upsample
 from gan_eval.restoration.measures import (
@@ -224,6 +225,19 @@ def _reference(clean: torch.Tensor, labels: np.ndarray | None, config: Restorati
     return ref, {"threshold": threshold, "weights": weights, "box": list(box), "side": side}
 
 
+def _clean_verification(embeddings: torch.Tensor, labels: np.ndarray | None,
+                        seed: int) -> dict[str, Any]:
+    """Verification among the clean faces themselves (the recognizer's own level on this data,
+    :func:`gan_eval.identity.verification_roc.verification`): needs identity labels with two
+    faces of someone."""
+    if labels is None:
+        return {"skipped": True, "reason": "the data has no identity labels: a clean face "
+                "verified against itself is trivially accepted (put each person's faces in a "
+                "subfolder for this row)"}
+    section, _ = verification(embeddings, labels, seed=seed)
+    return section
+
+
 def _shown_degraded(degraded: Degraded) -> torch.Tensor:
     """The degraded images as a reader sees them: at size, pixel-replicated if downsampled."""
     size = (int(degraded.at_size.shape[-2]), int(degraded.at_size.shape[-1]))
@@ -332,6 +346,7 @@ def audit_restoration(
         "values": values,
         "fid": fids,
         "identity": {
+            "clean_verification": _clean_verification(ref.embeddings, labels, config.seed),
             "threshold": ref_info["threshold"],
             "verification_far": VERIFICATION_FAR,
             "labels": "identity labels of the data" if labels is not None else

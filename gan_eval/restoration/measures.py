@@ -137,8 +137,9 @@ def _verification(probes: torch.Tensor, gallery: torch.Tensor, labels: np.ndarra
     """Restored probes against the clean gallery: genuine pair (i, i), impostor pairs (i, j)
     of different people. Returns each face's ``verified`` indicator (its genuine distance at
     or below the threshold that accepts at most :data:`VERIFICATION_FAR` of the impostor
-    pairs) and the ROC summary (:func:`gan_eval.identity.verification_roc.roc_summary`)."""
-    from gan_eval.identity.verification_roc import roc_summary
+    pairs) and the ROC summary (:func:`gan_eval.identity.verification_roc.roc_summary`) with
+    the LFW-style 10-fold accuracy on all genuine pairs and as many seeded impostor pairs."""
+    from gan_eval.identity.verification_roc import kfold_accuracy, roc_summary
 
     n = int(probes.shape[0])
     people = np.arange(n) if labels is None else np.asarray(labels)
@@ -147,9 +148,14 @@ def _verification(probes: torch.Tensor, gallery: torch.Tensor, labels: np.ndarra
     impostor = d[people[:, None] != people[None, :]]
     tau = far_threshold(impostor, VERIFICATION_FAR)
     verified = (genuine <= tau).astype(np.float64) if tau is not None else np.full(n, np.nan)
-    summary = roc_summary(np.concatenate([genuine, impostor]),
-                          np.concatenate([np.ones(n, bool), np.zeros(impostor.size, bool)]))
+    distances = np.concatenate([genuine, impostor])
+    labels_ = np.concatenate([np.ones(n, bool), np.zeros(impostor.size, bool)])
+    summary = roc_summary(distances, labels_)
     summary["threshold_at_far"] = tau
+    balanced = np.concatenate([genuine, impostor[numpy_rng(0, "restoration/balanced").permutation(
+        impostor.size)[:n]]])
+    summary["accuracy_10fold"] = kfold_accuracy(
+        balanced, np.concatenate([np.ones(n, bool), np.zeros(balanced.size - n, bool)]))
     summary["pairs"] = ("genuine: each restored face with its own clean face; impostor: with "
                         "every clean face of another person")
     return verified, summary
