@@ -48,6 +48,7 @@ from gan_eval.features.lpips_alex import (
 )
 from gan_eval.features.registry import build_extractor
 from gan_eval.features.shape_predictor import load_shape_predictor
+from gan_eval.generators import is_generator
 from gan_eval.identity.verification_roc import verification
 from gan_eval.metrics.frechet import FeatureStats
 from gan_eval.restoration.degradations import Degraded, degrade, upsample
@@ -155,6 +156,9 @@ def _open_methods(models: Sequence[str], config: RestorationConfig,
 
 def _faces(data: str | ImageSource, config: RestorationConfig, resolution: int,
            device: torch.device) -> ImageSource:
+    if isinstance(data, str) and is_generator(data):
+        raise InputError(f"--data {data}: expected real faces (an image folder, .zip, .npz/.npy "
+                         "or builtin:NAME), got a generator")
     source = as_source(data, "--data", resolution=resolution, seed=config.seed, device=device)
     if config.n is not None and config.n < len(source):
         source = source.head(config.n)

@@ -15,7 +15,8 @@ A MODEL is
 The contract of an image-to-image model (checked on a probe batch when the audit starts, and on
 every batch after; a violation is an :class:`InputError` naming MODEL, exit 2): it takes a
 float32 batch B×3×H×W in the declared range (``--model-range``: ``-1,1``, the default, ``0,1``
-or ``uint8``) and returns a tensor (or array) of the same batch size, 3×(H·s)×(W·s) with ``s``
+or ``uint8``, which means float32 pixel values 0..255 in and uint8 — or floats 0..255 — out) and
+returns a tensor (or array) of the same batch size, 3×(H·s)×(W·s) with ``s``
 the declared scale (``--model-scale``, default 1), finite, in the same declared range (values
 beyond it by at most half its width are clipped, as for generators). A model of scale 1 gets
 every degraded image at the clean size (a downsampled one upsampled back bicubically); a model
