@@ -424,3 +424,22 @@ def test_the_default_report_has_the_restoration_baselines(tmp_path: Path) -> Non
     assert not [m for m in results.metrics if m.name in ("psnr", "identity_swap_rate")]
     page = (out / "index.html").read_text()
     assert 'id="restoration"' in page and (out / "plots" / "restoration_tiles.png").is_file()
+
+
+@pytest.mark.slow
+def test_fid_on_a_second_feature_space(tmp_path: Path, alexnet: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("timm")
+    import spaces_fixture as sf
+
+    weights = sf.write_dinov2_weights(tmp_path / "dinov2_vits14_pretrain.pth", "dinov2-vit-s14")
+    monkeypatch.setenv(weights_table.known("dinov2-vit-s14").env, str(weights))
+    run = audit_restoration(["builtin:none"], "builtin:lfw-heldout", RestorationConfig(
+        conditions=(Condition("blur", 3.0),), baselines=False, lpips_weights=alexnet,
+        extractors=("dlib-face", "dinov2-vit-s14")))
+    fid = run.results.restoration["fid"]["builtin:none"]["blur:3"]
+    assert set(fid) == {"dlib-face", "dinov2-vit-s14"}
+    assert fid["dinov2-vit-s14"]["value"] > 0 and fid["dinov2-vit-s14"]["ci95"] is not None
+    assert {m.extractor for m in run.results.metrics if m.name == "restoration_fid"} == {
+        "dlib-face", "dinov2-vit-s14"}
+    assert "dinov2-vit-s14" in run.results.restoration["weights_sha256"]
