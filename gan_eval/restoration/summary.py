@@ -141,8 +141,9 @@ def headline_metrics(
         if len(found) != len(conditions) or not all(math.isfinite(v) for v in found):
             continue
         n = int(next(iter(per_condition.values())).values["psnr"].size)
-        metrics.append(Metric.of(
-            "restoration_fid", name, float(np.mean(found)), n_generated=n, n_reference=n,
+        metrics.append(Metric.of(  # FID ≥ 0: a rounding −1e-16 of identical sets is 0
+            "restoration_fid", name, max(0.0, float(np.mean(found))), n_generated=n,
+            n_reference=n,
             no_interval="a mean of FIDs over degradations of the same faces has no calibrated "
                         "interval; each degradation's FID has one (restoration section)",
             details={"conditions": list(conditions), "per_condition": found}))
