@@ -23,6 +23,7 @@ from lpips_fixture import write_random_alexnet
 from PIL import Image
 from typer.testing import CliRunner
 
+from gan_eval import catalogue
 from gan_eval import weights as weights_table
 from gan_eval.cli import app
 from gan_eval.errors import InputError
@@ -44,7 +45,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def alexnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("alexnet")
-    return write_random_alexnet(folder / weights_table.ALEXNET_FILENAME)
+    return write_random_alexnet(folder / catalogue.ALEXNET_FILENAME)
 
 
 @pytest.fixture(scope="module")

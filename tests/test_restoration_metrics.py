@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from lpips_fixture import lpips_reference, write_random_alexnet
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from gan_eval import catalogue
 from gan_eval import weights as weights_table
 from gan_eval.errors import InputError
 from gan_eval.features.lpips_alex import LPIPS_MIN_SIDE, load_lpips_alex
@@ -108,7 +109,7 @@ def test_pixel_metrics_refuse_what_is_not_two_matching_image_batches(bad) -> Non
 @pytest.fixture(scope="module")
 def alexnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("alexnet")
-    return write_random_alexnet(folder / weights_table.ALEXNET_FILENAME, seed=3)
+    return write_random_alexnet(folder / catalogue.ALEXNET_FILENAME, seed=3)
 
 
 @pytest.mark.parametrize("size", [LPIPS_MIN_SIDE, 64, 80])
@@ -143,7 +144,7 @@ def test_lpips_weights_missing_or_not_alexnet_is_said(tmp_path: Path) -> None:
 def test_the_alexnet_entry_is_torchvisions_file() -> None:
     from torchvision.models import AlexNet_Weights
 
-    entry = weights_table.known("alexnet")
+    entry = weights_table.known("lpips-alex")
     assert entry.url == AlexNet_Weights.IMAGENET1K_V1.url
     assert entry.filename in entry.url and entry.sha256_prefix in entry.filename
 

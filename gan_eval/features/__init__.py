@@ -5,8 +5,9 @@ landmark predictor (:mod:`.shape_predictor`, :func:`load_shape_predictor`) and L
 (:mod:`.registry`), face framing (:mod:`.framing`) and cached, sharded extraction
 (:mod:`.extraction`: the one path from a source to its features or embeddings).
 
-Importing this package registers the ``dlib-face`` and ``inception-fast`` feature extractors in
-torch-fidelity; no weights are loaded until first use.
+Importing this package registers every extractor (:mod:`.registry`: in gan-eval's registry, the
+catalogue and torch-fidelity's registry, under the same names); no weights are loaded until one is
+built.
 """
 
 from typing import Any
@@ -20,18 +21,19 @@ from gan_eval.features.dlib_face import (
     dlib_weights_sha256,
     embed_faces,
     load_dlib_face_net,
-    register_dlib_face_extractor,
 )
 from gan_eval.features.dlib_format import read_dlib_net
 from gan_eval.features.extraction import Features, extract
 from gan_eval.features.framing import Framing
 from gan_eval.features.inception import FAST_EXTRACTOR_NAME, load_inception
-from gan_eval.features.inception import register as register_inception_fast
 from gan_eval.features.lpips_alex import load_lpips_alex
-from gan_eval.features.registry import EXTRACTORS, FeatureExtractor, build_extractor
+from gan_eval.features.registry import (
+    EXTRACTORS,
+    FeatureExtractor,
+    build_extractor,
+    register_extractor,
+)
 from gan_eval.features.shape_predictor import load_shape_predictor
-
-register_inception_fast()  # "inception-fast" in torch-fidelity's registry; loads no weights
 
 __all__ = [
     "EMBEDDING_DIM",
@@ -53,8 +55,7 @@ __all__ = [
     "load_lpips_alex",
     "load_shape_predictor",
     "read_dlib_net",
-    "register_dlib_face_extractor",
-    "register_inception_fast",
+    "register_extractor",
 ]
 
 

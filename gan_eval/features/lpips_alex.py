@@ -4,7 +4,7 @@
   ``torchvision.models.alexnet(weights="IMAGENET1K_V1")`` loads; a plain state dict, read with
   ``torch.load(weights_only=True)``). Only ``features.*`` is used: LPIPS reads the ReLU outputs
   after conv1…conv5 (lpips' ``pretrained_networks.alexnet`` slices). It is not shipped by any
-  package: ``gan-eval weights fetch alexnet`` downloads it (sha256 prefix ``7be5be79`` in the
+  package: ``gan-eval weights fetch lpips-alex`` downloads it (sha256 prefix ``7be5be79`` in the
   name), or torchvision's own cache (torch hub ``checkpoints/``) is used when it is there.
 - Heads: lpips v0.1's ``alex.pth`` (five 1×C×1×1 weights), which ships in the ``lpips`` wheel
   (found with ``importlib.util.find_spec``, not imported).
@@ -27,17 +27,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gan_eval import catalogue
 from gan_eval import weights as weights_table
 from gan_eval.data.convert import check_image_batch
 from gan_eval.errors import InputError, MissingAssetError
+from gan_eval.features.base import FeatureExtractor, register_extractor
 from gan_eval.fileio import sha256_file
 from gan_eval.metrics.perceptual import normalized_activations
 
-__all__ = ["HEADS_FILE", "LPIPS_MIN_SIDE", "WEIGHTS_NAME", "LpipsAlex", "heads_path",
-           "load_lpips_alex"]
+__all__ = ["HEADS_FILE", "LPIPS_MIN_SIDE", "WEIGHTS_NAME", "LpipsAlex", "LpipsAlexExtractor",
+           "heads_path", "load_lpips_alex"]
 
-WEIGHTS_NAME = "alexnet"
-"""The trunk's entry in the weights table (:data:`gan_eval.weights.WEIGHTS`)."""
+WEIGHTS_NAME = "lpips-alex"
+"""The extractor whose weights file is the trunk (:data:`gan_eval.catalogue.EXTRACTORS`)."""
 
 HEADS_FILE = "weights/v0.1/alex.pth"
 """lpips v0.1's AlexNet heads, inside the installed ``lpips`` package."""
@@ -154,3 +156,31 @@ def load_lpips_alex(
 @functools.lru_cache(maxsize=8)
 def _sha(path: str) -> str:
     return sha256_file(path)
+
+
+@register_extractor(catalogue.EXTRACTORS[WEIGHTS_NAME])
+class LpipsAlexExtractor(FeatureExtractor):
+    """LPIPS's AlexNet trunk as a feature space: ``conv5`` is the spatial mean of the fifth
+    unit-normalised ReLU map (256-d). It is registered so that its weights file is declared the
+    one way (``gan-eval weights list / fetch / verify lpips-alex``); the restoration audit uses
+    :class:`LpipsAlex` directly for LPIPS itself."""
+
+    primary = "conv5"
+
+    def __init__(self, device: torch.device, weights: Path | None = None) -> None:
+        super().__init__(device)
+        self._net, self._hashes = load_lpips_alex(weights, device, option="--weights")
+
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"conv5": self._net.activations(images)[-1].mean(dim=(-2, -1))}
+
+    def weights_sha256(self) -> str:
+        return self._hashes["alexnet"]
+
+    @classmethod
+    def check_weights(cls, path: Path) -> str:
+        trunk = _load(Path(path), "alexnet weights")
+        heads = {f"lin{k}.model.1.weight": torch.zeros(c)
+                 for k, c in enumerate((64, 192, 384, 256, 256))}
+        LpipsAlex(trunk, heads, what=f"{path}")  # raises InputError naming what is wrong
+        return "torchvision AlexNet state dict (features.* as LPIPS reads them)"

@@ -256,7 +256,7 @@ def audit_restoration(
 
     Raises :class:`InputError` (exit 2) for bad options, data or models (a model that breaks
     its contract names MODEL), :class:`MissingAssetError` (exit 3) for missing weights (LPIPS's
-    AlexNet: ``gan-eval weights fetch alexnet``).
+    AlexNet: ``gan-eval weights fetch lpips-alex``).
     """
     config = config or RestorationConfig()
     if not models:
