@@ -157,6 +157,7 @@ class Results:
     gates: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     omitted: list[Omitted] = field(default_factory=list)
+    restoration: dict[str, Any] = field(default_factory=dict)
 
     def omission(self, name: str, extractor: str | None = None) -> Omitted | None:
         """Why ``name`` (on ``extractor``) was left out of ``metrics``, or None when it was not
@@ -187,6 +188,7 @@ class Results:
             "gates": self.gates,
             "training": self.training,
             "omitted": [asdict(o) for o in self.omitted],
+            "restoration": self.restoration,
         }
 
     def save(self, path: str | Path) -> None:
@@ -224,7 +226,7 @@ class Results:
                             for i, o in enumerate(omitted)])
 
 
-SECTIONS = ("provenance", "recognition", "robustness", "gates", "training")
+SECTIONS = ("provenance", "recognition", "robustness", "gates", "training", "restoration")
 """The sections of a results file besides ``metrics`` (each a JSON object)."""
 
 

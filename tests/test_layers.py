@@ -20,6 +20,7 @@ FLOORS: list[set[str]] = [
     {"generators"},
     {"sources"},
     {"evaluation", "calibration", "identity", "robustness"},
+    {"restoration"},
     {"report"},
     {"audit"},
     {"cli"},

@@ -15,6 +15,7 @@ import jinja2
 
 from gan_eval.catalogue import headlines
 from gan_eval.estimates import estimand_label
+from gan_eval.report.restoration import restoration_view
 from gan_eval.report.tables import recognition_table
 from gan_eval.results import Metric, Results
 
@@ -330,6 +331,7 @@ def build_view(results: Results, pictures: Pictures) -> dict[str, Any]:
         } if rob else None,
         "provenance": flatten({k: v for k, v in prov.items() if k not in ("notes", "title",
                                                                          "subject")}),
+        "restoration": restoration_view(results.restoration, pictures.figures),
     }
 
 
