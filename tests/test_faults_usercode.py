@@ -423,3 +423,49 @@ def test_import_errors_name_the_file_and_the_users_line_not_our_traceback(
     assert len([line for line in result.output.splitlines() if line.strip()]) == 1
     debug = CliRunner().invoke(app, ["--debug", *args])
     assert debug.exit_code == 2 and "Traceback (most recent call last)" in debug.output
+
+
+RESTORER = '''
+import sys
+
+HOW, WHERE = {how!r}, {where!r}
+
+
+def misbehave():
+    if HOW == "exit0":
+        sys.exit(0)
+    raise KeyboardInterrupt
+
+
+if WHERE == "import":
+    misbehave()
+
+
+def make():
+    if WHERE == "factory":
+        misbehave()
+
+    def restore(x):
+        if WHERE == "forward":
+            misbehave()
+        return x
+
+    return restore
+'''
+
+
+@pytest.mark.parametrize("where", ["import", "factory", "forward"])
+@pytest.mark.parametrize("how", ["exit0", "keyboard"])
+def test_a_restoration_model_that_exits_is_exit_2_naming_it(
+    how: str, where: str, tmp_path: Path
+) -> None:
+    """``gan-eval restoration MODEL`` loads the same specs through the same loader."""
+    module = tmp_path / "restorer.py"
+    module.write_text(RESTORER.format(how=how, where=where))
+    spec = f"{module}:make"
+    result = CliRunner().invoke(app, ["restoration", spec, "--data", "builtin:lfw-heldout",
+                                      "--device", "cpu", "--out", str(tmp_path / "r")])
+    said = _flat(result.output)
+    assert result.exit_code == 2, (result.exit_code, said)
+    assert f"error: MODEL {spec}: " in said and SAID[how] in said, said
+    assert not (tmp_path / "r" / "results.json").exists()
