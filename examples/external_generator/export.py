@@ -7,7 +7,8 @@ Run from the repository root:
 ``out/generator.pt`` is a ``torch.jit.save`` archive (gan-eval recognises it by its content,
 whatever its name, and loads it with ``torch.jit.load``; its ``gan_eval.json`` states z_dim).
 ``out/generator.onnx`` has a dynamic batch axis and z_dim as its static second axis; evaluating it
-needs ``pip install 'gan-eval[onnx]'``, exporting it needs the ``onnx`` package.
+and exporting it need ``pip install 'gan-eval[onnx]'`` (onnxruntime and onnx); without them,
+``--no-onnx`` writes the TorchScript archive only.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ sys.path.insert(0, str(HERE))
 
 from generator import SmallGenerator, make_generator  # noqa: E402
 
+from gan_eval.errors import GanEvalError  # noqa: E402
 from gan_eval.generators.export import export_onnx, export_torchscript  # noqa: E402
 
 
@@ -33,7 +35,10 @@ def main() -> None:
     model = make_generator()
     print(export_torchscript(model, SmallGenerator.z_dim, args.out / "generator.pt"))
     if not args.no_onnx:
-        print(export_onnx(model, SmallGenerator.z_dim, args.out / "generator.onnx"))
+        try:
+            print(export_onnx(model, SmallGenerator.z_dim, args.out / "generator.onnx"))
+        except GanEvalError as exc:
+            sys.exit(f"export.py: {exc}")
 
 
 if __name__ == "__main__":

@@ -202,7 +202,16 @@ def provenance_sections(prov: dict[str, Any]) -> list[dict[str, Any]]:
                 " —")) for name, version in optional.items()])
     data = rest.pop("data", None)
     if isinstance(data, dict):
-        add("Data", [(role, describe_record(record)) for role, record in data.items()])
+        data_rows: list[tuple[str, str]] = []
+        for role, record in data.items():
+            data_rows.append((role, describe_record(record)))
+            generator = record.get("generator") if isinstance(record, dict) else None
+            if isinstance(generator, dict):  # an external generator: what exactly ran
+                data_rows += flatten(
+                    {key: value for key, value in generator.items()
+                     if key not in ("kind", "options") and value not in (None, {}, [])},
+                    f"{role}.generator")
+        add("Data", data_rows)
     weights = rest.pop("weights_sha256", None) or rest.pop("weights", None)
     if isinstance(weights, dict):
         add("Weights (sha256)", [(name, fmt(v)) for name, v in weights.items()])
