@@ -255,9 +255,10 @@ _PER_PART = ("created", "command", "notes", "seed", "gan_eval", "torch", "packag
 
 def report_provenance(parts: dict[str, Results], head: dict[str, Any]) -> dict[str, Any]:
     """One provenance for the report, folded from its parts: the environment, seed and notes
-    once; every data record once under ``data`` (a part keeps only records of its own, such as
-    the attack's subsets); the devices that ran and the weights' sha256 once each; no empty
-    entries. ``head`` gives the report-level keys (command, title, subject, seed, data, notes)."""
+    once; the generated and reference records once under ``data`` (a part keeps only records of
+    its own: the held-out faces, the attack's subsets); the devices that ran and the weights'
+    sha256 once each; no empty entries. ``head`` gives the report-level keys (command, title,
+    subject, seed, data, notes)."""
     folded = provenance(**head)
     data = folded["data"]
     devices: dict[str, None] = {}
@@ -274,9 +275,7 @@ def report_provenance(parts: dict[str, Results], head: dict[str, Any]) -> dict[s
                 weights.update(value)
             elif key == "data" and isinstance(value, dict):
                 for role, record in value.items():
-                    if role not in data:
-                        data[role] = record
-                    elif record != data[role] and not _same_record(record, data[role]):
+                    if role not in data or not _same_record(record, data[role]):
                         own.setdefault("data", {})[role] = record
             elif key == "extractors" and isinstance(value, dict):
                 for extractor, info in value.items():

@@ -744,7 +744,7 @@ def report_cmd(
     """
     _writable("--out", out, folder=True)
     if from_results is not None:
-        preflight.check_file(from_results, "--from-results", "a results.json written by gan-eval")
+        Results.load(from_results)  # a file that is not a results JSON is refused now
     else:
         preflight.check_data(data, "--data")
         preflight.check_data(heldout, "--heldout")

@@ -44,7 +44,7 @@ def check_data(data: str | None, option: str | None = None) -> None:
     """
     if data is None or data.startswith("builtin:"):
         return
-    where = f"{option} {data}" if option else data
+    where = f"{option}: {data}" if option else data
     if classify(data) is not None:
         try:
             check_generator(data)
@@ -149,4 +149,4 @@ def check_file(path: str | Path | None, option: str, expected: str) -> None:
     file = Path(path).expanduser()
     if not file.is_file():
         what = "is a folder" if file.is_dir() else "no such file"
-        raise InputError(f"{option} {file}: {what}; expected {expected}")
+        raise InputError(f"{option}: {file}: {what}; expected {expected}")

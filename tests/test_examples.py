@@ -103,8 +103,11 @@ def test_external_generator_example_runs_as_the_readme_says(scratch: Path) -> No
                                strict=True) if " gate " in f" {c} "]
     assert gates and all("PASS" in r.stdout and "FAIL" not in r.stdout for r in gates)
     page = (scratch / "runs" / "external" / "index.html").read_text()
-    assert "generator.onnx" in page and "onnx generator, sha256" in page
-    assert "trained on" not in page  # --data was only the reference
+    header = re.search(r'<div class="subject">(.*?)</div>', page, flags=re.S)
+    assert header is not None
+    assert "generator.onnx" in header[1] and "onnx generator, sha256" in header[1]
+    assert "trained on" not in header[1]  # --data was only the reference
+    assert header[1].endswith("compared with builtin:lfw-subset")
 
 
 @pytest.mark.slow

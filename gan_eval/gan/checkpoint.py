@@ -42,6 +42,7 @@ from gan_eval.fileio import (
     atomic_path,
     atomic_write_text,
     fsync_dir,
+    sha256_file,
     stale_temps,
 )
 from gan_eval.gan.layout import (
@@ -96,6 +97,13 @@ def canonical_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, 
     return len(text).to_bytes(8, "little") + text + raw[8 + size:]
 
 
+def save_file(tensors: dict[str, torch.Tensor], filename: str,
+              metadata: dict[str, str] | None = None) -> None:
+    """``safetensors.torch.save_file`` with the canonical header of
+    :func:`canonical_safetensors` (the same bytes for the same tensors and metadata)."""
+    Path(filename).write_bytes(canonical_safetensors(tensors, metadata or {}))
+
+
 def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """Write ``tensors`` and ``meta`` as a checkpoint in ``folder`` atomically; returns the JSON.
 
@@ -108,10 +116,9 @@ def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], meta: dict[
     step = int(meta["step"])
     name = state_file_name(step)
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    data = canonical_safetensors(cpu, {"format": "pt", "schema": SCHEMA, "step": str(step)})
     with atomic_path(folder / name) as tmp:
-        tmp.write_bytes(data)
-    digest = hashlib.sha256(data).hexdigest()
+        save_file(cpu, str(tmp), metadata={"format": "pt", "schema": SCHEMA, "step": str(step)})
+        digest = sha256_file(tmp)
     record = {"schema": SCHEMA, **meta, "state_file": name, "state_sha256": digest,
               "versions": package_versions()}
     json_path = folder / JSON_NAME
