@@ -608,8 +608,8 @@ InceptionWeights = Annotated[
     Path | None,
     typer.Option(
         "--inception-weights",
-        envvar="GAN_EVAL_INCEPTION_WEIGHTS",
-        help="weights-inception-2015-12-05-6726825d.pth (never downloaded).",
+        help="weights-inception-2015-12-05-6726825d.pth (never downloaded; same as --weights "
+             "inception=PATH; default: $GAN_EVAL_INCEPTION_WEIGHTS, then the weights caches).",
     ),
 ]
 
@@ -662,8 +662,8 @@ def evaluate_cmd(
     preflight.check_data(reference, "--reference")
     extractors = tuple(extractor or ("dlib-face",))
     preflight.check_extractors(extractors)
-    weights_pairs = preflight.weights_pairs(weights or [])
-    preflight.check_weights_found(extractors, weights_pairs, inception_weights=inception_weights)
+    weights_pairs = preflight.weights_pairs(weights or [], inception_weights)
+    preflight.check_weights_found(extractors, weights_pairs)
     options = _generator_options(z_dim, truncation, classes, labels, output_range)
     from gan_eval.distributed import is_main_process
     from gan_eval.evaluation import EvaluateConfig, evaluate
@@ -869,28 +869,42 @@ NamesArg = Annotated[
 ]
 
 
+def _known_names(names: list[str] | None) -> list[str]:
+    """``names`` (default: every known weights file), each checked (exit 2 on an unknown one)."""
+    chosen = list(names or weights_table.WEIGHTS)
+    for name in chosen:
+        weights_table.known(name)
+    return chosen
+
+
 @command("list", weights_app)
 def weights_list_cmd(names: NamesArg = None) -> None:
     """Each known weights file: name, published sha256, size, official URL, where it was found."""
-    for name in names or list(weights_table.WEIGHTS):
+    for name in _known_names(names):
         located = weights_table.locate(name)
         entry = located.entry
+        spec = catalogue.EXTRACTORS[name]
         where = f"found ({located.source}): {located.path}" if located.path else (
-            f"not found (looked at: {', '.join(located.tried)}; "
-            f"set {entry.env} or run `gan-eval weights fetch {entry.name}`)"
+            f"not found (looked at: {', '.join(located.tried)}; run `gan-eval weights fetch "
+            f"{entry.name}`, pass `--weights {entry.name}=PATH` or set {entry.env})"
         )
+        needs = ""
+        if spec.packages:
+            missing = spec.missing_packages()
+            needs = (f"\n  needs:   {', '.join(spec.packages)} ("
+                     + (f"missing: {spec.install_hint()}" if missing else "installed") + ")")
         typer.echo(f"{entry.name}\n  file:    {entry.filename} ({entry.approx_size}, "
                    f"{entry.kind})\n  sha256:  {entry.published_hash}\n"
                    f"  hash:    {entry.hash_source}\n  url:     {entry.url}\n"
-                   f"  license: {entry.license}\n  where:   {where}")
+                   f"  license: {entry.license}{needs}\n  where:   {where}")
 
 
 @command("fetch", weights_app)
 def weights_fetch_cmd(
     names: Annotated[list[str], typer.Argument(metavar="NAME...", help="Weights to download.")],
     url: Annotated[str | None, typer.Option(
-        "--url", help="Download from this mirror URL, not the official one (one NAME).")
-    ] = None,
+        "--url", help="Download from this mirror URL (http/https), not the official one (one "
+                      "NAME).")] = None,
     dest: Annotated[str | None, typer.Option(
         "--dest", show_default=False,
         help=_with_default("Target folder.", "$GAN_EVAL_WEIGHTS_DIR or ~/.cache/gan-eval/weights")
@@ -902,33 +916,48 @@ def weights_fetch_cmd(
         "--retries", min=0, help="Resumptions after a cut connection.")] = 3,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Download weights files (explicit opt-in): progress bar, resume, sha256 check, atomic."""
+    """Download weights files (explicit opt-in): resumable, sha256- and content-checked, atomic.
+
+    A file is placed only when its size matches the server's answer, its sha256 matches the
+    published or pinned one, and its content is the expected network (right format, exact
+    parameter names and shapes); otherwise nothing is placed (exit 3). Exit 2: an unusable
+    --dest / $GAN_EVAL_WEIGHTS_DIR, a malformed --url, or another fetch of the file running.
+    """
     if (url or sha256) and len(names) != 1:
         raise InputError("--url and --sha256 apply to one NAME at a time")
+    _known_names(names)
+    from gan_eval.features.registry import weights_check
+
     for name in names:
-        path = weights_table.fetch(name, url=url, dest_dir=dest, sha256=sha256, retries=retries,
-                       progress=not quiet)
+        path = weights_table.fetch(name, check=weights_check(name), url=url, dest_dir=dest,
+                                   sha256=sha256, retries=retries, progress=not quiet)
         typer.echo(str(path))
 
 
 @command("verify", weights_app)
 def weights_verify_cmd(names: NamesArg = None) -> None:
-    """Hash each found weights file against its published, pinned or recorded sha256.
+    """Check each found weights file: its sha256 against the published, pinned or recorded one,
+    and its content (format, parameter names and shapes) as the extractor reads it.
 
-    Exit 3 when a file does not match, or when a NAME given explicitly is not found.
+    Exit 3 when a file does not match or is not the expected network, or when a NAME given
+    explicitly is not found.
     """
+    chosen = _known_names(names)
+    from gan_eval.features.registry import weights_check
+
     bad: list[str] = []
-    for name in names or list(weights_table.WEIGHTS):
-        row = weights_table.verify_one(name)
+    for name in chosen:
+        row = weights_table.verify_one(name, check=weights_check(name))
         typer.echo(f"{row.entry.name}: {row.status}"
                    + (f" {row.path} sha256 {row.sha256}" if row.path else "")
-                   + (f" (expected {row.expected})" if row.status == "mismatch" else ""))
-        if row.status == "mismatch" or (row.status == "missing" and names):
+                   + (f" (expected {row.expected})" if row.status == "mismatch" else "")
+                   + (f"\n  {row.detail}" if row.detail else ""))
+        if row.status in weights_table.BAD_STATUSES or (row.status == "missing" and names):
             bad.append(row.entry.name)
     if bad:
         raise MissingAssetError(
-            f"{', '.join(bad)}: missing or not matching its sha256; run "
-            f"`gan-eval weights fetch {' '.join(bad)}` (a mismatching file is replaced)"
+            f"{', '.join(bad)}: missing, not matching its sha256, or not the expected network; "
+            f"run `gan-eval weights fetch {' '.join(bad)}` (a file that fails is replaced)"
         )
 
 

@@ -84,54 +84,58 @@ def check_extractors(names: Iterable[str]) -> None:
                              f"{', '.join(catalogue.EXTRACTORS)}")
 
 
-def weights_pairs(values: Sequence[str]) -> tuple[tuple[str, Path], ...]:
-    """``--weights EXTRACTOR=PATH`` values as (extractor, path) pairs, each path an existing
-    file.
+def weights_pairs(values: Sequence[str], inception_weights: Path | None = None
+                  ) -> tuple[tuple[str, Path], ...]:
+    """``--weights EXTRACTOR=PATH`` values as (extractor, path) pairs, each file checked for what
+    can be told without torch (exists, not empty, not an HTML page or a plain pickle, the
+    format its extractor reads: :func:`gan_eval.weights.file_problem`); ``--inception-weights``
+    joins them as ``inception``.
 
     Raises:
-        InputError: naming the value: not ``EXTRACTOR=PATH``, an extractor that is not
-            registered or takes no weights file, a path that is not a file.
+        InputError: naming the value: not ``EXTRACTOR=PATH``, an unknown extractor, one
+            extractor given two files, a file that cannot be its weights.
     """
-    pairs = []
+    pairs: dict[str, Path] = {}
     for value in values:
-        name, sep, path = value.partition("=")
-        if not sep or not name or not path:
-            raise InputError(f"--weights {value!r}: expected EXTRACTOR=PATH, e.g. "
-                             f"--weights inception=/path/to/{weights.INCEPTION_FILENAME}; "
-                             f"EXTRACTOR is one of {', '.join(weights.WEIGHTS)}")
-        if name not in weights.WEIGHTS:
-            raise InputError(f"--weights {value!r}: {name!r} is not an extractor with a weights "
-                             f"file; expected one of {', '.join(weights.WEIGHTS)}")
-        file = Path(path).expanduser()
-        if not file.is_file():
-            what = "is not a file" if file.exists() else "does not exist"
-            raise InputError(f"--weights {value!r}: {file} {what}")
-        pairs.append((name, file))
-    return tuple(pairs)
+        name, sep, text = value.partition("=")
+        if not sep or name not in catalogue.EXTRACTORS or not text:
+            raise InputError(
+                f"--weights {value!r}: expected EXTRACTOR=PATH (e.g. --weights "
+                f"dinov2-vit-s14=dinov2_vits14_pretrain.pth) with EXTRACTOR one of "
+                f"{', '.join(catalogue.EXTRACTORS)}")
+        if name in pairs and pairs[name] != Path(text):
+            raise InputError(f"--weights {name}= is given twice, with different files")
+        pairs[name] = Path(text)
+    if inception_weights is not None:
+        if pairs.get("inception", inception_weights) != inception_weights:
+            raise InputError(f"--weights inception={pairs['inception']} and --inception-weights "
+                             f"{inception_weights} name different files; give one")
+        pairs["inception"] = inception_weights
+    for name, path in pairs.items():
+        entry = catalogue.EXTRACTORS[name].weights
+        if problem := weights.file_problem(path, entry.kind if entry else None):
+            option = ("--inception-weights" if name == "inception" and path == inception_weights
+                      else f"--weights {name}=PATH")
+            expected = entry.expected if entry else "its weights file"
+            raise InputError(f"{option}: {name} weights file {path} {problem}; expected "
+                             f"{expected}")
+    return tuple(pairs.items())
 
 
-def check_weights_found(
-    extractors: Iterable[str],
-    pairs: Sequence[tuple[str, Path]] = (),
-    *,
-    inception_weights: str | Path | None = None,
-) -> None:
+def check_weights_found(extractors: Iterable[str],
+                        pairs: Sequence[tuple[str, Path]] = ()) -> None:
     """Each extractor that needs a pretrained weights file has one where
-    :func:`gan_eval.weights.locate` looks (an explicit ``--weights`` / ``--inception-weights``
-    path, the file's environment variable, the caches); nothing is read.
+    :func:`gan_eval.weights.locate` looks (the ``pairs`` from :func:`weights_pairs`, the file's
+    environment variable, the caches); nothing is read.
 
     Raises:
         MissingAssetError: a file is found nowhere (the message says how to get it; exit 3).
-        InputError: an explicit path or environment variable names a missing file.
+        InputError: the file's environment variable names a missing file.
     """
-    explicit: dict[str, str | Path] = dict(pairs)
+    explicit = dict(pairs)
     for name in dict.fromkeys(extractors):
-        if name not in weights.WEIGHTS:
-            continue  # no pretrained file (dlib-face's network ships in a package)
-        if name == "inception" and name not in explicit:
-            weights.resolve(name, inception_weights, option="--inception-weights")
-        else:
-            weights.resolve(name, explicit.get(name), option="--weights")
+        if name in weights.WEIGHTS:  # dlib-face's network ships in a package: no file
+            weights.resolve(name, explicit.get(name))
 
 
 def check_resumable(out: Path) -> None:
