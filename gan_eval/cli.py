@@ -608,8 +608,10 @@ InceptionWeights = Annotated[
     Path | None,
     typer.Option(
         "--inception-weights",
-        help="weights-inception-2015-12-05-6726825d.pth (never downloaded; same as --weights "
-             "inception=PATH; default: $GAN_EVAL_INCEPTION_WEIGHTS, then the weights caches).",
+        metavar="PATH", show_default=False,
+        help=_with_default("weights-inception-2015-12-05-6726825d.pth (never downloaded; same as "
+                           "--weights inception=PATH).",
+                           "$GAN_EVAL_INCEPTION_WEIGHTS, then the weights caches"),
     ),
 ]
 
