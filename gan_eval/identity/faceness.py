@@ -64,7 +64,7 @@ class SkimageLbpDetector(FaceDetector):
         "detect_multi_scale(scale_factor=1.2, step_ratio=1, min_size = side/4, max_size = side)"
     )
     chosen_because = (
-        "dlib (PyPI dlib-bin) is not installed. With it, gan-eval uses dlib's HOG detector "
+        "dlib (PyPI dlib-bin) cannot be imported here. With it, gan-eval uses dlib's HOG detector "
         "(dlib-hog) instead, which finds a face in fewer small, blurry images: faceness rates of "
         "different detectors are not comparable (the metric's extractor names the detector)"
     )
