@@ -187,6 +187,16 @@ Device = Annotated[
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
+WeightsPairs = Annotated[
+    list[str] | None,
+    typer.Option("--weights", metavar="EXTRACTOR=PATH", show_default=False,
+                 help="Weights file of an extractor (repeatable), e.g. "
+                 "clip-vit-l14-336=ViT-L-14-336px.pt; see `gan-eval weights list`."),
+]
+"""``--weights EXTRACTOR=PATH``: the one spelling of an extractor's weights file on every
+command (checked by :func:`gan_eval.preflight.weights_pairs`)."""
+
+
 ZDim = Annotated[
     int | None,
     typer.Option("--z-dim", help="Latent size of an external generator that does not state it.",
@@ -412,11 +422,7 @@ def restoration_cmd(
                                                         help=(
         _with_default("Feature space of restoration_fid, repeatable (e.g. dinov2-vit-l14 for "
                       "FD_DINOv2).", "dlib-face")))] = None,
-    lpips_weights: Annotated[Path | None, typer.Option("--lpips-weights", metavar="PATH",
-                                                       show_default=False, help=(
-        _with_default("torchvision's alexnet-owt-7be5be79.pth (without it LPIPS is skipped "
-                      "with a note).", "where gan-eval weights fetch lpips-alex puts it")))
-    ] = None,
+    weights: WeightsPairs = None,
     far: Annotated[float, typer.Option(help=(
         "False-accept rate of the same-person threshold calibrated on the clean faces "
         "(identity_kept_rate)."))] = 0.01,
@@ -432,16 +438,15 @@ def restoration_cmd(
 
     _writable("--json", json_path)
     _writable("--out", out, folder=True)
+    json_path, out = _absolute(json_path), _absolute(out)
     conditions = parse_degradations(degradation)
     for spec in models:
         check_method_spec(spec)
-    if not data.startswith(("builtin:", "py:")) and not Path(data).expanduser().exists() \
-            and not (":" in data and Path(data.rpartition(":")[0]).expanduser().is_file()):
-        raise InputError(f"--data {data}: no such file or folder")
-    for name in extractor or []:
-        if name not in catalogue.EXTRACTORS:
-            raise InputError(f"--extractor {name}: unknown; expected one of "
-                             f"{', '.join(catalogue.EXTRACTORS)}")
+    preflight.check_data(data, "--data")
+    extractors = tuple(extractor or ("dlib-face",))
+    preflight.check_extractors(extractors)
+    pairs = dict(preflight.weights_pairs(weights or []))
+    preflight.check_weights_found(extractors, tuple(pairs.items()))
     if gates is not None:  # a bad gates file fails before any work
         try:
             load_config(gates)
@@ -458,8 +463,8 @@ def restoration_cmd(
     run = audit_restoration(models, data, RestorationConfig(
         conditions=conditions, n=n, resolution=resolution, seed=seed, device=device,
         model=ModelOptions(range=model_range, scale=model_scale, batch_size=batch_size),
-        baselines=baselines, extractors=tuple(extractor or ("dlib-face",)), far=far,
-        lpips_weights=lpips_weights, progress=None if quiet else say))
+        baselines=baselines, extractors=extractors, far=far,
+        lpips_weights=pairs.get("lpips-alex"), progress=None if quiet else say))
     from gan_eval.report.restoration import restoration_table
 
     for note in run.results.restoration.get("notes", []):
@@ -786,12 +791,7 @@ def evaluate_cmd(
         Path | None, typer.Option("--json", help="Write the results JSON here.")
     ] = None,
     inception_weights: InceptionWeights = None,
-    weights: Annotated[
-        list[str] | None,
-        typer.Option("--weights", metavar="EXTRACTOR=PATH",
-                     help="Weights file of an extractor (repeatable), e.g. "
-                     "clip-vit-l14-336=ViT-L-14-336px.pt; see `gan-eval weights list`."),
-    ] = None,
+    weights: WeightsPairs = None,
     splits: Annotated[int, typer.Option(
         help="Random halves/quarters of the generated set behind the 95% intervals of fid, "
              "fid_infinity, recall and is (split-variance extrapolation).")] = 50,
@@ -862,8 +862,7 @@ def calibrate_cmd(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write the table as JSON here.")
     ] = None,
-    weights: Annotated[Path | None, typer.Option(
-        "--weights", help="The extractor's weights file, where it needs one.")] = None,
+    weights: WeightsPairs = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
     device: Device = None,
     no_cache: Annotated[
@@ -878,11 +877,17 @@ def calibrate_cmd(
     and its width against the true spread are printed, with whether gan-eval reports it.
     """
     _writable("--json", json_path)
+    json_path = _absolute(json_path)
+    preflight.check_data(data)
+    preflight.check_extractors([extractor])
+    pairs = preflight.weights_pairs(weights or [])
+    preflight.check_weights_found([extractor], pairs)
     from gan_eval.calibration import CalibrateConfig, calibrate  # torch-free until it runs
 
     config = CalibrateConfig(extractor=extractor, n=n, n_reference=n_reference, trials=trials,
                              seed=seed, workers=workers, device=device, batch_size=batch_size,
-                             weights=weights, use_cache=not no_cache, progress=not quiet)
+                             weights=dict(pairs).get(extractor), use_cache=not no_cache,
+                             progress=not quiet)
     from gan_eval.report.tables import calibration_table
 
     found = calibrate(data, config)
