@@ -103,3 +103,121 @@ def test_files_that_are_not_the_weights_are_refused(tmp_path: Path, damage: str)
     with pytest.raises(InputError, match=str(path)) as info:
         read_facenet_state(path)
     assert "expected 20180402-114759-vggface2.pt" in str(info.value)
+
+
+# --- FaceNet as the face network of every identity number (--face-extractor) -----------------
+# Random weights in the official format: these numbers are plumbing (which network, which
+# threshold, which weights file), not FaceNet's accuracy.
+
+
+@pytest.fixture(scope="module")
+def random_official(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("facenet") / "20180402-114759-vggface2.pt"
+    _official_random(path, seed=3)
+    return path
+
+
+def test_the_published_thresholds_are_the_catalogue_s() -> None:
+    from gan_eval import catalogue
+    from gan_eval.faces import MATCH_THRESHOLD
+
+    faces = {n: s.match_threshold for n, s in catalogue.EXTRACTORS.items() if s.face}
+    assert faces == {"dlib-face": MATCH_THRESHOLD, "facenet-vggface2": None}
+
+
+def test_recognition_on_facenet_calibrates_its_match_threshold(random_official: Path) -> None:
+    from gan_eval.fileio import sha256_file
+    from gan_eval.identity import RecognitionConfig, recognition
+
+    config = RecognitionConfig(face_extractor="facenet-vggface2", weights=random_official,
+                               use_cache=False, faceness_max=0, birthday_trials=4,
+                               permutations=50, heldout="builtin:lfw-heldout")
+    results = recognition("builtin:lfw-nonfaces", "builtin:lfw-train", config)
+    section = results.recognition
+    assert section["extractor"] == "facenet-vggface2"
+    match, calibrated = section["thresholds"]["match"], section["thresholds"]["calibrated"]
+    assert "no published same-person distance" in match["source"]
+    assert match["value"] == calibrated["value"]
+    identity = {m.name: m.extractor for m in results.metrics if m.name != "faceness"}
+    assert {"leakage_rate", "identity_diversity", "vendi_identities", "authenticity"} <= set(
+        identity)
+    assert set(identity.values()) == {"facenet-vggface2"}
+    assert section["identity"]["vendi"]["bandwidth"] == pytest.approx(match["value"] / 2)
+    assert section["identity"]["membership"].get("skipped") is not True
+    assert results.provenance["weights"] == {"facenet-vggface2": sha256_file(random_official)}
+
+
+def test_recognition_on_dlib_keeps_its_published_threshold() -> None:
+    from gan_eval.identity import RecognitionConfig, recognition
+
+    results = recognition("builtin:lfw-heldout", "builtin:lfw-train",
+                          RecognitionConfig(use_cache=False, faceness_max=0, birthday_trials=4))
+    match = results.recognition["thresholds"]["match"]
+    assert match["value"] == 0.6 and "published" in match["source"]
+    assert results.recognition["identity"]["vendi"]["bandwidth"] == pytest.approx(0.3)
+
+
+def test_the_cli_takes_face_extractor_and_its_weights(tmp_path: Path,
+                                                       random_official: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gan_eval.cli import app
+
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(app, [
+        "recognition", "builtin:lfw-heldout", "--reference", "builtin:lfw-train",
+        "--face-extractor", "facenet-vggface2", "--weights",
+        f"facenet-vggface2={random_official}", "--no-cache", "--json", str(out),
+        "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    saved = Path(out).read_text()
+    assert '"leakage_rate"' in saved and '"extractor": "facenet-vggface2"' in saved
+
+
+@pytest.mark.parametrize("command", ["recognition", "restoration"])
+def test_a_face_extractor_that_is_not_a_face_network_is_exit_2(command: str) -> None:
+    from typer.testing import CliRunner
+
+    from gan_eval.cli import app
+
+    args = (["recognition", "builtin:lfw-heldout", "--reference", "builtin:lfw-train"]
+            if command == "recognition" else ["restoration", "builtin:none", "--data",
+                                              "builtin:lfw-heldout"])
+    result = CliRunner().invoke(app, [*args, "--face-extractor", "inception"])
+    assert result.exit_code == 2
+    assert "--face-extractor inception: expected a face network, one of dlib-face, " \
+        "facenet-vggface2" in result.output
+
+
+def test_facenet_without_its_file_is_exit_3_with_the_fetch_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from gan_eval.cli import app
+
+    monkeypatch.setenv("GAN_EVAL_WEIGHTS_DIR", str(tmp_path / "empty"))
+    monkeypatch.delenv("GAN_EVAL_FACENET_VGGFACE2_WEIGHTS", raising=False)
+    result = CliRunner().invoke(app, [
+        "recognition", "builtin:lfw-heldout", "--reference", "builtin:lfw-train",
+        "--face-extractor", "facenet-vggface2"])
+    assert result.exit_code == 3, result.output
+    assert "gan-eval weights fetch facenet-vggface2" in result.output
+
+
+def test_restoration_identity_on_facenet(random_official: Path, tmp_path: Path) -> None:
+    from lpips_fixture import write_random_alexnet
+
+    from gan_eval import catalogue
+    from gan_eval.fileio import sha256_file
+    from gan_eval.restoration.audit import RestorationConfig, audit_restoration
+    from gan_eval.restoration.plan import Condition
+
+    alexnet = write_random_alexnet(tmp_path / catalogue.ALEXNET_FILENAME)
+    run = audit_restoration(["builtin:none"], "builtin:lfw-heldout", RestorationConfig(
+        conditions=(Condition("noise", 25.0),), baselines=False, n=8, resolution=64,
+        face_extractor="facenet-vggface2",
+        weights={"facenet-vggface2": random_official, "lpips-alex": alexnet}))
+    identity = [m for m in run.results.metrics if m.extractor == "facenet-vggface2"]
+    assert {m.name for m in identity} >= {"identity_distance", "identity_swap_rate"}
+    assert run.results.restoration["face_extractor"] == "facenet-vggface2"
+    assert run.results.provenance["weights"]["facenet-vggface2"] == sha256_file(random_official)

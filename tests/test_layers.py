@@ -12,14 +12,16 @@ ROOT = Path(gan_eval.__file__).parent
 
 FLOORS: list[set[str]] = [
     {"version", "errors"},
-    {"seeding", "faces", "catalogue", "fileio", "devices", "estimates"},
+    {"seeding", "faces", "catalogue", "fileio", "devices", "estimates", "environment"},
     {"metrics", "results", "distributed", "weights"},
     {"gates"},
     {"data"},
     {"features", "gan"},
     {"generators"},
+    {"preflight"},
     {"sources"},
-    {"evaluation", "identity", "robustness"},
+    {"evaluation", "calibration", "identity", "robustness"},
+    {"restoration"},
     {"report"},
     {"audit"},
     {"cli"},

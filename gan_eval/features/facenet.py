@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,7 @@ from gan_eval import catalogue
 from gan_eval import weights as weights_table
 from gan_eval.data.convert import check_image_batch, resize_uint8
 from gan_eval.features.base import FeatureExtractor, register_extractor
+from gan_eval.features.framing import Framing, embed_framed
 from gan_eval.features.weights_files import (
     bad_file,
     check_shapes,
@@ -286,26 +288,37 @@ def facenet_weights_sha256(path: str | os.PathLike[str]) -> str:
 
 @register_extractor(catalogue.EXTRACTORS[NAME])
 class FaceNetExtractor(FeatureExtractor):
-    """``facenet-vggface2``: 512-D unit FaceNet embeddings of face crops (the whole image is the
-    crop, resized to 160×160). Its weights file is located like every other
+    """``facenet-vggface2``: 512-D unit FaceNet embeddings of face chips framed by ``framing``
+    (the framings of ``dlib-face``, :mod:`gan_eval.features.framing`: by default the whole image
+    is the crop; a chip is resized to 160×160). Its weights file is located like every other
     (``--weights facenet-vggface2=PATH``, ``$GAN_EVAL_FACENET_VGGFACE2_WEIGHTS``, the weights
     cache filled by ``gan-eval weights fetch facenet-vggface2``)."""
 
     primary = "embedding"
 
-    def __init__(self, device: torch.device, weights: Path | None = None) -> None:
+    def __init__(self, device: torch.device, weights: Path | None = None,
+                 framing: Framing | None = None) -> None:
         super().__init__(device)
         self.weights_path = weights_table.resolve(self.name, weights)
         self._net = load_facenet(self.weights_path, device)
         self._sha = facenet_weights_sha256(self.weights_path)
+        self.framing = framing or Framing()
+
+    def embed_chips(self, chips: torch.Tensor) -> torch.Tensor:
+        """uint8 K×3×H×W face chips → float32 K×512 unit embeddings (on the extractor's device)."""
+        check_image_batch(chips, what=f"{self.name} images")
+        if chips.shape[0] == 0:
+            return torch.zeros(0, EMBEDDING_DIM, device=self.device)
+        x = (resize_uint8(chips, INPUT_SIZE).to(self.device, torch.float32) - 127.5) / 128.0
+        with torch.inference_mode():
+            return self._net(x.contiguous(memory_format=torch.channels_last))
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         check_image_batch(images, what=f"{self.name} images")
-        if images.shape[0] == 0:
-            return {"embedding": torch.zeros(0, EMBEDDING_DIM, device=self.device)}
-        x = (resize_uint8(images, INPUT_SIZE).to(self.device, torch.float32) - 127.5) / 128.0
-        with torch.inference_mode():
-            return {"embedding": self._net(x.contiguous(memory_format=torch.channels_last))}
+        return embed_framed(images, self.framing, self.embed_chips, self.device, INPUT_SIZE)
+
+    def settings(self) -> dict[str, Any]:
+        return {"framing": self.framing.describe()}
 
     def weights_sha256(self) -> str:
         return self._sha

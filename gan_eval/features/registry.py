@@ -88,6 +88,7 @@ from gan_eval.features import (  # noqa: F401  (each registers itself)
     dinov2,
     facenet,
     inception,
+    lpips_alex,
 )
 from gan_eval.features.base import EXTRACTORS, FeatureExtractor, register_extractor
 from gan_eval.features.dlib_extractor import DlibFaceExtractor
