@@ -29,7 +29,12 @@ from gan_eval.faces import MATCH_THRESHOLD, is_match, threshold_warning
 from gan_eval.features.cache import FeatureCache, default_cache_dir
 from gan_eval.features.extraction import Features, extract
 from gan_eval.features.nearest import shared_nearest_reference
-from gan_eval.features.registry import EXTRACTORS, FeatureExtractor, build_extractor
+from gan_eval.features.registry import (
+    EXTRACTORS,
+    FeatureExtractor,
+    build_extractor,
+    weights_for,
+)
 from gan_eval.metrics import (
     FeatureStats,
     cmmd_interval,
@@ -254,8 +259,7 @@ def _evaluate(
         extractor = build_extractor(
             name,
             device=device,
-            weights=(config.inception_weights if name == "inception"
-                     else dict(config.weights).get(name)),
+            weights=weights_for(name, config.weights, config.inception_weights),
         )
         feats = {
             role: extract(
