@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 import traceback
+import typing
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -25,7 +28,7 @@ import typer
 
 from gan_eval import catalogue
 from gan_eval import weights as weights_table
-from gan_eval.errors import GanEvalError, InputError, MissingAssetError
+from gan_eval.errors import GanEvalError, GanEvalWarning, InputError, MissingAssetError
 from gan_eval.fileio import check_output_dir, check_output_file
 from gan_eval.gan.loss_names import LossName
 from gan_eval.gan.task_names import TaskName
@@ -92,9 +95,14 @@ weights_app = typer.Typer(
 app.add_typer(weights_app, name="weights")
 
 
+INTERRUPTED = 130
+"""Exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it)."""
+
+
 def command(name: str | None = None, group: typer.Typer = app) -> Callable[[F], F]:
     """Register a typer command (on ``group``) whose errors become exit codes here, the one
-    place that decides them."""
+    place that decides them. The working directory is the same after the command as before it,
+    whatever code ran inside (the user's code runs contained: gan_eval.generators.usercode)."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -102,11 +110,24 @@ def command(name: str | None = None, group: typer.Typer = app) -> Callable[[F], 
             label = name or fn.__name__
             if group is not app:
                 label = f"{group.info.name} {label}"
+            cwd = os.getcwd()
             try:
                 return fn(*args, **kwargs)
-            except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            except (typer.Exit, typer.Abort):
                 raise
+            except KeyboardInterrupt:  # a real Ctrl-C (user code raising it is an input error)
+                typer.echo(f"gan-eval {label}: interrupted", err=True)
+                raise typer.Exit(INTERRUPTED) from None
+            except SystemExit as exc:  # never gan-eval's way to exit, nor allowed to user code
+                if DEBUG["on"]:
+                    traceback.print_exc()
+                typer.echo(f"gan-eval {label}: internal error: sys.exit({exc.code!r}) was called "
+                           "outside the code gan-eval contains. This is a bug in gan-eval; "
+                           "please report it with the command you ran.", err=True)
+                raise typer.Exit(INTERNAL_ERROR) from None
             except GanEvalError as exc:
+                if DEBUG["on"] and exc.detail:
+                    typer.echo(exc.detail.rstrip(), err=True)
                 typer.echo(f"gan-eval {label}: error: {exc}", err=True)
                 raise typer.Exit(exc.exit_code) from None
             except MemoryError:
@@ -122,6 +143,9 @@ def command(name: str | None = None, group: typer.Typer = app) -> Callable[[F], 
                     "command you ran and the output of `gan-eval --debug …` (which adds the "
                     "traceback).", err=True)
                 raise typer.Exit(INTERNAL_ERROR) from None
+            finally:
+                if os.getcwd() != cwd:
+                    os.chdir(cwd)
 
         group.command(name)(wrapper)
         return fn
@@ -167,19 +191,31 @@ OutputRange = Annotated[
 DiscriminatorSpec = Annotated[
     str | None,
     typer.Option("--discriminator", metavar="SPEC", help="D of an external generator (py:, "
-                 "file.py:attr or TorchScript) for --model discriminator.", show_default=False),
+                 "file.py:attr, TorchScript or torch.export .pt2) for --model discriminator.",
+                 show_default=False),
+]
+GeneratorBatch = Annotated[
+    int | None,
+    typer.Option("--batch-size", min=1, help="Latents per call of an external generator "
+                 "(default 64 on the CPU, 256 on CUDA).", show_default=False),
+]
+AllowNondeterministic = Annotated[
+    bool,
+    typer.Option("--allow-nondeterministic", help="Audit an external generator whose images "
+                 "differ between two draws of the same latents (recorded; never cached)."),
 ]
 
 
 def _generator_options(
     z_dim: int | None, truncation: float | None, classes: int | None, labels: str | None,
-    output_range: str, discriminator: str | None = None,
+    output_range: str, discriminator: str | None = None, allow_nondeterministic: bool = False,
 ) -> Any:
     """The :class:`~gan_eval.generators.GeneratorOptions` the GENERATOR options spell."""
     from gan_eval.generators.spec import GeneratorOptions
 
     return GeneratorOptions(z_dim=z_dim, truncation=truncation, classes=classes, labels=labels,
-                            output_range=output_range, discriminator=discriminator)
+                            output_range=output_range, discriminator=discriminator,
+                            allow_nondeterministic=allow_nondeterministic)
 
 
 def _generator_arg(data: str, options: Any, **open_kwargs: Any) -> Any:
@@ -276,15 +312,18 @@ def recognition_cmd(
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
 ) -> None:
     """Identity leakage, identity diversity (clusters and Vendi score), faceness, verification,
     membership of training identities (with --heldout) and authenticity of generated faces."""
     _writable("--json", json_path)
+    json_path = _absolute(json_path)
     from gan_eval.devices import resolve_device
     from gan_eval.features.framing import Framing
     from gan_eval.identity import RecognitionConfig, recognition
 
-    options = _generator_options(z_dim, truncation, classes, labels, output_range)
+    options = _generator_options(z_dim, truncation, classes, labels, output_range,
+                                 allow_nondeterministic=allow_nondeterministic)
     generated_arg = _generator_arg(generated, options, n=n, seed=seed,
                                    device=resolve_device(device))
     results = recognition(generated_arg, reference, RecognitionConfig(
@@ -297,7 +336,114 @@ def recognition_cmd(
         typer.echo(f"\nresults written to {json_path}")
 
 
+@command("restoration")
+def restoration_cmd(
+    models: Annotated[
+        list[str],
+        typer.Argument(metavar="MODEL...", show_default=False, help=(
+            "Restoration models; the first is audited (its averages are the gated metrics): "
+            "builtin:none|bicubic|richardson_lucy|wiener|tv|nl_means, a gan-eval restoration "
+            "checkpoint, py:pkg.mod:attr or file.py:attr (runs that code), TorchScript, .onnx.")),
+    ],
+    data: Annotated[
+        str, typer.Option("--data", metavar="DATA", show_default=False,
+                          help="Real faces to degrade and restore (any DATA; identity subfolders "
+                               "or npz labels say who is who, else one person per image)."),
+    ],
+    degradation: Annotated[
+        list[str] | None,
+        typer.Option("--degradation", metavar="KIND[:S1,S2]", show_default=False, help=(
+            "Repeatable; default: all. blur:SIGMA (px), downsample:FACTOR (2..16), "
+            "noise:SD (0..255 levels), jpeg:QUALITY (1..100); KIND alone: its defaults.")),
+    ] = None,
+    n: Annotated[int | None, typer.Option("--count", "--n", show_default=False,
+                                          help="Use the first N faces (default: all).")] = None,
+    resolution: Annotated[int | None, typer.Option(show_default=False, help=(
+        "Audit at this square size (default: the model's own, else 64).")) ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", metavar="PATH", show_default=False,
+                                                   help="Write the results JSON here.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", metavar="DIR", show_default=False, help=(
+        "Write a report folder here: index.html, results.json, plots/ (tiles, swaps, "
+        "curves)."))] = None,
+    gates: Annotated[Path | None, typer.Option("--gates", metavar="GATES_TOML",
+                                               show_default=False, help=(
+        "Judge the audited model with these gates on the --out page (exit 0 either way; "
+        "use gan-eval gate RESULTS.json to fail CI)."))] = None,
+    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help=(
+        "Also run every built-in method (builtin:none always runs: the paired "
+        "reference).")) ] = True,
+    model_range: Annotated[str, typer.Option("--model-range", metavar="RANGE", help=(
+        "An external model's input and output range: -1,1, 0,1 or uint8."))] = "-1,1",
+    model_scale: Annotated[int, typer.Option("--model-scale", metavar="S", help=(
+        "An external model's output size / input size (S > 1: it restores downsampling by "
+        "S from the small image)."))] = 1,
+    extractor: Annotated[list[str] | None, typer.Option("--extractor", "-e", show_default=False,
+                                                        help=(
+        "Feature space of restoration_fid, repeatable (default dlib-face; e.g. "
+        "dinov2-vit-l14 for FD_DINOv2)."))] = None,
+    lpips_weights: Annotated[Path | None, typer.Option("--lpips-weights", metavar="PATH",
+                                                       show_default=False, help=(
+        "torchvision's alexnet-owt-7be5be79.pth (default: gan-eval weights fetch lpips-alex; "
+        "without it LPIPS is skipped with a note)."))] = None,
+    far: Annotated[float, typer.Option(help=(
+        "False-accept rate of the same-person threshold calibrated on the clean faces "
+        "(identity_kept_rate)."))] = 0.01,
+    seed: Annotated[int, typer.Option(help="Seed of the noise and the calibration pairs.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 32,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Degrade real faces, restore them with MODEL, and measure what was kept: PSNR, SSIM,
+    LPIPS, identity distance, identity kept / swap rates, TAR@FAR, landmark distance and FID,
+    each with a paired 95% interval against no restoration."""
+    from gan_eval.restoration.plan import check_method_spec, parse_degradations
 
+    _writable("--json", json_path)
+    _writable("--out", out, folder=True)
+    conditions = parse_degradations(degradation)
+    for spec in models:
+        check_method_spec(spec)
+    if not data.startswith(("builtin:", "py:")) and not Path(data).expanduser().exists() \
+            and not (":" in data and Path(data.rpartition(":")[0]).expanduser().is_file()):
+        raise InputError(f"--data {data}: no such file or folder")
+    for name in extractor or []:
+        if name not in catalogue.EXTRACTORS:
+            raise InputError(f"--extractor {name}: unknown; expected one of "
+                             f"{', '.join(catalogue.EXTRACTORS)}")
+    if gates is not None:  # a bad gates file fails before any work
+        try:
+            load_config(gates)
+        except InputError as exc:
+            raise InputError(str(exc).replace("--config:", "--gates:", 1)) from None
+    from gan_eval.restoration.audit import RestorationConfig, audit_restoration
+    from gan_eval.restoration.models import ModelOptions
+
+    start = time.perf_counter()
+
+    def say(message: str) -> None:
+        typer.echo(f"restoration [{time.perf_counter() - start:6.1f} s] {message}", err=True)
+
+    run = audit_restoration(models, data, RestorationConfig(
+        conditions=conditions, n=n, resolution=resolution, seed=seed, device=device,
+        model=ModelOptions(range=model_range, scale=model_scale, batch_size=batch_size),
+        baselines=baselines, extractors=tuple(extractor or ("dlib-face",)), far=far,
+        lpips_weights=lpips_weights, progress=None if quiet else say))
+    from gan_eval.report.restoration import restoration_table
+
+    for note in run.results.restoration.get("notes", []):
+        typer.echo(f"note: {note}", err=True)
+    if out is not None:
+        from gan_eval.audit import write_restoration_report
+
+        index = write_restoration_report(run, out, gates=gates)
+        typer.echo(f"report       {index}")
+    if json_path is not None:
+        run.results.save(json_path)
+    typer.echo(restoration_table(run.results))
+    if json_path is not None:
+        typer.echo(f"\nresults written to {json_path}")
 
 
 @command("train")
@@ -486,13 +632,15 @@ def sample_cmd(
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
 ) -> None:
     """Write N images of GENERATOR as PNGs (image i depends on seed and i only)."""
     from gan_eval.generators.sample import sample
 
-    folder = sample(generator, n=n, out=out, seed=seed, npz=npz, device=device,
+    folder = sample(generator, n=n, out=_absolute(out), seed=seed, npz=npz, device=device,
                     batch_size=batch_size, overwrite=overwrite,
-                    options=_generator_options(z_dim, truncation, classes, labels, output_range))
+                    options=_generator_options(z_dim, truncation, classes, labels, output_range,
+                                               allow_nondeterministic=allow_nondeterministic))
     typer.echo(f"wrote {n} images to {folder}")
 
 
@@ -551,14 +699,18 @@ def attack_cmd(
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
     discriminator: DiscriminatorSpec = None,
+    allow_nondeterministic: AllowNondeterministic = False,
 ) -> None:
     """Adversarial (foolbox) and corruption robustness of the face recognizer or D."""
     _writable("--json", json_path)
+    json_path = _absolute(json_path)
     from gan_eval.devices import resolve_device
     from gan_eval.robustness import ATTACKS, AttackConfig, AttackOptions, attack
 
-    options = _generator_options(z_dim, truncation, classes, labels, output_range, discriminator)
-    target_arg = _generator_arg(target, options, n=n, seed=seed, device=resolve_device(device))
+    options = _generator_options(z_dim, truncation, classes, labels, output_range, discriminator,
+                                 allow_nondeterministic)
+    target_arg = _generator_arg(target, options, n=n, seed=seed, device=resolve_device(device),
+                                batch_size=batch_size)
     results = attack(target_arg, AttackConfig(
         model=model, attacks=tuple(attack_names or ATTACKS), epsilons=tuple(eps) if eps else None,
         n=n, reference=reference, corruptions=corruptions, options=AttackOptions(steps=steps),
@@ -631,18 +783,21 @@ def evaluate_cmd(
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
 ) -> None:
     """FID, KID, precision/recall, density/coverage (and IS on Inception) with 95% intervals.
 
     Under torchrun each process extracts a shard of the images; rank 0 prints and writes.
     """
     _writable("--json", json_path)
+    json_path = _absolute(json_path)
     from gan_eval.distributed import is_main_process
     from gan_eval.evaluation import EvaluateConfig, evaluate
 
-    options = _generator_options(z_dim, truncation, classes, labels, output_range)
+    options = _generator_options(z_dim, truncation, classes, labels, output_range,
+                                 allow_nondeterministic=allow_nondeterministic)
     generated_arg = _generator_arg(generated, options, resolution=resolution, n=n, seed=seed,
-                                   device=device)
+                                   device=device, batch_size=batch_size)
     results = evaluate(generated_arg, reference, EvaluateConfig(
         extractors=tuple(extractor or ("dlib-face",)), n=n, resolution=resolution,
         batch_size=batch_size, device=device, inception_weights=inception_weights,
@@ -655,6 +810,61 @@ def evaluate_cmd(
     typer.echo(metrics_table(results.metrics))
     if json_path is not None:
         results.save(json_path)
+        typer.echo(f"wrote {json_path}")
+
+
+@command("calibrate")
+def calibrate_cmd(
+    data: DataArg,
+    extractor: Annotated[str, typer.Option(
+        "--extractor", "-e", help="Feature extractor: " + ", ".join(catalogue.EXTRACTORS) + ".")
+    ] = "dlib-face",
+    n: Annotated[int, typer.Option("--count", "--n", help="Generated samples you evaluate "
+                                   "with (the n to check the intervals at).")] = 1000,
+    n_reference: Annotated[int | None, typer.Option(
+        "--reference-count", help="Reference samples (default: every image of DATA).",
+        show_default=False)] = None,
+    trials: Annotated[int, typer.Option(help="Simulated draws per design (coverage ±2 % at "
+                                        "400, ±3 % at 200).")] = 200,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: up to 2).",
+                                                show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulation.")] = 0,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the table as JSON here.")
+    ] = None,
+    weights: Annotated[Path | None, typer.Option(
+        "--weights", help="The extractor's weights file, where it needs one.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when present).")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Do the intervals hold on your features at your n? Simulates on DATA's own features.
+
+    DATA's features become a population (smoothed bootstrap); pseudo-generated sets of
+    --count are drawn against a reference, and each interval's coverage of what it claims
+    and its width against the true spread are printed, with whether gan-eval reports it.
+    """
+    _writable("--json", json_path)
+    from gan_eval.calibration import CalibrateConfig, calibrate  # torch-free until it runs
+
+    config = CalibrateConfig(extractor=extractor, n=n, n_reference=n_reference, trials=trials,
+                             seed=seed, workers=workers, device=device, batch_size=batch_size,
+                             weights=weights, use_cache=not no_cache, progress=not quiet)
+    from gan_eval.report.tables import calibration_table
+
+    found = calibrate(data, config)
+    for note in found.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(calibration_table(found))
+    if json_path is not None:
+        from gan_eval.fileio import atomic_write_text
+
+        atomic_write_text(json_path, json.dumps(found.to_json(), indent=2) + "\n")
         typer.echo(f"wrote {json_path}")
 
 
@@ -707,6 +917,8 @@ def report_cmd(
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
+    batch_size: GeneratorBatch = None,
 ) -> None:
     """The whole pipeline (train → evaluate → recognition → attacks → gates) as an HTML report.
 
@@ -715,6 +927,7 @@ def report_cmd(
     ``gan-eval gate`` to fail a CI job).
     """
     _writable("--out", out, folder=True)
+    out = _absolute(out)
     from gan_eval.audit import AuditConfig, run_audit
     from gan_eval.report.render import render_from_results
 
@@ -731,7 +944,9 @@ def report_cmd(
             attack_n=attack_n,
             gates=gates, baseline=baseline, inception_weights=inception_weights, seed=seed,
             device=device, progress=None if quiet else say,
-            generator=_generator_options(z_dim, truncation, classes, labels, output_range)))
+            generator=_generator_options(z_dim, truncation, classes, labels, output_range,
+                                         allow_nondeterministic=allow_nondeterministic),
+            generator_batch=batch_size))
     typer.echo(f"report       {index}")
     typer.echo(f"results      {index.parent / 'results.json'}")
     typer.echo(f"gates        {_verdict(index.parent / 'results.json')}")
@@ -786,10 +1001,13 @@ def gate_cmd(
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
+    batch_size: GeneratorBatch = None,
 ) -> None:
     """Exit 0 when every gate passes, 1 when one fails, 2 on a bad config or results file."""
     _writable("--json", json_path)
     _writable("--junit", junit)
+    json_path, junit = _absolute(json_path), _absolute(junit)
 
     gates = load_config(config)
     base = Results.load(baseline) if baseline is not None else None
@@ -801,7 +1019,9 @@ def gate_cmd(
 
         results = gate_generator(target, gates, AuditConfig(
             data=data, n=n, seed=seed, device=device, inception_weights=inception_weights,
-            generator=_generator_options(z_dim, truncation, classes, labels, output_range),
+            generator=_generator_options(z_dim, truncation, classes, labels, output_range,
+                                         allow_nondeterministic=allow_nondeterministic),
+            generator_batch=batch_size,
             progress=lambda message: typer.echo(f"gate: {message}", err=True)))
         if json_path is not None:
             results.save(json_path)
@@ -946,6 +1166,21 @@ def _weights_option(values: list[str], inception_weights: Path | None = None
     return tuple(pairs.items())
 
 
+P = TypeVar("P", str, Path)
+
+
+@typing.overload
+def _absolute(path: P) -> P: ...
+@typing.overload
+def _absolute(path: None) -> None: ...
+def _absolute(path: str | Path | None) -> str | Path | None:
+    """``path`` made absolute now, before any user code runs (a generator that changes the
+    working directory must not move gan-eval's outputs); None stays None."""
+    if path is None:
+        return None
+    return Path(os.path.abspath(path)) if isinstance(path, Path) else os.path.abspath(path)
+
+
 def _writable(option: str, path: str | Path | None, *, folder: bool = False) -> None:
     """Refuse an unusable output path before any work (exit 2 naming ``option``)."""
 
@@ -959,6 +1194,18 @@ def _is_results_file(target: Path) -> bool:
             and target.name != "checkpoint.json")
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str,
+                    lineno: int, line: str | None = None) -> str:
+    """gan-eval's own warnings as ``warning: MESSAGE`` lines (others as Python formats them)."""
+    if issubclass(category, GanEvalWarning):
+        return f"warning: {message}\n"
+    return _PYTHON_FORMAT(message, category, filename, lineno, line)
+
+
+_PYTHON_FORMAT = warnings.formatwarning
+
+
 def main() -> None:
     """Console-script entry point."""
+    warnings.formatwarning = _format_warning
     app()
