@@ -28,6 +28,8 @@ from gan_eval.data.degrade import (
     jpeg,
     parse_ranges,
     random_degradations,
+    shrink,
+    upsample,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -78,20 +80,38 @@ def test_gaussian_kernel_is_scipys() -> None:
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_downsample_equals_pil_bicubic(faces: torch.Tensor, colour: torch.Tensor,
                                        scale: int) -> None:
-    """PIL's BICUBIC resize of float ('F') images down to ⌊H/s⌋×⌊W/s⌋ and back, rounded once.
-    Tolerance: 1 level (float32 rounding on both sides), ≥ 99% equal."""
+    """PIL's BICUBIC resize of float ('F') images down to ⌊H/s⌋×⌊W/s⌋, rounded (the
+    observation, :func:`shrink`), and back up, rounded. Tolerance: 1 level (PIL works in
+    float32), ≥ 99% equal."""
     for images in (faces, colour):
-        ours = downsample(images, scale).numpy().astype(int)
+        small_ours = shrink(images, scale)
+        ours = downsample(images, scale)
+        assert torch.equal(ours, upsample(small_ours, tuple(images.shape[-2:])))
         h, w = images.shape[-2:]
+        small_ref = np.empty(small_ours.shape, dtype=int)
         ref = np.empty(images.shape, dtype=int)
         for i, image in enumerate(images.numpy().astype(np.float32)):
             for c, channel in enumerate(image):
                 small = Image.fromarray(channel, mode="F").resize((w // scale, h // scale),
                                                                    Image.Resampling.BICUBIC)
-                big = np.asarray(small.resize((w, h), Image.Resampling.BICUBIC))
+                small_ref[i, c] = np.clip(np.rint(np.asarray(small)), 0, 255)
+                rounded = Image.fromarray(small_ref[i, c].astype(np.float32), mode="F")
+                big = np.asarray(rounded.resize((w, h), Image.Resampling.BICUBIC))
                 ref[i, c] = np.clip(np.rint(big), 0, 255)
-        assert np.abs(ours - ref).max() <= 1
-        assert (ours == ref).mean() >= 0.99
+        for got, want in ((small_ours.numpy().astype(int), small_ref),
+                          (ours.numpy().astype(int), ref)):
+            assert np.abs(got - want).max() <= 1
+            assert (got == want).mean() >= 0.99
+
+
+def test_upsample_nearest_replicates_pixels(colour: torch.Tensor) -> None:
+    small = shrink(colour, 4)  # 10×9
+    big = upsample(small, (20, 18), "nearest")
+    assert torch.equal(big, small.repeat_interleave(2, 2).repeat_interleave(2, 3))
+    with pytest.raises(ValueError, match="mode 'bilinear'"):
+        upsample(small, (20, 18), "bilinear")
+    with pytest.raises(ValueError, match="scale 41"):
+        shrink(colour, 41)
 
 
 @pytest.mark.parametrize("quality", [1, 10, 50, 95])
@@ -127,6 +147,17 @@ def test_noise_is_seeded_by_its_generator(faces: torch.Tensor) -> None:
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_noise_with_one_generator_per_image_is_batch_invariant(faces: torch.Tensor) -> None:
+    def generators(indices: range) -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(100 + i) for i in indices]
+
+    whole = gaussian_noise(faces, 10.0, generator=generators(range(12)))
+    alone = gaussian_noise(faces[5:7], 10.0, generator=generators(range(5, 7)))
+    assert torch.equal(whole[5:7], alone)
+    with pytest.raises(ValueError, match="3 generators for 12 images"):
+        gaussian_noise(faces, 10.0, generator=generators(range(3)))
+
+
 # -- contracts shared by every degradation --------------------------------------------------
 
 SEVERITIES = {"blur": (0.0, 1.2), "downsample": (1, 3), "noise": (0.0, 12.0), "jpeg": (100, 20)}
@@ -154,8 +185,10 @@ def test_per_image_severities_equal_one_call_per_image(colour: torch.Tensor, nam
     batch = apply_degradation(colour, name, torch.tensor(values),
                               generator=torch.Generator().manual_seed(5))
     if name == "noise":  # image i's noise is the i-th slice of the batch's draws
-        draws = torch.randn(colour.shape, generator=torch.Generator().manual_seed(5))
-        ref = (colour.float() + draws * torch.tensor(values).view(-1, 1, 1, 1)).round()
+        draws = torch.randn(colour.shape, generator=torch.Generator().manual_seed(5),
+                            dtype=torch.float64)
+        ref = (colour.double() + torch.tensor(values, dtype=torch.float64).view(-1, 1, 1, 1)
+               * draws).round()
         assert torch.equal(batch, ref.clamp(0, 255).to(torch.uint8))
         return
     for i, value in enumerate(values):
@@ -270,3 +303,16 @@ def test_random_draws_cover_every_kind_and_both_ends_of_integer_ranges() -> None
     assert counts.min() > 150  # 200 expected each
     assert set(plan.severities[plan.kinds == 1].tolist()) == {2.0, 3.0, 4.0}
     assert set(plan.severities[plan.kinds == 2].tolist()) == {10.0, 11.0, 12.0}
+
+
+def test_the_audits_torch_free_table_of_kinds_agrees() -> None:
+    """gan_eval.restoration.plan lists the kinds without torch (for the CLI's early checks);
+    its names, units and bounds are these degradations'."""
+    from gan_eval.restoration.plan import KINDS
+
+    assert list(KINDS) == list(DEGRADATIONS)
+    for name, kind in KINDS.items():
+        ours = DEGRADATIONS[name]
+        assert (kind.parameter, kind.unit, kind.high, kind.integer, kind.worse_when_higher) == (
+            ours.parameter, ours.unit, ours.high, ours.integer, ours.worse_when_higher)
+        assert kind.low >= ours.low  # the audit may exclude the identity severities

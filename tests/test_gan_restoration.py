@@ -286,6 +286,32 @@ def test_a_checkpoint_without_the_task_field_is_a_dcgan(tiny_run: Path, tmp_path
     assert load_checkpoint(old).step == 3
 
 
+# -- the audit of a restoration checkpoint ------------------------------------------------------
+
+def test_gan_eval_restoration_audits_a_trained_checkpoint(tiny_restoration_run: Path,
+                                                          tmp_path: Path) -> None:
+    """``gan-eval restoration RUN`` opens the checkpoint through load_restorer, at its training
+    resolution, and feeds it the shared degradations (gan_eval.data.degrade)."""
+    from lpips_fixture import write_random_alexnet
+
+    from gan_eval import catalogue
+    from gan_eval.results import Results
+
+    alexnet = write_random_alexnet(tmp_path / catalogue.ALEXNET_FILENAME)
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, [
+        "restoration", str(tiny_restoration_run), "--data", "builtin:lfw-heldout",
+        "--degradation", "blur:1", "--count", "4", "--no-baselines", "--quiet",
+        "--lpips-weights", str(alexnet), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    record = Results.load(out).restoration
+    method = record["methods"][str(tiny_restoration_run)]
+    assert method["kind"] == "checkpoint" and method["resolution"] == 32
+    assert method["weights_sha256"] == load_checkpoint(
+        tiny_restoration_run, groups=(), task=TaskName.RESTORATION).meta["state_sha256"]
+    assert record["values"][str(tiny_restoration_run)]["blur:1"]["psnr"]["n"] == 4
+
+
 # -- options ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("overrides", "message"), [

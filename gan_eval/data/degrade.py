@@ -2,10 +2,15 @@
 
 Every degradation is a named function ``fn(images, severity, *, generator=None)`` that takes
 uint8 B×3×H×W images (any device) and returns uint8 B×3×H×W of the same shape on the same
-device, rounded to the nearest level (ties to even) and clipped to 0..255. ``severity`` is one
-number for the whole batch or a 1-D tensor / sequence of B numbers, one per image. Given the
-same images, severities and (for ``noise``) the same ``torch.Generator`` state, the output is
-the same on every call.
+device, computed in float64, rounded to the nearest level (ties to even) and clipped to 0..255.
+``severity`` is one number for the whole batch or a 1-D tensor / sequence of B numbers, one per
+image. Given the same images, severities and (for ``noise``) the same ``torch.Generator`` state
+— one generator for the batch, or one per image — the output is the same on every call.
+
+This is the one implementation of these degradations: the restoration GAN trains on them
+(:mod:`gan_eval.gan.tasks`) and the restoration audit measures with them
+(:mod:`gan_eval.restoration.degradations`, which adds per-image seeding and keeps a downsampled
+observation at its small size).
 
 The degradations, by name (the keys of :data:`DEGRADATIONS`):
 
@@ -13,8 +18,9 @@ The degradations, by name (the keys of :data:`DEGRADATIONS`):
   kernel in pixels of the image as given (edges repeated, kernel cut at 4σ: equal to
   ``scipy.ndimage.gaussian_filter(mode="nearest")``). Valid: 0 ≤ σ ≤ 16.
 - ``downsample`` — :func:`downsample`, severity ``scale``: an integer factor s; bicubic down
-  to ⌊H/s⌋×⌊W/s⌋, then bicubic back up to H×W (antialiased, equal to PIL's
-  ``resize(BICUBIC)`` on float images; no rounding in between). Valid: 1 ≤ s ≤ 16, s ≤ H, W.
+  to ⌊H/s⌋×⌊W/s⌋ and rounded to uint8 (:func:`shrink`: the low-resolution observation), then
+  bicubic back up to H×W (:func:`upsample`); both antialiased, equal to PIL's
+  ``resize(BICUBIC)`` (a = −0.5) on float images. Valid: 1 ≤ s ≤ 16, s ≤ H, W.
 - ``noise`` — :func:`gaussian_noise`, severity ``sd``: the standard deviation of additive
   Gaussian noise in pixel levels of 0..255, drawn independently for every pixel and channel.
   Valid: 0 ≤ sd ≤ 255.
@@ -49,6 +55,9 @@ from PIL import Image
 
 Severity = float | Sequence[float] | torch.Tensor
 """One severity for the whole batch, or one per image (a sequence or 1-D tensor of B values)."""
+
+Generators = torch.Generator | Sequence[torch.Generator] | None
+"""Where ``noise`` draws from: one generator for the batch, one per image, or torch's default."""
 
 
 def _as_uint8_batch(images: torch.Tensor) -> None:
@@ -106,7 +115,7 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
 
 
 def gaussian_blur(images: torch.Tensor, sigma: Severity, *,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+                  generator: Generators = None) -> torch.Tensor:
     """Blur uint8 B×3×H×W with a separable Gaussian of standard deviation ``sigma`` pixels.
 
     Edges are repeated (``scipy.ndimage.gaussian_filter(mode="nearest")``), the kernel is cut at
@@ -125,8 +134,8 @@ def gaussian_blur(images: torch.Tensor, sigma: Severity, *,
     for i, k in enumerate(kernels):
         r = len(k) // 2
         bank[i, radius - r : radius + r + 1] = k
-    bank = bank.to(images.device, torch.float32).repeat_interleave(c, dim=0)  # (B·3)×K
-    x = images.float().reshape(1, b * c, h, w)
+    bank = bank.to(images.device).repeat_interleave(c, dim=0)  # (B·3)×K
+    x = images.double().reshape(1, b * c, h, w)
     x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"),
                  bank[:, None, None, :], groups=b * c)
     x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"),
@@ -137,13 +146,41 @@ def gaussian_blur(images: torch.Tensor, sigma: Severity, *,
 MAX_SCALE = 16
 
 
-def downsample(images: torch.Tensor, scale: Severity, *,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-    """Lose resolution: bicubic down by the integer ``scale`` s to ⌊H/s⌋×⌊W/s⌋, then bicubic
-    back up to H×W (both antialiased, equal to PIL's ``resize(BICUBIC)`` on float images).
+def shrink(images: torch.Tensor, scale: int) -> torch.Tensor:
+    """uint8 B×3×H×W → uint8 B×3×⌊H/s⌋×⌊W/s⌋: antialiased bicubic (PIL's BICUBIC, a = −0.5) by
+    the integer ``scale`` s, rounded: the low-resolution observation of :func:`downsample`."""
+    _as_uint8_batch(images)
+    h, w = images.shape[-2:]
+    if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= min(h, w):
+        raise ValueError(f"downsample: scale {scale!r} is not a whole number in 1..{min(h, w)} "
+                         f"for a {h}×{w} image")
+    if scale == 1:
+        return images.clone()
+    x = F.interpolate(images.double(), size=(h // scale, w // scale), mode="bicubic",
+                      antialias=True, align_corners=False)
+    return _to_uint8(x)
 
-    The low-resolution image is not rounded in between. ``generator`` is unused.
-    """
+
+def upsample(images: torch.Tensor, size: tuple[int, int], mode: str = "bicubic") -> torch.Tensor:
+    """uint8 B×3×h×w → uint8 B×3×H×W (``size`` = (H, W)): ``"bicubic"`` (antialiased, PIL's
+    BICUBIC, a = −0.5; computed in float64 and rounded) or ``"nearest"`` (pixel replication)."""
+    _as_uint8_batch(images)
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    if mode == "nearest":
+        return F.interpolate(images.float(), size=size, mode="nearest-exact").to(torch.uint8)
+    if mode != "bicubic":
+        raise ValueError(f"upsample: mode {mode!r}; expected bicubic or nearest")
+    x = F.interpolate(images.double(), size=size, mode="bicubic", antialias=True,
+                      align_corners=False)
+    return _to_uint8(x)
+
+
+def downsample(images: torch.Tensor, scale: Severity, *,
+               generator: Generators = None) -> torch.Tensor:
+    """Lose resolution: :func:`shrink` by the integer ``scale`` s to ⌊H/s⌋×⌊W/s⌋ (rounded to
+    uint8, as an observation would be), then :func:`upsample` back to H×W. ``generator`` is
+    unused."""
     del generator
     _as_uint8_batch(images)
     b, _, h, w = images.shape
@@ -154,33 +191,40 @@ def downsample(images: torch.Tensor, scale: Severity, *,
     out = images.clone()
     for s in sorted({int(v) for v in scales.tolist()} - {1}):
         index = torch.nonzero(scales == s).flatten().to(images.device)
-        x = images[index].float()
-        x = F.interpolate(x, size=(h // s, w // s), mode="bicubic", antialias=True,
-                          align_corners=False)
-        x = F.interpolate(x, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
-        out[index] = _to_uint8(x)
+        out[index] = upsample(shrink(images[index], s), (h, w))
     return out
 
 
 def gaussian_noise(images: torch.Tensor, sd: Severity, *,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: Generators = None) -> torch.Tensor:
     """Add Gaussian noise of standard deviation ``sd`` (pixel units of 0..255) to every pixel
     and channel independently, then round and clip.
 
-    The B×3×H×W standard normal draws come from ``generator`` (on its device; torch's default
-    generator when None), then move to the images' device: image i's noise depends on the
-    generator state and i's position in the batch.
+    The float64 standard normal draws come from ``generator`` (on its device; torch's default
+    generator when None) and move to the images' device. One generator draws B×3×H×W values:
+    image i's noise depends on the generator state and i's position in the batch. A sequence of
+    B generators draws 3×H×W values from each: image i's noise depends on its own generator
+    only, whatever batch it is in.
     """
     _as_uint8_batch(images)
-    sds = _per_image(sd, images.shape[0], name="noise", low=0.0, high=255.0, integer=False)
-    device = generator.device if generator is not None else images.device
-    noise = torch.randn(images.shape, generator=generator, device=device).to(images.device)
-    scale = sds.to(images.device, torch.float32).view(-1, 1, 1, 1)
-    return _to_uint8(images.float().add_(noise.mul_(scale)))
+    b = images.shape[0]
+    sds = _per_image(sd, b, name="noise", low=0.0, high=255.0, integer=False)
+    if generator is None or isinstance(generator, torch.Generator):
+        device = generator.device if generator is not None else images.device
+        noise = torch.randn(images.shape, generator=generator, device=device,
+                            dtype=torch.float64)
+    else:
+        generators = list(generator)
+        if len(generators) != b:
+            raise ValueError(f"noise: {len(generators)} generators for {b} images")
+        noise = torch.stack([torch.randn(images.shape[1:], generator=g, device=g.device,
+                                         dtype=torch.float64) for g in generators])
+    scale = sds.to(images.device).view(-1, 1, 1, 1)
+    return _to_uint8(images.double() + scale * noise.to(images.device))
 
 
 def jpeg(images: torch.Tensor, quality: Severity, *,
-         generator: torch.Generator | None = None) -> torch.Tensor:
+         generator: Generators = None) -> torch.Tensor:
     """Encode each image as a JPEG of ``quality`` (1..100) with PIL and decode it again.
 
     PIL's encoder with its defaults at that quality (4:2:0 chroma subsampling for RGB, baseline,
@@ -232,7 +276,7 @@ DEGRADATIONS: dict[str, Degradation] = {
 
 
 def apply_degradation(images: torch.Tensor, name: str, severity: Severity, *,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+                      generator: Generators = None) -> torch.Tensor:
     """Degrade uint8 B×3×H×W with the degradation called ``name`` (a key of
     :data:`DEGRADATIONS`) at ``severity`` (one or one per image); ValueError for a name or
     severity that is not valid."""

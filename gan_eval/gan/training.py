@@ -87,8 +87,9 @@ QUICK_RESTORATION: dict[str, Any] = {
 cores and beats no restoration on faces it never saw (``tests/test_restoration_quality.py``:
 trained on ``builtin:lfw-train``, measured on ``builtin:lfw-heldout``). The defaults (Adam 2e-4,
 width 32, batch 64: pix2pix's and the DCGAN's) learn too slowly for a few hundred steps; on the
-80 training faces, longer runs overfit (held-out PSNR gain measured +0.36 dB at 250 steps,
-+0.42 at 400, +0.25 at 600, −0.31 at 1,200 with these options)."""
+80 training faces, longer runs overfit: with these options the held-out PSNR gain over the
+degraded input was +0.36 dB at 250 steps, +0.42 at 400, +0.25 at 600 and −0.31 at 1,200
+(measured before the downsampled observation was rounded to uint8; +0.30 at 400 since)."""
 
 
 class TrainingDivergedError(InputError):
