@@ -956,6 +956,9 @@ def report_cmd(
                      show_default=False),
     ] = None,
     steps: Annotated[int, typer.Option(help="Training steps (when training).")] = 300,
+    restoration_steps: Annotated[int, typer.Option(
+        help="Steps of the restoration GAN trained on DATA and audited first, beside the "
+             "built-in baselines, on the held-out faces (0: the baselines only).")] = 400,
     n: Annotated[int, typer.Option("--count", "--n",
                                    help="Generated faces for the metrics.")] = 1000,
     attack_n: Annotated[int, typer.Option(help="Faces per set in the robustness sweep.")] = 8,
@@ -1016,7 +1019,7 @@ def report_cmd(
     else:
         index = run_audit(AuditConfig(
             data=data, heldout=heldout, checkpoint=checkpoint, out=out, steps=steps, n=n,
-            attack_n=attack_n,
+            attack_n=attack_n, restoration_steps=restoration_steps,
             gates=gates, baseline=baseline, inception_weights=inception_weights, seed=seed,
             device=device, progress=None if quiet else say, generator=generator,
             generator_batch=batch_size))

@@ -30,12 +30,15 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio
 
+from gan_eval.audit import REPORT_RESTORATION_FACES, _gates_for, default_gates, judge
 from gan_eval.data import open_images
 from gan_eval.data.degrade import apply_degradation
 from gan_eval.faces import MATCH_THRESHOLD
 from gan_eval.features.dlib_face import embed_faces
 from gan_eval.gan import load_restorer, restore_images
-from gan_eval.gan.training import QUICK_RESTORATION, TrainConfig, train
+from gan_eval.gan.training import CHECKPOINT_DIR, QUICK_RESTORATION, TrainConfig, train
+from gan_eval.gates import load_config
+from gan_eval.restoration import RestorationConfig, audit_restoration
 from gan_eval.seeding import derive_seed
 
 pytestmark = pytest.mark.slow
@@ -126,3 +129,26 @@ def test_restored_psnr_beats_the_degraded_images(trained: Path) -> None:
               f"{m.degraded.mean():9.2f} {m.restored.mean():9.2f}")
     gain, half_width = results["all"]["psnr"].interval()
     assert gain - half_width > PSNR_MARGIN, (gain, half_width)
+
+
+SWAPPER_32 = f"{Path(__file__).resolve().parent / 'restoration_models.py'}:make_swapper_32"
+
+
+@pytest.mark.parametrize(("model", "passes"), [
+    ("trained", True), ("builtin:none", False), (SWAPPER_32, False)])
+def test_the_default_gates_pass_the_report_gan_and_fail_no_restoration_and_a_swapper(
+        trained: Path, model: str, passes: bool) -> None:
+    """The default report's restoration section as it judges it (:func:`audit.restoration_part`
+    less the other baselines, which do not change the audited model's metrics): the first
+    model's catalogue metrics on builtin:lfw-heldout's faces over the default degradation grid,
+    judged by the restoration gates of the built-in default gates."""
+    spec = str(trained / CHECKPOINT_DIR) if model == "trained" else model
+    run = audit_restoration([spec], "builtin:lfw-heldout", RestorationConfig(
+        seed=0, tile_faces=1, n=REPORT_RESTORATION_FACES, baselines=False))
+    gates = load_config(default_gates())
+    restoration_only = _gates_for(gates, None, restoring=False).gates
+    judged = type(gates)(gates=tuple(g for g in gates.gates if g not in restoration_only))
+    assert judged.gates  # the default gates have restoration gates
+    passed = judge(run.results, judged, None, "restoration gates of the default gates")
+    print(f"\n{model}: " + "; ".join(c["message"] for c in run.results.gates["checks"]))
+    assert passed is passes, run.results.gates["checks"]
