@@ -38,14 +38,15 @@ from gan_eval.metrics import (
     inception_score,
     inception_score_infinity,
     inception_score_interval,
+    kid,
     kid_interval,
     memorization,
     prdc,
     prdc_intervals,
     rate_interval,
 )
-from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA
-from gan_eval.metrics.intervals import DEFAULT_SPLITS
+from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA, cmmd
+from gan_eval.metrics.intervals import DEFAULT_SPLITS, JACKKNIFE_MIN_SAMPLES
 from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
 from gan_eval.results import Metric, Results, provenance
 from gan_eval.seeding import derive_seed, numpy_rng
@@ -133,16 +134,29 @@ def _metrics_for(
     notes += sorted({f"{name}: {w.message}" for w in caught})
 
     subset = min(config.kid_subset_size, n_g, n_r)
-    kid_iv = kid_interval(g, r, subsets=config.kid_subsets, subset_size=subset,
-                          variance_seed=seed)
-    metrics.append(metric("kid", kid_iv, std=kid_iv.record["std_over_subsets"],
-                          subsets=config.kid_subsets, subset_size=subset))
+    jackknife = n_g >= JACKKNIFE_MIN_SAMPLES
+    no_jackknife = (f"the jackknife interval needs at least {JACKKNIFE_MIN_SAMPLES} generated "
+                    f"images, got {n_g}")
+    if jackknife:
+        kid_iv = kid_interval(g, r, subsets=config.kid_subsets, subset_size=subset,
+                              variance_seed=seed)
+        metrics.append(metric("kid", kid_iv, std=kid_iv.record["std_over_subsets"],
+                              subsets=config.kid_subsets, subset_size=subset))
+    else:
+        notes.append(f"{name}: kid and cmmd without intervals: {no_jackknife}")
+        kid_plain = kid(g, r, subsets=config.kid_subsets, subset_size=subset)
+        metrics.append(metric("kid", kid_plain.mean, no_jackknife, std=kid_plain.std,
+                              subsets=config.kid_subsets, subset_size=subset))
 
-    metrics.append(metric(
-        "cmmd", cmmd_interval(g, r), sigma=CMMD_SIGMA, scale=CMMD_SCALE,
-        estimator="biased, kernel means over full matrices with diagonals "
-                  "(google-research cmmd/distance.py); comparable with the paper on "
-                  "clip-vit-l14-336 only"))
+    cmmd_estimator = ("biased, kernel means over full matrices with diagonals "
+                      "(google-research cmmd/distance.py); comparable with the paper on "
+                      "clip-vit-l14-336 only")
+    if jackknife:
+        metrics.append(metric("cmmd", cmmd_interval(g, r), sigma=CMMD_SIGMA, scale=CMMD_SCALE,
+                              estimator=cmmd_estimator))
+    else:
+        metrics.append(metric("cmmd", cmmd(g, r), no_jackknife, sigma=CMMD_SIGMA,
+                              scale=CMMD_SCALE, estimator=cmmd_estimator))
 
     k_pr, k_dc = 3, 5
     names = ("precision", "recall", "density", "coverage")

@@ -45,6 +45,7 @@ from gan_eval import distributed
 from gan_eval.data import ImageSource
 from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
+from gan_eval.estimates import wilson_interval
 from gan_eval.faces import MATCH_THRESHOLD, is_match, threshold_warning
 from gan_eval.features.cache import FeatureCache, default_cache_dir
 from gan_eval.features.dlib_face import dlib_weights_sha256
@@ -84,7 +85,6 @@ from gan_eval.identity.verification_roc import far_threshold, verification
 from gan_eval.metrics.intervals import rate_interval
 from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET
 from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
-from gan_eval.metrics.summaries import wilson_interval
 from gan_eval.results import Metric, Results, provenance
 from gan_eval.seeding import numpy_rng
 from gan_eval.sources import as_source
