@@ -270,10 +270,8 @@ def run_audit(config: AuditConfig) -> Path:
     _relative_to(config.out, *results.provenance["data"].values(), results.training["samples"])
     judge(results, gates, baseline, str(config.gates or "built-in default gates"),
           str(config.baseline))
-    config.out.mkdir(parents=True, exist_ok=True)
-    results.save(config.out / "results.json")
     config.say("writing the report")
-    return render_report(results, config.out, device=config.device)
+    return render_report(results, config.out, device=config.device)  # results.json with it
 
 
 def _gate_extractor(metric: str, extractor: str | None) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from gan_eval.catalogue import METRICS, metric_spec
 from gan_eval.errors import InputError
 from gan_eval.estimates import IntervalResult, agree, estimand_label
-from gan_eval.fileio import atomic_write_text
+from gan_eval.fileio import atomic_write_text, read_committed
 
 SCHEMA = "gan-eval/results/v1"
 
@@ -178,9 +178,13 @@ class Results:
             "training": self.training,
         }
 
+    def to_text(self) -> str:
+        """The results file's text: strict JSON (no NaN / Infinity), indented."""
+        return json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n"
+
     def save(self, path: str | Path) -> None:
         """Write the JSON atomically (no half-written file under ``path``)."""
-        atomic_write_text(path, json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
+        atomic_write_text(path, self.to_text())
 
     @classmethod
     def load(cls, path: str | Path) -> Results:
@@ -188,7 +192,9 @@ class Results:
         (every metric's ``details.interval`` is checked: :meth:`Metric.checked_interval`)."""
         path = Path(path)
         try:
-            raw = json.loads(path.read_text())
+            # a report folder's results.json is committed together with its page: read what
+            # the last commit gave it, even when a killed writer left that commit half-done
+            raw = json.loads(read_committed(path).read_text())
         except FileNotFoundError as exc:
             raise InputError(f"{path}: no such results file") from exc
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -337,6 +337,10 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_html(results: Results, pictures: Pictures) -> str:
-    """The report page as one HTML string (UTF-8, no external requests, no scripts)."""
-    return _environment().get_template(TEMPLATE).render(**build_view(results, pictures))
+def render_html(results: Results, pictures: Pictures, *,
+                results_sha256: str | None = None) -> str:
+    """The report page as one HTML string (UTF-8, no external requests, no scripts);
+    ``results_sha256``: the sha256 of the results file it is drawn from, named in a ``<meta
+    name="gan-eval-results-sha256">`` so that a page can be matched with its numbers."""
+    return _environment().get_template(TEMPLATE).render(
+        **build_view(results, pictures), results_sha256=results_sha256)
