@@ -293,13 +293,22 @@ def _read_journal(folder: Path) -> dict[str, object] | None:
             or not all(isinstance(r, str) for r in removals)):
         raise InputError(f"{journal}: not a gan-eval commit journal (expected pid, files, "
                          "remove)")
+    root = folder.resolve()
     for target, pending in renames.items():
         rel, pend = _relative(target, str(journal)), _relative(pending, str(journal))
         if pend.parent != rel.parent or not _PENDING.fullmatch(pend.name):
             raise InputError(f"{journal}: {pending!r} is not a pending file beside {target!r}")
+        _contained(root, folder / rel, journal)
     for name in removals:
-        _relative(name, str(journal))
+        _contained(root, folder / _relative(name, str(journal)), journal)
     return {"pid": raw["pid"], "files": renames, "remove": removals}
+
+
+def _contained(root: Path, path: Path, journal: Path) -> None:
+    """:class:`InputError` unless ``path``'s folder lies inside ``root`` once links are
+    followed (a renamed or removed entry itself is never followed: a link is replaced)."""
+    if not path.parent.resolve().is_relative_to(root):
+        raise InputError(f"{journal}: {path} lies outside {root} through a symbolic link")
 
 
 def finish_commit(folder: str | os.PathLike[str]) -> bool:

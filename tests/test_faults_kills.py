@@ -394,21 +394,28 @@ def test_full_report_pipeline_killed_while_writing(tiny_run: Path, tmp_path: Pat
 
 
 @pytest.mark.parametrize("journal", [
-    "not json", '{"pid": 1, "files": {"../../etc/x": ".x.1-ab.pending"}, "remove": []}',
-    '{"pid": 1, "files": {"index.html": "../.index.html.1-ab.pending"}, "remove": []}',
-    '{"pid": 1, "files": {"index.html": "other.html"}, "remove": []}',
-    '{"pid": 1, "files": {}, "remove": ["/etc/passwd"]}', '{"pid": "1", "files": {}}', "[]",
+    "not json", '{"pid": PID, "files": {"../../etc/x": ".x.PID-ab.pending"}, "remove": []}',
+    '{"pid": PID, "files": {"index.html": "../.index.html.PID-ab.pending"}, "remove": []}',
+    '{"pid": PID, "files": {"index.html": "other.html"}, "remove": []}',
+    '{"pid": PID, "files": {}, "remove": ["/etc/passwd"]}', '{"pid": "PID", "files": {}}', "[]",
+    '{"pid": PID, "files": {}, "remove": ["plots/keep.txt"]}',
+    '{"pid": PID, "files": {"plots/keep.txt": "plots/.keep.txt.PID-ab.pending"}, "remove": []}',
 ], ids=["text", "escaping-target", "escaping-pending", "not-pending", "absolute-remove",
-        "bad-pid", "list"])
+        "bad-pid", "list", "remove-through-link", "rename-through-link"])
 def test_a_journal_gan_eval_did_not_write_is_refused(tmp_path: Path, journal: str) -> None:
     """A commit journal is read from the report folder, which may come from anywhere: one
-    that is not gan-eval's (or names paths outside the folder) is exit 2 naming it, and nothing
-    is moved or deleted."""
+    that is not gan-eval's (or names paths outside the folder, also through a link) is exit 2
+    naming it, and nothing is moved or deleted."""
     out = tmp_path / "report"
     _results_file(tmp_path / "r.json", 50)
     write_together(out, {"results.json": (tmp_path / "r.json").read_bytes(),
                          "index.html": b"<p>"})
-    (out / COMMIT_JOURNAL).write_text(journal)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "keep.txt").write_text("mine")
+    (out / "plots").symlink_to(tmp_path / "elsewhere")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # its pid no longer runs: the journal's writer is gone, a reader may finish it
+    (out / COMMIT_JOURNAL).write_text(journal.replace("PID", str(child.pid)))
     gates = tmp_path / "gates.toml"
     gates.write_text('[[gate]]\nmetric = "copy_rate"\nmax = 1.0\n')
     before = sorted(p.name for p in tmp_path.rglob("*"))
@@ -416,3 +423,4 @@ def test_a_journal_gan_eval_did_not_write_is_refused(tmp_path: Path, journal: st
     assert result.exit_code == 2, result.output
     assert COMMIT_JOURNAL in result.output and "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "elsewhere" / "keep.txt").read_text() == "mine"

@@ -90,9 +90,10 @@ def _faceness(recognition: dict[str, Any]) -> dict[str, Any] | None:
         return {"note": faceness.get("reason"), "rows": []}
     rows = [{"set": s, "rate": fmt(f.get("rate")), "ci": fmt_ci(f.get("ci95")),
              "found": fmt(f.get("with_face")), "n": fmt(f.get("n"))}
-            for s in ("generated", "reference") if isinstance(f := faceness.get(s), dict)]
+            for s in ("generated", "reference", "heldout")
+            if isinstance(f := faceness.get(s), dict)]
     return {"note": None, "rows": rows, "detector": faceness.get("description"),
-            "detection": faceness.get("detection")}
+            "detection": faceness.get("detection"), "warning": faceness.get("heldout_warning")}
 
 
 def _metric_row(m: Metric) -> dict[str, str]:
