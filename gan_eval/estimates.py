@@ -87,9 +87,9 @@ Z95 = 1.959963984540054
 
 
 def agree(a: float, b: float, *magnitudes: float) -> bool:
-    """``a`` equals ``b`` up to float rounding at the magnitude of ``a``, ``b`` and
-    ``magnitudes`` (:data:`AGREEMENT` relative; at least that much absolute)."""
-    scale = max(1.0, abs(a), abs(b), *(abs(m) for m in magnitudes))
+    """``a`` equals ``b`` up to float rounding at the largest magnitude of ``a``, ``b`` and
+    ``magnitudes`` (:data:`AGREEMENT` relative to it: a KID of 1e-4 is held to 1e-13)."""
+    scale = max(abs(a), abs(b), *(abs(m) for m in magnitudes))
     return abs(a - b) <= AGREEMENT * scale
 
 
@@ -178,29 +178,32 @@ class IntervalResult:
                         f"{est!r}, but [{low!r}, {high!r}] is centred on {(low + high) / 2.0!r}")
             return None
         if self.method == WILSON:
-            return self._wilson_inconsistency(z)
+            return self._wilson_inconsistency(z, size)
         return (f"unknown interval method {self.method!r} (known: "
                 f"{', '.join(sorted(NORMAL_METHODS | {WILSON}))}): how its se relates to its "
                 "bounds cannot be checked")
 
-    def _wilson_inconsistency(self, z: float) -> str | None:
+    def _wilson_inconsistency(self, z: float, size: tuple[float, ...]) -> str | None:
         n = self.n
+        est = self.estimate
+        if (est < 0.0 and not agree(est, 0.0, *size)) or (est > 1.0 and not agree(est, 1.0, *size)):
+            return f"a Wilson rate lies in [0, 1], not {est!r}"
         raw = self.record.get("successes")
         if raw is None:
-            successes = round(self.estimate * n)
+            successes = min(max(round(est * n), 0), n)
         elif isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= n:
             return f"successes must be a whole number in 0..n={n}, got {raw!r}"
         else:
             successes = raw
-        if not agree(successes / n, self.estimate):
+        if not agree(successes / n, self.estimate, *size):
             return (f"a Wilson rate's estimate is successes/n, but {self.estimate!r} is not "
                     f"{successes}/{n}")
         bounds = wilson_interval(successes, n, z)
         assert bounds is not None  # n ≥ 1
-        if not (agree(bounds[0], self.low) and agree(bounds[1], self.high)):
+        if not (agree(bounds[0], self.low, *size) and agree(bounds[1], self.high, *size)):
             return (f"the Wilson bounds of {successes}/{n} at level {self.level:g} are "
                     f"[{bounds[0]!r}, {bounds[1]!r}], not [{self.low!r}, {self.high!r}]")
-        if not agree(self.se, (self.high - self.low) / (2.0 * z)):
+        if not agree(self.se, (self.high - self.low) / (2.0 * z), *size):
             return (f"a Wilson interval's se is (high − low)/(2z) = "
                     f"{(self.high - self.low) / (2.0 * z):.6g}, not {self.se!r}")
         return None

@@ -67,7 +67,7 @@ def valid_metrics(draw: st.DrawFn) -> Metric:
 def _magnitude(entry: dict[str, Any]) -> float:
     iv = entry["details"]["interval"]
     z = norm.ppf(0.5 + iv["level"] / 2)
-    return max(1.0, abs(iv["ci"][0]), abs(iv["ci"][1]), abs(entry["value"]), z * iv["se"])
+    return max(abs(iv["ci"][0]), abs(iv["ci"][1]), abs(entry["value"]), z * iv["se"])
 
 
 def consistent(entry: dict[str, Any]) -> bool:
@@ -128,7 +128,8 @@ def perturb(entry: dict[str, Any], field: str, size: str, sign: int, u: float,
     elif field == "successes" and "successes" in iv:
         iv["successes"] += step
     elif field == "level":
-        iv["level"] = min(0.9999, max(0.01, iv["level"] + delta / _magnitude(entry)))
+        step_level = ROUNDING * u if size == "rounding" else REAL * (1 + 9 * u)
+        iv["level"] = min(0.9999, max(0.01, iv["level"] + sign * step_level))
     elif field == "method":
         iv["method"] = method
     return out
@@ -265,6 +266,10 @@ def test_a_wilson_record_is_fully_determined_by_its_count() -> None:
             record = {k2: v for k2, v in iv.to_json().items() if k2 != "successes"}
             back = IntervalResult.from_json(record, estimate=k / n, where="w")
             assert back.inconsistency() is None
+    # a "rate" outside [0, 1] (found by the property test: it used to reach a square root of
+    # a negative number, an internal error)
+    assert "lies in [0, 1]" in str(IntervalResult(2.0, 2.0, 2.0, 0.0, "population", WILSON, 1,
+                                                  0.8).inconsistency())
     assert math.isclose(rate_interval(3, 10).se,
                         (rate_interval(3, 10).high - rate_interval(3, 10).low)
                         / (2 * norm.ppf(0.975)))
