@@ -679,10 +679,12 @@ def _refuse_training_images(held: _Embedded, ref: _Embedded) -> None:
     held_rows = held.ids
     ref_rows = ref.ids[found.indices.cpu().numpy()]  # (H, k) reference image indices
     copies: list[tuple[int, int, float]] = []
-    for start in range(0, held_rows.size, 64):
-        rows = held_rows[start:start + 64]
+    height, width = ref.source.resolution
+    chunk = max(1, min(64, (64 << 20) // (16 * (k + 1) * 3 * max(1, height * width))))  # ~64 MB
+    for start in range(0, held_rows.size, chunk):
+        rows = held_rows[start:start + chunk]
         mine = held.source.read(rows.tolist()).float()
-        theirs = ref.source.read(ref_rows[start:start + 64].reshape(-1).tolist()).float()
+        theirs = ref.source.read(ref_rows[start:start + chunk].reshape(-1).tolist()).float()
         if theirs.shape[1:] != mine.shape[1:]:
             return  # another resolution (a non-square reference): no pixel comparison
         diff = (theirs.view(len(rows), k, *mine.shape[1:]) - mine[:, None]).abs()
