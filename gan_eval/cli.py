@@ -296,7 +296,114 @@ def recognition_cmd(
         typer.echo(f"\nresults written to {json_path}")
 
 
+@command("restoration")
+def restoration_cmd(
+    models: Annotated[
+        list[str],
+        typer.Argument(metavar="MODEL...", show_default=False, help=(
+            "Restoration models; the first is audited (its averages are the gated metrics): "
+            "builtin:none|bicubic|richardson_lucy|wiener|tv|nl_means, a gan-eval restoration "
+            "checkpoint, py:pkg.mod:attr or file.py:attr (runs that code), TorchScript, .onnx.")),
+    ],
+    data: Annotated[
+        str, typer.Option("--data", metavar="DATA", show_default=False,
+                          help="Real faces to degrade and restore (any DATA; identity subfolders "
+                               "or npz labels say who is who, else one person per image)."),
+    ],
+    degradation: Annotated[
+        list[str] | None,
+        typer.Option("--degradation", metavar="KIND[:S1,S2]", show_default=False, help=(
+            "Repeatable; default: all. blur:SIGMA (px), downsample:FACTOR (2..16), "
+            "noise:SD (0..255 levels), jpeg:QUALITY (1..100); KIND alone: its defaults.")),
+    ] = None,
+    n: Annotated[int | None, typer.Option("--count", "--n", show_default=False,
+                                          help="Use the first N faces (default: all).")] = None,
+    resolution: Annotated[int | None, typer.Option(show_default=False, help=(
+        "Audit at this square size (default: the model's own, else 64).")) ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", metavar="PATH", show_default=False,
+                                                   help="Write the results JSON here.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", metavar="DIR", show_default=False, help=(
+        "Write a report folder here: index.html, results.json, plots/ (tiles, swaps, "
+        "curves)."))] = None,
+    gates: Annotated[Path | None, typer.Option("--gates", metavar="GATES_TOML",
+                                               show_default=False, help=(
+        "Judge the audited model with these gates on the --out page (exit 0 either way; "
+        "use gan-eval gate RESULTS.json to fail CI)."))] = None,
+    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help=(
+        "Also run every built-in method (builtin:none always runs: the paired "
+        "reference).")) ] = True,
+    model_range: Annotated[str, typer.Option("--model-range", metavar="RANGE", help=(
+        "An external model's input and output range: -1,1, 0,1 or uint8."))] = "-1,1",
+    model_scale: Annotated[int, typer.Option("--model-scale", metavar="S", help=(
+        "An external model's output size / input size (S > 1: it restores downsampling by "
+        "S from the small image)."))] = 1,
+    extractor: Annotated[list[str] | None, typer.Option("--extractor", "-e", show_default=False,
+                                                        help=(
+        "Feature space of restoration_fid, repeatable (default dlib-face; e.g. "
+        "dinov2-vit-l14 for FD_DINOv2)."))] = None,
+    lpips_weights: Annotated[Path | None, typer.Option("--lpips-weights", metavar="PATH",
+                                                       show_default=False, help=(
+        "torchvision's alexnet-owt-7be5be79.pth (default: gan-eval weights fetch lpips-alex; "
+        "without it LPIPS is skipped with a note)."))] = None,
+    far: Annotated[float, typer.Option(help=(
+        "False-accept rate of the same-person threshold calibrated on the clean faces "
+        "(identity_kept_rate)."))] = 0.01,
+    seed: Annotated[int, typer.Option(help="Seed of the noise and the calibration pairs.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 32,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Degrade real faces, restore them with MODEL, and measure what was kept: PSNR, SSIM,
+    LPIPS, identity distance, identity kept / swap rates, TAR@FAR, landmark distance and FID,
+    each with a paired 95% interval against no restoration."""
+    from gan_eval.restoration.plan import check_method_spec, parse_degradations
 
+    _writable("--json", json_path)
+    _writable("--out", out, folder=True)
+    conditions = parse_degradations(degradation)
+    for spec in models:
+        check_method_spec(spec)
+    if not data.startswith(("builtin:", "py:")) and not Path(data).expanduser().exists() \
+            and not (":" in data and Path(data.rpartition(":")[0]).expanduser().is_file()):
+        raise InputError(f"--data {data}: no such file or folder")
+    for name in extractor or []:
+        if name not in catalogue.EXTRACTORS:
+            raise InputError(f"--extractor {name}: unknown; expected one of "
+                             f"{', '.join(catalogue.EXTRACTORS)}")
+    if gates is not None:  # a bad gates file fails before any work
+        try:
+            load_config(gates)
+        except InputError as exc:
+            raise InputError(str(exc).replace("--config:", "--gates:", 1)) from None
+    from gan_eval.restoration.audit import RestorationConfig, audit_restoration
+    from gan_eval.restoration.models import ModelOptions
+
+    start = time.perf_counter()
+
+    def say(message: str) -> None:
+        typer.echo(f"restoration [{time.perf_counter() - start:6.1f} s] {message}", err=True)
+
+    run = audit_restoration(models, data, RestorationConfig(
+        conditions=conditions, n=n, resolution=resolution, seed=seed, device=device,
+        model=ModelOptions(range=model_range, scale=model_scale, batch_size=batch_size),
+        baselines=baselines, extractors=tuple(extractor or ("dlib-face",)), far=far,
+        lpips_weights=lpips_weights, progress=None if quiet else say))
+    from gan_eval.report.restoration import restoration_table
+
+    for note in run.results.restoration.get("notes", []):
+        typer.echo(f"note: {note}", err=True)
+    if out is not None:
+        from gan_eval.audit import write_restoration_report
+
+        index = write_restoration_report(run, out, gates=gates)
+        typer.echo(f"report       {index}")
+    if json_path is not None:
+        run.results.save(json_path)
+    typer.echo(restoration_table(run.results))
+    if json_path is not None:
+        typer.echo(f"\nresults written to {json_path}")
 
 
 @command("train")
@@ -559,8 +666,8 @@ InceptionWeights = Annotated[
     Path | None,
     typer.Option(
         "--inception-weights",
-        envvar="GAN_EVAL_INCEPTION_WEIGHTS",
-        help="weights-inception-2015-12-05-6726825d.pth (never downloaded).",
+        help="weights-inception-2015-12-05-6726825d.pth (never downloaded; same as --weights "
+             "inception=PATH; default: $GAN_EVAL_INCEPTION_WEIGHTS, then the weights caches).",
     ),
 ]
 
@@ -620,7 +727,7 @@ def evaluate_cmd(
     results = evaluate(generated_arg, reference, EvaluateConfig(
         extractors=tuple(extractor or ("dlib-face",)), n=n, resolution=resolution,
         batch_size=batch_size, device=device, inception_weights=inception_weights,
-        weights=_weights_option(weights or []),
+        weights=_weights_option(weights or [], inception_weights),
         use_cache=not no_cache, splits=splits, seed=seed, progress=not quiet))
     if not is_main_process():
         return  # every torchrun process holds the same results; rank 0 reports them
@@ -629,6 +736,61 @@ def evaluate_cmd(
     typer.echo(metrics_table(results.metrics))
     if json_path is not None:
         results.save(json_path)
+        typer.echo(f"wrote {json_path}")
+
+
+@command("calibrate")
+def calibrate_cmd(
+    data: DataArg,
+    extractor: Annotated[str, typer.Option(
+        "--extractor", "-e", help="Feature extractor: " + ", ".join(catalogue.EXTRACTORS) + ".")
+    ] = "dlib-face",
+    n: Annotated[int, typer.Option("--count", "--n", help="Generated samples you evaluate "
+                                   "with (the n to check the intervals at).")] = 1000,
+    n_reference: Annotated[int | None, typer.Option(
+        "--reference-count", help="Reference samples (default: every image of DATA).",
+        show_default=False)] = None,
+    trials: Annotated[int, typer.Option(help="Simulated draws per design (coverage ±2 % at "
+                                        "400, ±3 % at 200).")] = 200,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: up to 2).",
+                                                show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulation.")] = 0,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the table as JSON here.")
+    ] = None,
+    weights: Annotated[Path | None, typer.Option(
+        "--weights", help="The extractor's weights file, where it needs one.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when present).")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Do the intervals hold on your features at your n? Simulates on DATA's own features.
+
+    DATA's features become a population (smoothed bootstrap); pseudo-generated sets of
+    --count are drawn against a reference, and each interval's coverage of what it claims
+    and its width against the true spread are printed, with whether gan-eval reports it.
+    """
+    _writable("--json", json_path)
+    from gan_eval.calibration import CalibrateConfig, calibrate  # torch-free until it runs
+
+    config = CalibrateConfig(extractor=extractor, n=n, n_reference=n_reference, trials=trials,
+                             seed=seed, workers=workers, device=device, batch_size=batch_size,
+                             weights=weights, use_cache=not no_cache, progress=not quiet)
+    from gan_eval.report.tables import calibration_table
+
+    found = calibrate(data, config)
+    for note in found.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(calibration_table(found))
+    if json_path is not None:
+        from gan_eval.fileio import atomic_write_text
+
+        atomic_write_text(json_path, json.dumps(found.to_json(), indent=2) + "\n")
         typer.echo(f"wrote {json_path}")
 
 
@@ -797,28 +959,42 @@ NamesArg = Annotated[
 ]
 
 
+def _known_names(names: list[str] | None) -> list[str]:
+    """``names`` (default: every known weights file), each checked (exit 2 on an unknown one)."""
+    chosen = list(names or weights_table.WEIGHTS)
+    for name in chosen:
+        weights_table.known(name)
+    return chosen
+
+
 @command("list", weights_app)
 def weights_list_cmd(names: NamesArg = None) -> None:
     """Each known weights file: name, published sha256, size, official URL, where it was found."""
-    for name in names or list(weights_table.WEIGHTS):
+    for name in _known_names(names):
         located = weights_table.locate(name)
         entry = located.entry
+        spec = catalogue.EXTRACTORS[name]
         where = f"found ({located.source}): {located.path}" if located.path else (
-            f"not found (looked at: {', '.join(located.tried)}; "
-            f"set {entry.env} or run `gan-eval weights fetch {entry.name}`)"
+            f"not found (looked at: {', '.join(located.tried)}; run `gan-eval weights fetch "
+            f"{entry.name}`, pass `--weights {entry.name}=PATH` or set {entry.env})"
         )
+        needs = ""
+        if spec.packages:
+            missing = spec.missing_packages()
+            needs = (f"\n  needs:   {', '.join(spec.packages)} ("
+                     + (f"missing: {spec.install_hint()}" if missing else "installed") + ")")
         typer.echo(f"{entry.name}\n  file:    {entry.filename} ({entry.approx_size}, "
                    f"{entry.kind})\n  sha256:  {entry.published_hash}\n"
                    f"  hash:    {entry.hash_source}\n  url:     {entry.url}\n"
-                   f"  license: {entry.license}\n  where:   {where}")
+                   f"  license: {entry.license}{needs}\n  where:   {where}")
 
 
 @command("fetch", weights_app)
 def weights_fetch_cmd(
     names: Annotated[list[str], typer.Argument(metavar="NAME...", help="Weights to download.")],
     url: Annotated[str | None, typer.Option(
-        "--url", help="Download from this mirror URL, not the official one (one NAME).")
-    ] = None,
+        "--url", help="Download from this mirror URL (http/https), not the official one (one "
+                      "NAME).")] = None,
     dest: Annotated[str | None, typer.Option(
         "--dest", help="Target folder (default: $GAN_EVAL_WEIGHTS_DIR or "
                        "~/.cache/gan-eval/weights).")] = None,
@@ -829,46 +1005,81 @@ def weights_fetch_cmd(
         "--retries", min=0, help="Resumptions after a cut connection.")] = 3,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Download weights files (explicit opt-in): progress bar, resume, sha256 check, atomic."""
+    """Download weights files (explicit opt-in): resumable, sha256- and content-checked, atomic.
+
+    A file is placed only when its size matches the server's answer, its sha256 matches the
+    published or pinned one, and its content is the expected network (right format, exact
+    parameter names and shapes); otherwise nothing is placed (exit 3). Exit 2: an unusable
+    --dest / $GAN_EVAL_WEIGHTS_DIR, a malformed --url, or another fetch of the file running.
+    """
     if (url or sha256) and len(names) != 1:
         raise InputError("--url and --sha256 apply to one NAME at a time")
+    _known_names(names)
+    from gan_eval.features.registry import weights_check
+
     for name in names:
-        path = weights_table.fetch(name, url=url, dest_dir=dest, sha256=sha256, retries=retries,
-                       progress=not quiet)
+        path = weights_table.fetch(name, check=weights_check(name), url=url, dest_dir=dest,
+                                   sha256=sha256, retries=retries, progress=not quiet)
         typer.echo(str(path))
 
 
 @command("verify", weights_app)
 def weights_verify_cmd(names: NamesArg = None) -> None:
-    """Hash each found weights file against its published, pinned or recorded sha256.
+    """Check each found weights file: its sha256 against the published, pinned or recorded one,
+    and its content (format, parameter names and shapes) as the extractor reads it.
 
-    Exit 3 when a file does not match, or when a NAME given explicitly is not found.
+    Exit 3 when a file does not match or is not the expected network, or when a NAME given
+    explicitly is not found.
     """
+    chosen = _known_names(names)
+    from gan_eval.features.registry import weights_check
+
     bad: list[str] = []
-    for name in names or list(weights_table.WEIGHTS):
-        row = weights_table.verify_one(name)
+    for name in chosen:
+        row = weights_table.verify_one(name, check=weights_check(name))
         typer.echo(f"{row.entry.name}: {row.status}"
                    + (f" {row.path} sha256 {row.sha256}" if row.path else "")
-                   + (f" (expected {row.expected})" if row.status == "mismatch" else ""))
-        if row.status == "mismatch" or (row.status == "missing" and names):
+                   + (f" (expected {row.expected})" if row.status == "mismatch" else "")
+                   + (f"\n  {row.detail}" if row.detail else ""))
+        if row.status in weights_table.BAD_STATUSES or (row.status == "missing" and names):
             bad.append(row.entry.name)
     if bad:
         raise MissingAssetError(
-            f"{', '.join(bad)}: missing or not matching its sha256; run "
-            f"`gan-eval weights fetch {' '.join(bad)}` (a mismatching file is replaced)"
+            f"{', '.join(bad)}: missing, not matching its sha256, or not the expected network; "
+            f"run `gan-eval weights fetch {' '.join(bad)}` (a file that fails is replaced)"
         )
 
 
-def _weights_option(values: list[str]) -> tuple[tuple[str, Path], ...]:
-    """``--weights EXTRACTOR=PATH`` values as (extractor, path) pairs."""
-    pairs = []
+def _weights_option(values: list[str], inception_weights: Path | None = None
+                    ) -> tuple[tuple[str, Path], ...]:
+    """``--weights EXTRACTOR=PATH`` values as (extractor, path) pairs, each file checked for what
+    can be told without torch (exists, not empty, not an HTML page or a plain pickle, the
+    format its extractor reads); ``--inception-weights`` joins them as ``inception``."""
+    pairs: dict[str, Path] = {}
     for value in values:
-        name, sep, path = value.partition("=")
-        if not sep or name not in catalogue.EXTRACTORS or not path:
-            raise InputError(f"--weights {value!r}: expected EXTRACTOR=PATH with EXTRACTOR one "
-                             f"of {', '.join(catalogue.EXTRACTORS)}")
-        pairs.append((name, Path(path)))
-    return tuple(pairs)
+        name, sep, text = value.partition("=")
+        if not sep or name not in catalogue.EXTRACTORS or not text:
+            raise InputError(
+                f"--weights {value!r}: expected EXTRACTOR=PATH (e.g. --weights "
+                f"dinov2-vit-s14=dinov2_vits14_pretrain.pth) with EXTRACTOR one of "
+                f"{', '.join(catalogue.EXTRACTORS)}")
+        if name in pairs and pairs[name] != Path(text):
+            raise InputError(f"--weights {name}= is given twice, with different files")
+        pairs[name] = Path(text)
+    if inception_weights is not None:
+        if pairs.get("inception", inception_weights) != inception_weights:
+            raise InputError(f"--weights inception={pairs['inception']} and --inception-weights "
+                             f"{inception_weights} name different files; give one")
+        pairs["inception"] = inception_weights
+    for name, path in pairs.items():
+        entry = catalogue.EXTRACTORS[name].weights
+        if problem := weights_table.file_problem(path, entry.kind if entry else None):
+            option = ("--inception-weights" if name == "inception" and path == inception_weights
+                      else f"--weights {name}=PATH")
+            expected = entry.expected if entry else "its weights file"
+            raise InputError(f"{option}: {name} weights file {path} {problem}; expected "
+                             f"{expected}")
+    return tuple(pairs.items())
 
 
 def _writable(option: str, path: str | Path | None, *, folder: bool = False) -> None:

@@ -57,11 +57,17 @@ __all__ = [
     "wilson_interval",
 ]
 
-Estimand = Literal["mean_at_n", "population"]
+Estimand = Literal["mean_at_n", "population", "mean_at_sizes"]
 ESTIMANDS: dict[str, str] = {
     "mean_at_n": "expected value over generated sets of this n (reference set fixed as given)",
     "population": "value as n_generated → ∞ (reference set fixed as given)",
+    "mean_at_sizes": "expected value over generated sets of this n and reference sets of this "
+                     "n_reference (both redrawn from their distributions)",
 }
+"""What an interval is an interval *of*. The first two condition on the reference set as given
+(``details.interval``: what comparing models against one reference, and ``gate --baseline``,
+need); ``"mean_at_sizes"`` also counts the reference set's own sampling noise
+(``details.interval_both_sets``: what this model's number is, beyond this reference)."""
 
 NORMAL_METHODS: frozenset[str] = frozenset({
     "split_extrapolation",  # FID, recall, coverage, IS: variance of disjoint halves/quarters
@@ -69,14 +75,18 @@ NORMAL_METHODS: frozenset[str] = frozenset({
     "per_sample_mean",  # density
     "jackknife",  # KID, CMMD, coverage
     "min_jackknife_delete_d",  # recall
+    "split_extrapolation_both_sets",  # FID with the reference redrawn too (interval_both_sets)
+    "paired_mean",  # restoration: per-face means and paired differences
     "u_statistic_variance",  # KID, CMMD in results files of earlier versions
 })
 """Methods whose interval is ``estimate ± z·se`` (:func:`normal_interval`, which takes no other
 method): ``high − low = 2·z·se`` and the estimate is the midpoint."""
 
 WILSON = "wilson"
-"""The method of a rate's interval (:func:`gan_eval.metrics.intervals.rate_interval`): the
-Wilson score bounds of ``successes / n`` (asymmetric), ``se = (high − low)/(2z)``."""
+"""The method of a rate's interval (:func:`gan_eval.metrics.intervals.rate_interval`,
+:func:`gan_eval.metrics.paired.rate_interval_of_means`): the Wilson score bounds of
+``successes / n`` (asymmetric; ``successes`` may be a fraction of faces' fractions),
+``se = (high − low)/(2z)``."""
 
 AGREEMENT = 1e-9
 """Relative tolerance of the relations an interval record must satisfy: float rounding at the
@@ -93,9 +103,10 @@ def agree(a: float, b: float, *magnitudes: float) -> bool:
     return abs(a - b) <= AGREEMENT * scale
 
 
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float] | None:
     """Wilson score interval of a binomial proportion ``successes / n`` at the two-sided normal
-    quantile ``z`` (default: 95%); None when n = 0.
+    quantile ``z`` (default: 95%); None when n = 0. ``successes`` is a count, or a sum of
+    per-item fractions (then the interval bounds the variance from above).
 
     Used for rates over independent images (leakage, faceness, rank-1): it is what a bootstrap
     over the images approximates for large ``n``, and unlike the bootstrap it does not collapse
@@ -112,12 +123,15 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     return lo, hi
 
 
-def estimand_label(estimand: object, n: object) -> str:
+def estimand_label(estimand: object, n: object, n_reference: object = None) -> str:
     """What an interval is of (or what a gate compared), for a reader: ``"at n=1000"`` (the
     metric's mean over generated sets of that size: compare only at equal n), ``"population"``
-    (the value as n → ∞), or ``""`` for anything else (no calibrated interval)."""
+    (the value as n → ∞), ``"at n=1000, n_ref=80, both redrawn"``, or ``""`` for anything else
+    (no calibrated interval)."""
     if estimand == "mean_at_n":
         return f"at n={n}"
+    if estimand == "mean_at_sizes":
+        return f"at n={n}, n_ref={n_reference}, both redrawn"
     return "population" if estimand == "population" else ""
 
 
@@ -184,24 +198,24 @@ class IntervalResult:
                 "bounds cannot be checked")
 
     def _wilson_inconsistency(self, z: float, size: tuple[float, ...]) -> str | None:
-        n = self.n
-        est = self.estimate
+        n, est = self.n, self.estimate
         if (est < 0.0 and not agree(est, 0.0, *size)) or (est > 1.0 and not agree(est, 1.0, *size)):
             return f"a Wilson rate lies in [0, 1], not {est!r}"
+        count = min(max(est * n, 0.0), float(n))  # the count the bounds are of
         raw = self.record.get("successes")
-        if raw is None:
-            successes = min(max(round(est * n), 0), n)
-        elif isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= n:
-            return f"successes must be a whole number in 0..n={n}, got {raw!r}"
-        else:
-            successes = raw
-        if not agree(successes / n, self.estimate, *size):
-            return (f"a Wilson rate's estimate is successes/n, but {self.estimate!r} is not "
-                    f"{successes}/{n}")
-        bounds = wilson_interval(successes, n, z)
+        if raw is not None:  # recorded to 9 decimals (a sum of per-face fractions may be one)
+            if (isinstance(raw, bool) or not isinstance(raw, int | float)
+                    or not math.isfinite(raw) or not 0 <= raw <= n):
+                return f"successes must be a number in 0..n={n}, got {raw!r}"
+            if abs(raw - count) > 1e-9 * max(1.0, n):
+                return (f"a Wilson rate's estimate is successes/n, but {est!r} is not "
+                        f"{raw!r}/{n}")
+            if raw in (0, n):
+                count = float(raw)
+        bounds = wilson_interval(count, n, z)
         assert bounds is not None  # n ≥ 1
         if not (agree(bounds[0], self.low, *size) and agree(bounds[1], self.high, *size)):
-            return (f"the Wilson bounds of {successes}/{n} at level {self.level:g} are "
+            return (f"the Wilson bounds of {count:.9g}/{n} at level {self.level:g} are "
                     f"[{bounds[0]!r}, {bounds[1]!r}], not [{self.low!r}, {self.high!r}]")
         if not agree(self.se, (self.high - self.low) / (2.0 * z), *size):
             return (f"a Wilson interval's se is (high − low)/(2z) = "

@@ -29,7 +29,12 @@ from gan_eval.faces import MATCH_THRESHOLD, is_match, threshold_warning
 from gan_eval.features.cache import FeatureCache, default_cache_dir
 from gan_eval.features.extraction import Features, extract
 from gan_eval.features.nearest import shared_nearest_reference
-from gan_eval.features.registry import EXTRACTORS, FeatureExtractor, build_extractor
+from gan_eval.features.registry import (
+    EXTRACTORS,
+    FeatureExtractor,
+    build_extractor,
+    weights_for,
+)
 from gan_eval.metrics import (
     FeatureStats,
     cmmd_interval,
@@ -48,7 +53,8 @@ from gan_eval.metrics import (
 from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA, cmmd
 from gan_eval.metrics.intervals import DEFAULT_SPLITS, JACKKNIFE_MIN_SAMPLES
 from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
-from gan_eval.results import Metric, Results, provenance
+from gan_eval.metrics.regimes import Refusal, reference_note, refusal
+from gan_eval.results import Metric, Omitted, Results, provenance
 from gan_eval.seeding import derive_seed, numpy_rng
 from gan_eval.sources import as_source
 
@@ -97,14 +103,21 @@ def _interval_seed(config: EvaluateConfig) -> int:
     return derive_seed(config.seed, "intervals")
 
 
+def _omitted(name: str, extractor: str, why: Refusal, counts: dict[str, int]) -> Omitted:
+    """The record of a metric left out because its estimate is outside its regime."""
+    return Omitted(name=name, extractor=extractor, reason=why.reason, needed_n=why.needed_n,
+                   **counts)
+
+
 def _metrics_for(
     gen: Features, ref: Features, extractor: FeatureExtractor, config: EvaluateConfig
-) -> tuple[list[Metric], list[str]]:
+) -> tuple[list[Metric], list[str], list[Omitted]]:
     g, r = gen.main.double(), ref.main.double()
     n_g, n_r = len(g), len(r)
     counts = {"n_generated": n_g, "n_reference": n_r}
     notes: list[str] = []
     metrics: list[Metric] = []
+    omitted: list[Omitted] = []
     name = extractor.name
     seed = _interval_seed(config)
     splits = {"seed": seed, "n_splits": config.splits}
@@ -123,40 +136,58 @@ def _metrics_for(
         warnings.simplefilter("always")
         ref_stats = FeatureStats.from_features(r)
         if intervals:
-            fa = fid_analysis(g, ref_stats, **splits)
-            metrics.append(metric("fid", fa.fid))
-            metrics.append(metric("fid_infinity", fa.fid_infinity))
+            fa = fid_analysis(g, ref_stats, reference_features=r, seed=seed,
+                              n_splits=config.splits)
+            if fa.fid_both_sets is not None:  # beside it: the reference redrawn too
+                metrics.append(metric("fid", fa.fid,
+                                      interval_both_sets=fa.fid_both_sets.to_json()))
+            else:
+                metrics.append(metric("fid", fa.fid))
+            if fa.fid_infinity is not None:
+                metrics.append(metric("fid_infinity", fa.fid_infinity))
+            elif fa.refusal is not None:
+                omitted.append(_omitted("fid_infinity", name, fa.refusal, counts))
+                notes.append(f"{name}: fid_infinity not reported: {fa.refusal.reason}")
             if fa.note:
                 notes.append(f"{name}: {fa.note}")
         else:
             fid = frechet_distance(FeatureStats.from_features(g), ref_stats)
             metrics.append(metric("fid", fid, too_few))
     notes += sorted({f"{name}: {w.message}" for w in caught})
+    small_reference = reference_note(n_r, g.shape[1])
+    if small_reference:
+        notes.append(f"{name}: {small_reference}")
 
     subset = min(config.kid_subset_size, n_g, n_r)
-    jackknife = n_g >= JACKKNIFE_MIN_SAMPLES
-    no_jackknife = (f"the jackknife interval needs at least {JACKKNIFE_MIN_SAMPLES} generated "
-                    f"images, got {n_g}")
-    if jackknife:
+    kernel_uncalibrated = refusal("kid", n=n_g, d=g.shape[1])  # the same rule for cmmd
+    if kernel_uncalibrated:
+        notes.append(f"{name}: {kernel_uncalibrated.reason} (cmmd likewise)")
+
+    def kernel(metric_name: str, iv: IntervalResult) -> tuple[IntervalResult | float,
+                                                              str | None]:
+        why = refusal(metric_name, n=n_g, d=g.shape[1])
+        return (iv.estimate, why.reason) if why else (iv, None)
+
+    cmmd_details: dict[str, Any] = {
+        "sigma": CMMD_SIGMA, "scale": CMMD_SCALE,
+        "estimator": "biased, kernel means over full matrices with diagonals "
+                     "(google-research cmmd/distance.py); comparable with the paper on "
+                     "clip-vit-l14-336 only"}
+    if n_g >= JACKKNIFE_MIN_SAMPLES:
         kid_iv = kid_interval(g, r, subsets=config.kid_subsets, subset_size=subset,
                               variance_seed=seed)
-        metrics.append(metric("kid", kid_iv, std=kid_iv.record["std_over_subsets"],
+        metrics.append(metric("kid", *kernel("kid", kid_iv),
+                              std=kid_iv.record["std_over_subsets"],
                               subsets=config.kid_subsets, subset_size=subset))
-    else:
-        notes.append(f"{name}: kid and cmmd without intervals: {no_jackknife}")
+        metrics.append(metric("cmmd", *kernel("cmmd", cmmd_interval(g, r)), **cmmd_details))
+    else:  # too few rows for the jackknife at all: the numbers alone, with the reason
+        why = (kernel_uncalibrated.reason if kernel_uncalibrated else
+               f"the jackknife interval needs at least {JACKKNIFE_MIN_SAMPLES} generated "
+               f"images, got {n_g}")
         kid_plain = kid(g, r, subsets=config.kid_subsets, subset_size=subset)
-        metrics.append(metric("kid", kid_plain.mean, no_jackknife, std=kid_plain.std,
+        metrics.append(metric("kid", kid_plain.mean, why, std=kid_plain.std,
                               subsets=config.kid_subsets, subset_size=subset))
-
-    cmmd_estimator = ("biased, kernel means over full matrices with diagonals "
-                      "(google-research cmmd/distance.py); comparable with the paper on "
-                      "clip-vit-l14-336 only")
-    if jackknife:
-        metrics.append(metric("cmmd", cmmd_interval(g, r), sigma=CMMD_SIGMA, scale=CMMD_SCALE,
-                              estimator=cmmd_estimator))
-    else:
-        metrics.append(metric("cmmd", cmmd(g, r), no_jackknife, sigma=CMMD_SIGMA,
-                              scale=CMMD_SCALE, estimator=cmmd_estimator))
+        metrics.append(metric("cmmd", cmmd(g, r), why, **cmmd_details))
 
     k_pr, k_dc = 3, 5
     names = ("precision", "recall", "density", "coverage")
@@ -174,17 +205,32 @@ def _metrics_for(
                            k=k_pr if m in ("precision", "recall") else k_dc) for m in names]
     else:
         ivs = prdc_intervals(g, r, k_pr=k_pr, k_dc=k_dc, **splits)
-        metrics += [metric(m, ivs[m], k=k_pr if m in ("precision", "recall") else k_dc)
-                    for m in names]
+        for m in names:
+            # the value holds at any n; recall's interval only from its regime's n
+            uncalibrated = refusal(m, n=n_g, d=g.shape[1], n_reference=n_r)
+            metrics.append(metric(m, ivs[m].estimate if uncalibrated else ivs[m],
+                                  uncalibrated.reason if uncalibrated else None,
+                                  k=k_pr if m in ("precision", "recall") else k_dc))
+            if uncalibrated:
+                notes.append(f"{name}: {uncalibrated.reason}")
 
     if extractor.logits is not None:
         logits = gen.tensors[extractor.logits].double()
         chunks = min(10, n_g)
         if n_g >= max(MIN_INTERVAL_SAMPLES, 4 * chunks):
             is_iv = inception_score_interval(logits, splits=chunks, **splits)
-            metrics.append(metric("is", is_iv, std=is_iv.record["std_over_splits"],
-                                  splits=chunks))
-            metrics.append(metric("is_infinity", inception_score_infinity(logits, **splits)))
+            is_uncalibrated = refusal("is", n=n_g, d=logits.shape[1])
+            metrics.append(metric("is", is_iv.estimate if is_uncalibrated else is_iv,
+                                  is_uncalibrated.reason if is_uncalibrated else None,
+                                  std=is_iv.record["std_over_splits"], splits=chunks))
+            if is_uncalibrated:
+                notes.append(f"{name}: {is_uncalibrated.reason}")
+            is_refused = refusal("is_infinity", n=n_g, d=logits.shape[1])
+            if is_refused is None:
+                metrics.append(metric("is_infinity", inception_score_infinity(logits, **splits)))
+            else:
+                omitted.append(_omitted("is_infinity", name, is_refused, counts))
+                notes.append(f"{name}: is_infinity not reported: {is_refused.reason}")
         else:
             score = inception_score(logits, splits=chunks)
             why = (f"its interval needs at least {max(MIN_INTERVAL_SAMPLES, 4 * chunks)} "
@@ -201,7 +247,7 @@ def _metrics_for(
             notes.append(f"{name}: copy_rate {mem.copy_rate:.3g}: {chance['warning']}")
         metrics.append(metric("copy_rate", rate_interval(copies, n_g), **mem.to_json(),
                               chance=chance))
-    return metrics, notes
+    return metrics, notes, omitted
 
 
 def _chance_copy_rate(reference: torch.Tensor, config: EvaluateConfig) -> dict[str, Any]:
@@ -261,6 +307,7 @@ def _evaluate(
     ref_source = _open(reference, config, "reference")
     cache = FeatureCache((config.cache_dir or default_cache_dir()) if config.use_cache else None)
     metrics: list[Metric] = []
+    omitted: list[Omitted] = []
     notes: list[str] = []
     extractor_info: dict[str, Any] = {}
     passes: dict[str, dict[str, int]] = {}
@@ -268,8 +315,7 @@ def _evaluate(
         extractor = build_extractor(
             name,
             device=device,
-            weights=(config.inception_weights if name == "inception"
-                     else dict(config.weights).get(name)),
+            weights=weights_for(name, config.weights, config.inception_weights),
         )
         feats = {
             role: extract(
@@ -288,9 +334,11 @@ def _evaluate(
             "cached": {role: f.from_cache for role, f in feats.items()},
         }
         notes += [note for f in feats.values() for note in f.notes]
-        found, found_notes = _metrics_for(feats["generated"], feats["reference"], extractor, config)
+        found, found_notes, left_out = _metrics_for(feats["generated"], feats["reference"],
+                                                    extractor, config)
         metrics += found
         notes += found_notes
+        omitted += left_out
     return Results(
         provenance=provenance(
             command="evaluate",
@@ -301,5 +349,6 @@ def _evaluate(
             notes=notes,
         ),
         metrics=metrics,
+        omitted=omitted,
     )
 

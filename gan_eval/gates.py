@@ -20,8 +20,11 @@ sets). The null hypothesis is "now is worse than the baseline by at most the mar
 is below ``alpha``. So a run of an unchanged model fails a check with probability at most
 ``alpha``, and a failing run is worse than the baseline by more than the margin (by at least
 ``margin + z_α·se`` as measured). A change inside the noise passes, and so does an improvement.
-Each check reports the effect (``now − baseline``, positive = worse, in metric units and in
-baseline interval widths, "spreads"), z, the p-value, ``alpha`` and what was compared.
+The test uses each run's interval conditional on its reference set (``details.interval``), never
+the one with the reference redrawn too (``details.interval_both_sets``): runs gated against the
+same reference share its sampling noise, which cancels in the difference. Each check reports
+the effect (``now − baseline``, positive = worse, in metric units and in baseline interval
+widths, "spreads"), z, the p-value, ``alpha`` and what was compared.
 
 **Like with like.** The compared quantity is the interval's estimand: ``"mean_at_n"`` (FID,
 recall, coverage, CMMD, IS: their expected value depends on the number of generated samples
@@ -38,6 +41,11 @@ range is refused the same way (:meth:`gan_eval.results.Metric.checked_interval`;
 file is checked when it loads). A value that is
 not a finite number fails its checks (fail closed). When both standard errors are 0 the
 difference is exact: worse when it exceeds the margin.
+
+**Cannot judge.** A gated metric that the run left out because its estimate would not mean
+what it says there (``omitted`` in the results JSON, e.g. FID∞ far below the ``n`` its
+extrapolation needs, :mod:`gan_eval.metrics.regimes`) is an :class:`~gan_eval.errors.InputError`
+(exit 2) that names the reason: such a gate neither passes nor fails.
 
 Metric names and extractors are checked against the catalogue (:mod:`gan_eval.catalogue`) when the
 config is loaded, so a misspelt name fails before any work. The terminal table, HTML section and
@@ -201,6 +209,10 @@ def load_config(path: str | Path) -> GateConfig:
 
 
 def _find(results: Results, gate: Gate, what: str) -> Metric:
+    omitted = results.omission(gate.metric, gate.extractor)
+    if omitted is not None:  # cannot judge: never pass or fail on a number not reported
+        raise InputError(f"{what}: gate {gate.label}: cannot judge: {omitted.label} was not "
+                         f"reported: {omitted.reason}")
     try:
         return results.metric(gate.metric, gate.extractor)
     except KeyError as exc:
@@ -305,7 +317,8 @@ def _baseline_check(config: GateConfig, gate: Gate, metric: Metric, base: Metric
     by = f" by {_fmt(abs(effect))}{spreads}" if effect != 0 else ""
     beyond = f" beyond the tolerance {_fmt(margin)}" if margin > 0 else ""
     test_text = (f"p = {p_value:.3g} {'<' if worse else '>='} alpha {config.alpha:g}"
-                 + (f", z = {z:.3g}" if z is not None else ", both se 0: exact"))
+                 + (f", z = {z:.3g}" if z is not None else ", both se 0: exact")
+                 + " (each run's interval with its reference held fixed)")
     verdict = ("regressed: significantly worse" + beyond if worse
                else "no significant regression" + beyond)
     message = (f"{verdict}: {what}: now {_fmt(metric.value)} vs baseline {_fmt(base.value)}, "

@@ -273,3 +273,22 @@ def test_a_wilson_record_is_fully_determined_by_its_count() -> None:
     assert math.isclose(rate_interval(3, 10).se,
                         (rate_interval(3, 10).high - rate_interval(3, 10).low)
                         / (2 * norm.ppf(0.975)))
+
+
+def test_the_interval_with_both_sets_redrawn_is_checked_too(tmp_path: Path) -> None:
+    """``details.interval_both_sets`` (FID with the reference redrawn, shown beside ci95) is held
+    to the same relations: a record whose se contradicts its bounds is refused on load."""
+    fid = normal_interval(20.0, 0.5, n=1000, estimand="mean_at_n", method="split_extrapolation")
+    both = normal_interval(20.0, 0.9, n=1000, estimand="mean_at_sizes",
+                           method="split_extrapolation_both_sets", record={"n_reference": 500})
+    metric = Metric.of("fid", "dlib-face", fid, n_generated=1000, n_reference=500,
+                       details={"interval_both_sets": both.to_json()})
+    path = tmp_path / "r.json"
+    Results(provenance=provenance(), metrics=[metric]).save(path)
+    assert Results.load(path).metric("fid").interval_both_sets() == both.interval
+    entry = json.loads(json.dumps(asdict(metric)))
+    for key, value in (("se", 1e6), ("n", 999)):
+        bad = copy.deepcopy(entry)
+        bad["details"]["interval_both_sets"][key] = value
+        with pytest.raises(InputError, match=r"fid\[dlib-face\] details.interval_both_sets"):
+            Results.load(_save(tmp_path / "bad.json", bad))
