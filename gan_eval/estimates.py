@@ -98,9 +98,10 @@ Z95 = 1.959963984540054
 
 def agree(a: float, b: float, *magnitudes: float) -> bool:
     """``a`` equals ``b`` up to float rounding at the largest magnitude of ``a``, ``b`` and
-    ``magnitudes`` (:data:`AGREEMENT` relative to it: a KID of 1e-4 is held to 1e-13)."""
+    ``magnitudes`` (:data:`AGREEMENT` relative to it: a KID of 1e-4 is held to 1e-13; 1e-300
+    absolute, where subnormal numbers carry no relative precision)."""
     scale = max(abs(a), abs(b), *(abs(m) for m in magnitudes))
-    return abs(a - b) <= AGREEMENT * scale
+    return abs(a - b) <= AGREEMENT * scale + 1e-300
 
 
 def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float] | None:

@@ -65,9 +65,17 @@ def valid_metrics(draw: st.DrawFn) -> Metric:
 
 
 def _magnitude(entry: dict[str, Any]) -> float:
+    """The size of the interval record's numbers (what float rounding is relative to)."""
     iv = entry["details"]["interval"]
     z = norm.ppf(0.5 + iv["level"] / 2)
     return max(abs(iv["ci"][0]), abs(iv["ci"][1]), abs(entry["value"]), z * iv["se"])
+
+
+def _ci95_magnitude(entry: dict[str, Any]) -> float:
+    """The size of ci95's numbers (clipping can make them larger than the record's: an IS
+    interval near 0 is clipped to the catalogue's bound 1)."""
+    ci95 = entry["ci95"] or [0.0, 0.0]
+    return max(_magnitude(entry), abs(ci95[0]), abs(ci95[1]))
 
 
 def consistent(entry: dict[str, Any]) -> bool:
@@ -80,14 +88,17 @@ def consistent(entry: dict[str, Any]) -> bool:
     if not (se >= 0 and low <= high and 0 < level < 1 and isinstance(n, int) and n >= 1
             and entry["n_generated"] >= 0 and (ci95 is None or ci95[0] <= ci95[1])):
         return False  # malformed (bounds out of order, even by rounding): refused too
-    tol = 1e-9 * _magnitude(entry)
+    tol = 1e-9 * _magnitude(entry) + 1e-300  # float rounding (subnormals: absolute)
     value = entry["value"]
     if n != entry["n_generated"] or not (low - tol <= value <= high + tol):
         return False
     lo_b, hi_b = METRICS[entry["name"]].bounds
-    if ci95 is None or abs(ci95[0] - min(max(low, lo_b), hi_b)) > tol \
-            or abs(ci95[1] - min(max(high, lo_b), hi_b)) > tol:
+    if ci95 is None:
         return False
+    for got, bound in zip(ci95, (low, high), strict=True):
+        expected = min(max(bound, lo_b), hi_b)  # each bound to rounding at its own size
+        if abs(got - expected) > 1e-9 * max(abs(got), abs(expected), abs(low), abs(high)) + 1e-300:
+            return False
     z = norm.ppf(0.5 + level / 2)
     if method in NORMAL_METHODS:
         return abs((high - low) - 2 * z * se) <= tol and abs((low + high) / 2 - value) <= tol
@@ -111,7 +122,8 @@ def perturb(entry: dict[str, Any], field: str, size: str, sign: int, u: float,
     amount (``"real"``), relative to the record's magnitude."""
     out = copy.deepcopy(entry)
     iv = out["details"]["interval"]
-    delta = sign * _magnitude(entry) * (ROUNDING * u if size == "rounding" else REAL * (1 + 9 * u))
+    scale = _ci95_magnitude(entry) if field.startswith("ci95") else _magnitude(entry)
+    delta = sign * scale * (ROUNDING * u if size == "rounding" else REAL * (1 + 9 * u))
     step = sign * (1 + int(3 * u))  # whole-number fields
     if field == "se":
         iv["se"] += delta
