@@ -66,6 +66,8 @@ class AuditConfig:
     data: str | None = None  # training/reference faces (default: the checkpoint's, else builtin)
     checkpoint: Path | str | None = None  # audit this GENERATOR instead of training one
     generator: GeneratorOptions | None = None  # an external generator's contract options
+    generator_batch: int | None = None  # latents per call of an external generator (None: 64
+    # on the CPU, 256 on CUDA; never more than n): what a large generator fits in memory
     heldout: str | None = None  # faces of people kept out of training (default: HELDOUT_OF)
     out: Path = DEFAULT_OUT
     steps: int = 300  # training steps of the default DCGAN
@@ -267,7 +269,7 @@ def run_audit(config: AuditConfig) -> Path:
         run, train_info = _train_or_reuse(config, data)
         spec = str(run / CHECKPOINT_DIR)
     generated = open_generator(spec, n=config.n, seed=config.seed, device=config.device,
-                               options=config.generator)
+                               options=config.generator, batch_size=config.generator_batch)
     results = audit_generator(generated, data, config)
     heldout = config.heldout or HELDOUT_OF.get(data)
     if config.restoration and isinstance(heldout, str):
@@ -337,7 +339,7 @@ def gate_generator(generator: Path | str, gates: GateConfig, config: AuditConfig
               if g.metric in metrics_by(Producer.EVALUATE)}
     extractors = tuple(name for name in EXTRACTORS if name in wanted) or ("dlib-face",)
     generated = open_generator(spec, n=config.n, seed=config.seed, device=config.device,
-                               options=config.generator)
+                               options=config.generator, batch_size=config.generator_batch)
     return audit_generator(generated, data, config, parts=parts, extractors=extractors)
 
 

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 import traceback
+import typing
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -25,7 +28,7 @@ import typer
 
 from gan_eval import catalogue
 from gan_eval import weights as weights_table
-from gan_eval.errors import GanEvalError, InputError, MissingAssetError
+from gan_eval.errors import GanEvalError, GanEvalWarning, InputError, MissingAssetError
 from gan_eval.fileio import check_output_dir, check_output_file
 from gan_eval.gan.loss_names import LossName
 from gan_eval.gates import check_baseline, evaluate_gates, load_config
@@ -91,9 +94,14 @@ weights_app = typer.Typer(
 app.add_typer(weights_app, name="weights")
 
 
+INTERRUPTED = 130
+"""Exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it)."""
+
+
 def command(name: str | None = None, group: typer.Typer = app) -> Callable[[F], F]:
     """Register a typer command (on ``group``) whose errors become exit codes here, the one
-    place that decides them."""
+    place that decides them. The working directory is the same after the command as before it,
+    whatever code ran inside (the user's code runs contained: gan_eval.generators.usercode)."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -101,11 +109,24 @@ def command(name: str | None = None, group: typer.Typer = app) -> Callable[[F], 
             label = name or fn.__name__
             if group is not app:
                 label = f"{group.info.name} {label}"
+            cwd = os.getcwd()
             try:
                 return fn(*args, **kwargs)
-            except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            except (typer.Exit, typer.Abort):
                 raise
+            except KeyboardInterrupt:  # a real Ctrl-C (user code raising it is an input error)
+                typer.echo(f"gan-eval {label}: interrupted", err=True)
+                raise typer.Exit(INTERRUPTED) from None
+            except SystemExit as exc:  # never gan-eval's way to exit, nor allowed to user code
+                if DEBUG["on"]:
+                    traceback.print_exc()
+                typer.echo(f"gan-eval {label}: internal error: sys.exit({exc.code!r}) was called "
+                           "outside the code gan-eval contains. This is a bug in gan-eval; "
+                           "please report it with the command you ran.", err=True)
+                raise typer.Exit(INTERNAL_ERROR) from None
             except GanEvalError as exc:
+                if DEBUG["on"] and exc.detail:
+                    typer.echo(exc.detail.rstrip(), err=True)
                 typer.echo(f"gan-eval {label}: error: {exc}", err=True)
                 raise typer.Exit(exc.exit_code) from None
             except MemoryError:
@@ -121,6 +142,9 @@ def command(name: str | None = None, group: typer.Typer = app) -> Callable[[F], 
                     "command you ran and the output of `gan-eval --debug …` (which adds the "
                     "traceback).", err=True)
                 raise typer.Exit(INTERNAL_ERROR) from None
+            finally:
+                if os.getcwd() != cwd:
+                    os.chdir(cwd)
 
         group.command(name)(wrapper)
         return fn
@@ -166,19 +190,31 @@ OutputRange = Annotated[
 DiscriminatorSpec = Annotated[
     str | None,
     typer.Option("--discriminator", metavar="SPEC", help="D of an external generator (py:, "
-                 "file.py:attr or TorchScript) for --model discriminator.", show_default=False),
+                 "file.py:attr, TorchScript or torch.export .pt2) for --model discriminator.",
+                 show_default=False),
+]
+GeneratorBatch = Annotated[
+    int | None,
+    typer.Option("--batch-size", min=1, help="Latents per call of an external generator "
+                 "(default 64 on the CPU, 256 on CUDA).", show_default=False),
+]
+AllowNondeterministic = Annotated[
+    bool,
+    typer.Option("--allow-nondeterministic", help="Audit an external generator whose images "
+                 "differ between two draws of the same latents (recorded; never cached)."),
 ]
 
 
 def _generator_options(
     z_dim: int | None, truncation: float | None, classes: int | None, labels: str | None,
-    output_range: str, discriminator: str | None = None,
+    output_range: str, discriminator: str | None = None, allow_nondeterministic: bool = False,
 ) -> Any:
     """The :class:`~gan_eval.generators.GeneratorOptions` the GENERATOR options spell."""
     from gan_eval.generators.spec import GeneratorOptions
 
     return GeneratorOptions(z_dim=z_dim, truncation=truncation, classes=classes, labels=labels,
-                            output_range=output_range, discriminator=discriminator)
+                            output_range=output_range, discriminator=discriminator,
+                            allow_nondeterministic=allow_nondeterministic)
 
 
 def _generator_arg(data: str, options: Any, **open_kwargs: Any) -> Any:
@@ -275,15 +311,18 @@ def recognition_cmd(
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
 ) -> None:
     """Identity leakage, identity diversity (clusters and Vendi score), faceness, verification,
     membership of training identities (with --heldout) and authenticity of generated faces."""
     _writable("--json", json_path)
+    json_path = _absolute(json_path)
     from gan_eval.devices import resolve_device
     from gan_eval.features.framing import Framing
     from gan_eval.identity import RecognitionConfig, recognition
 
-    options = _generator_options(z_dim, truncation, classes, labels, output_range)
+    options = _generator_options(z_dim, truncation, classes, labels, output_range,
+                                 allow_nondeterministic=allow_nondeterministic)
     generated_arg = _generator_arg(generated, options, n=n, seed=seed,
                                    device=resolve_device(device))
     results = recognition(generated_arg, reference, RecognitionConfig(
@@ -567,13 +606,15 @@ def sample_cmd(
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
 ) -> None:
     """Write N images of GENERATOR as PNGs (image i depends on seed and i only)."""
     from gan_eval.generators.sample import sample
 
-    folder = sample(generator, n=n, out=out, seed=seed, npz=npz, device=device,
+    folder = sample(generator, n=n, out=_absolute(out), seed=seed, npz=npz, device=device,
                     batch_size=batch_size, overwrite=overwrite,
-                    options=_generator_options(z_dim, truncation, classes, labels, output_range))
+                    options=_generator_options(z_dim, truncation, classes, labels, output_range,
+                                               allow_nondeterministic=allow_nondeterministic))
     typer.echo(f"wrote {n} images to {folder}")
 
 
@@ -632,14 +673,18 @@ def attack_cmd(
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
     discriminator: DiscriminatorSpec = None,
+    allow_nondeterministic: AllowNondeterministic = False,
 ) -> None:
     """Adversarial (foolbox) and corruption robustness of the face recognizer or D."""
     _writable("--json", json_path)
+    json_path = _absolute(json_path)
     from gan_eval.devices import resolve_device
     from gan_eval.robustness import ATTACKS, AttackConfig, AttackOptions, attack
 
-    options = _generator_options(z_dim, truncation, classes, labels, output_range, discriminator)
-    target_arg = _generator_arg(target, options, n=n, seed=seed, device=resolve_device(device))
+    options = _generator_options(z_dim, truncation, classes, labels, output_range, discriminator,
+                                 allow_nondeterministic)
+    target_arg = _generator_arg(target, options, n=n, seed=seed, device=resolve_device(device),
+                                batch_size=batch_size)
     results = attack(target_arg, AttackConfig(
         model=model, attacks=tuple(attack_names or ATTACKS), epsilons=tuple(eps) if eps else None,
         n=n, reference=reference, corruptions=corruptions, options=AttackOptions(steps=steps),
@@ -712,18 +757,21 @@ def evaluate_cmd(
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
 ) -> None:
     """FID, KID, precision/recall, density/coverage (and IS on Inception) with 95% intervals.
 
     Under torchrun each process extracts a shard of the images; rank 0 prints and writes.
     """
     _writable("--json", json_path)
+    json_path = _absolute(json_path)
     from gan_eval.distributed import is_main_process
     from gan_eval.evaluation import EvaluateConfig, evaluate
 
-    options = _generator_options(z_dim, truncation, classes, labels, output_range)
+    options = _generator_options(z_dim, truncation, classes, labels, output_range,
+                                 allow_nondeterministic=allow_nondeterministic)
     generated_arg = _generator_arg(generated, options, resolution=resolution, n=n, seed=seed,
-                                   device=device)
+                                   device=device, batch_size=batch_size)
     results = evaluate(generated_arg, reference, EvaluateConfig(
         extractors=tuple(extractor or ("dlib-face",)), n=n, resolution=resolution,
         batch_size=batch_size, device=device, inception_weights=inception_weights,
@@ -843,6 +891,8 @@ def report_cmd(
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
+    batch_size: GeneratorBatch = None,
 ) -> None:
     """The whole pipeline (train → evaluate → recognition → attacks → gates) as an HTML report.
 
@@ -851,6 +901,7 @@ def report_cmd(
     ``gan-eval gate`` to fail a CI job).
     """
     _writable("--out", out, folder=True)
+    out = _absolute(out)
     from gan_eval.audit import AuditConfig, run_audit
     from gan_eval.report.render import render_from_results
 
@@ -867,7 +918,9 @@ def report_cmd(
             attack_n=attack_n,
             gates=gates, baseline=baseline, inception_weights=inception_weights, seed=seed,
             device=device, progress=None if quiet else say,
-            generator=_generator_options(z_dim, truncation, classes, labels, output_range)))
+            generator=_generator_options(z_dim, truncation, classes, labels, output_range,
+                                         allow_nondeterministic=allow_nondeterministic),
+            generator_batch=batch_size))
     typer.echo(f"report       {index}")
     typer.echo(f"results      {index.parent / 'results.json'}")
     typer.echo(f"gates        {_verdict(index.parent / 'results.json')}")
@@ -922,10 +975,13 @@ def gate_cmd(
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
+    batch_size: GeneratorBatch = None,
 ) -> None:
     """Exit 0 when every gate passes, 1 when one fails, 2 on a bad config or results file."""
     _writable("--json", json_path)
     _writable("--junit", junit)
+    json_path, junit = _absolute(json_path), _absolute(junit)
 
     gates = load_config(config)
     base = Results.load(baseline) if baseline is not None else None
@@ -937,7 +993,9 @@ def gate_cmd(
 
         results = gate_generator(target, gates, AuditConfig(
             data=data, n=n, seed=seed, device=device, inception_weights=inception_weights,
-            generator=_generator_options(z_dim, truncation, classes, labels, output_range),
+            generator=_generator_options(z_dim, truncation, classes, labels, output_range,
+                                         allow_nondeterministic=allow_nondeterministic),
+            generator_batch=batch_size,
             progress=lambda message: typer.echo(f"gate: {message}", err=True)))
         if json_path is not None:
             results.save(json_path)
@@ -1082,6 +1140,21 @@ def _weights_option(values: list[str], inception_weights: Path | None = None
     return tuple(pairs.items())
 
 
+P = TypeVar("P", str, Path)
+
+
+@typing.overload
+def _absolute(path: P) -> P: ...
+@typing.overload
+def _absolute(path: None) -> None: ...
+def _absolute(path: str | Path | None) -> str | Path | None:
+    """``path`` made absolute now, before any user code runs (a generator that changes the
+    working directory must not move gan-eval's outputs); None stays None."""
+    if path is None:
+        return None
+    return Path(os.path.abspath(path)) if isinstance(path, Path) else os.path.abspath(path)
+
+
 def _writable(option: str, path: str | Path | None, *, folder: bool = False) -> None:
     """Refuse an unusable output path before any work (exit 2 naming ``option``)."""
 
@@ -1095,6 +1168,18 @@ def _is_results_file(target: Path) -> bool:
             and target.name != "checkpoint.json")
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str,
+                    lineno: int, line: str | None = None) -> str:
+    """gan-eval's own warnings as ``warning: MESSAGE`` lines (others as Python formats them)."""
+    if issubclass(category, GanEvalWarning):
+        return f"warning: {message}\n"
+    return _PYTHON_FORMAT(message, category, filename, lineno, line)
+
+
+_PYTHON_FORMAT = warnings.formatwarning
+
+
 def main() -> None:
     """Console-script entry point."""
+    warnings.formatwarning = _format_warning
     app()

@@ -274,7 +274,7 @@ def _chance_copy_rate(reference: torch.Tensor, config: EvaluateConfig) -> dict[s
 def _open(data: str | ImageSource, config: EvaluateConfig, role: str) -> ImageSource:
     source = as_source(data, "GENERATED" if role == "generated" else "--reference",
                        resolution=config.resolution, n=config.n, seed=config.seed,
-                       device=config.device)
+                       device=config.device, batch_size=config.batch_size)
     if len(source) < 2:
         raise InputError(
             f"{source.data}: the {role} set has {len(source)} image(s); need at least 2"

@@ -1,10 +1,11 @@
 """Generators as image sources: a GENERATOR spec is sampled on the fly, never through PNGs.
 
 A GENERATOR is a gan-eval DCGAN checkpoint (:mod:`.native`) or an external model
-(:mod:`.external`): ``py:package.module:attr`` / ``file.py:attr`` (runs that Python code), a
-TorchScript archive, an ONNX model (:mod:`.spec` says how each is recognised). Every generator
-becomes a :class:`~gan_eval.generators.source.GeneratorSource` with the same seeded latents
-(image i depends only on the generator, the seed and i).
+(:mod:`.external`): ``py:package.module:attr`` / ``file.py:attr`` (runs that Python code,
+contained: :mod:`.usercode`), a TorchScript archive, a ``torch.export`` archive (:mod:`.exported`),
+an ONNX model (:mod:`.spec` says how each is recognised). Every generator becomes a
+:class:`~gan_eval.generators.source.GeneratorSource` with the same seeded latents (image i depends
+only on the generator, the seed and i).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gan_eval.generators.spec import (
     GeneratorOptions,
     SpecKind,
     classify,
+    damaged_archive,
     refuse_pickle,
     unknown_file,
 )
@@ -38,8 +40,9 @@ __all__ = [
 
 def is_generator(data: str) -> bool:
     """True when the DATA string names a generator (a gan-eval checkpoint, its folder, run
-    folder, JSON or state file; a ``py:``/``file.py:attr`` spec; a TorchScript archive; an
-    ONNX model) or a model file gan-eval refuses (a pickle), rather than images."""
+    folder, JSON or state file; a ``py:``/``file.py:attr`` spec; a TorchScript or
+    ``torch.export`` archive; an ONNX model) or a model file gan-eval refuses (a pickle, a
+    damaged archive), rather than images."""
     return classify(data) is not None
 
 
@@ -50,9 +53,13 @@ def open_generator(
     seed: int = 0,
     device: str | torch.device | None = None,
     options: GeneratorOptions | None = None,
+    batch_size: int | None = None,
 ) -> GeneratorSource:
     """The generator ``data`` names as a source of ``n`` images (default :data:`DEFAULT_N`)
     sampled with ``seed`` on ``device``; ``options`` complete an external model's contract.
+    An external generator is called with ``min(batch_size, images left)`` latents at a time
+    (default batch: 64 on the CPU, 256 on CUDA); a gan-eval checkpoint is sampled in its fixed
+    chunks whatever ``batch_size`` says (its pixels do not depend on it).
     :class:`InputError` naming it when it cannot be used (a pickle file is always refused)."""
     from gan_eval.generators.external import ExternalSource
 
@@ -61,15 +68,18 @@ def open_generator(
     if kind is SpecKind.CHECKPOINT:
         if options is not None and not options.is_default():
             raise InputError(f"{data}: a gan-eval checkpoint states its own contract; "
-                             "--z-dim, --truncation, --classes, --labels, --output-range and "
-                             "--discriminator apply to external generators only")
+                             "--z-dim, --truncation, --classes, --labels, --output-range, "
+                             "--discriminator and --allow-nondeterministic apply to external "
+                             "generators only")
         return open_checkpoint_source(Path(data).expanduser(), n=count, seed=seed, device=device)
     if kind is SpecKind.PICKLE:
         raise refuse_pickle(data)
+    if kind is SpecKind.DAMAGED:
+        raise damaged_archive(data, data)
     if kind is None:
         if not Path(data).expanduser().exists():
             raise InputError(f"{data}: no such file or folder; expected {GENERATOR_HELP}")
         raise unknown_file(data)
     if kind is SpecKind.UNKNOWN:
         raise unknown_file(data)
-    return ExternalSource(data, options, n=count, seed=seed, device=device)
+    return ExternalSource(data, options, n=count, seed=seed, device=device, chunk=batch_size)

@@ -399,8 +399,14 @@ def attack(target: str | ImageSource, config: AttackConfig | None = None) -> Res
     plan = plan_epsilons(specs, config.epsilons)
     dev = resolve_device(config.device)
     seed, threshold = config.seed, config.threshold
-    source = as_source(target, "TARGET", n=config.n, seed=seed, device=dev)
+    source = as_source(target, "TARGET", n=config.n, seed=seed, device=dev,
+                       batch_size=config.batch_size)
     checkpoint = getattr(source, "checkpoint", None)
+    if kind is TargetModel.RECOGNIZER and isinstance(source, ExternalSource) \
+            and source.options.discriminator is not None:
+        raise InputError(f"--discriminator {source.options.discriminator}: a discriminator is "
+                         "attacked only with --model discriminator (this run attacks the face "
+                         "recognizer)")
     external_d = (source.open_discriminator() if kind is TargetModel.DISCRIMINATOR
                   and isinstance(source, ExternalSource) else None)
     if kind is TargetModel.DISCRIMINATOR and checkpoint is None and external_d is None:
@@ -452,7 +458,8 @@ def attack(target: str | ImageSource, config: AttackConfig | None = None) -> Res
             d_module, prov_extra["discriminator"] = external_d
             d_model = external_discriminator_model(
                 d_module, channels=source.source_channels, resolution=source.resolution[0],
-                input_range=source.output_range, device=dev)
+                input_range=source.output_range, device=dev,
+                name=f"--discriminator {source.options.discriminator}")
         records, clean = _attack_discriminator(
             sets, d_model, specs, plan, options=config.options, batch_size=config.batch_size,
             seed=seed, device=dev, progress=report,
