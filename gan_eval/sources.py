@@ -18,12 +18,7 @@ import torch
 from gan_eval.data import ImageSource, SourceInfo, inspect_images, open_images
 from gan_eval.errors import GanEvalError, InputError
 from gan_eval.generators import GeneratorOptions, is_generator, open_generator
-
-DATA_HELP = (
-    "an image folder (identity = first-level subfolder), a .zip of images, an .npz/.npy array, "
-    "builtin:lfw-subset, or a generator: a gan-eval checkpoint, py:package.module:attr or "
-    "file.py:attr (runs that code), a TorchScript archive or an .onnx model"
-)
+from gan_eval.preflight import DATA_HELP
 
 
 def open_source(

@@ -10,7 +10,8 @@ that it runs no code of its own before ``torch.export.load`` reads it; its ``gan
 z_dim). ``out/generator.pt`` is a ``torch.jit.save`` archive (gan-eval recognises it by its
 content, whatever its name, and loads it with ``torch.jit.load``).
 ``out/generator.onnx`` has a dynamic batch axis and z_dim as its static second axis; evaluating it
-needs ``pip install 'gan-eval[onnx]'``, exporting it needs the ``onnx`` package.
+and exporting it need ``pip install 'gan-eval[onnx]'`` (onnxruntime and onnx); without them,
+``--no-onnx`` writes the torch.export and TorchScript archives only.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ sys.path.insert(0, str(HERE))
 
 from generator import SmallGenerator, make_generator  # noqa: E402
 
+from gan_eval.errors import GanEvalError  # noqa: E402
 from gan_eval.generators.export import export_onnx, export_pt2, export_torchscript  # noqa: E402
 
 
@@ -40,7 +42,10 @@ def main() -> None:
     print(export_pt2(model, torch.zeros(2, z_dim), args.out / "generator.pt2", z_dim=z_dim))
     print(export_torchscript(model, z_dim, args.out / "generator.pt"))
     if not args.no_onnx:
-        print(export_onnx(model, SmallGenerator.z_dim, args.out / "generator.onnx"))
+        try:
+            print(export_onnx(model, SmallGenerator.z_dim, args.out / "generator.onnx"))
+        except GanEvalError as exc:
+            sys.exit(f"export.py: {exc}")
 
 
 if __name__ == "__main__":

@@ -5,27 +5,41 @@ A GENERATOR is a gan-eval DCGAN checkpoint (:mod:`.native`) or an external model
 contained: :mod:`.usercode`), a TorchScript archive, a ``torch.export`` archive (:mod:`.exported`),
 an ONNX model (:mod:`.spec` says how each is recognised). Every generator becomes a
 :class:`~gan_eval.generators.source.GeneratorSource` with the same seeded latents (image i depends
-only on the generator, the seed and i).
+only on the generator, the seed and i). :func:`check_generator` checks a spec without importing
+torch; the sources are imported on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from gan_eval.errors import InputError
-from gan_eval.generators.native import CheckpointSource, open_checkpoint_source
-from gan_eval.generators.source import DEFAULT_N, GeneratorSource
 from gan_eval.generators.spec import (
     GENERATOR_HELP,
     GeneratorOptions,
     SpecKind,
+    check_generator,
     classify,
-    damaged_archive,
-    refuse_pickle,
-    unknown_file,
 )
+
+if TYPE_CHECKING:
+    import torch
+
+    from gan_eval.generators.native import CheckpointSource
+    from gan_eval.generators.source import DEFAULT_N, GeneratorSource
+
+_LAZY = {"CheckpointSource": "native", "DEFAULT_N": "source", "GeneratorSource": "source"}
+"""Names imported on first use, so that GENERATOR specs are checked without torch."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "DEFAULT_N",
@@ -33,6 +47,7 @@ __all__ = [
     "CheckpointSource",
     "GeneratorOptions",
     "GeneratorSource",
+    "check_generator",
     "is_generator",
     "open_generator",
 ]
@@ -62,8 +77,10 @@ def open_generator(
     chunks whatever ``batch_size`` says (its pixels do not depend on it).
     :class:`InputError` naming it when it cannot be used (a pickle file is always refused)."""
     from gan_eval.generators.external import ExternalSource
+    from gan_eval.generators.native import open_checkpoint_source
+    from gan_eval.generators.source import DEFAULT_N
 
-    kind = classify(data)
+    kind = check_generator(data)
     count = DEFAULT_N if n is None else n
     if kind is SpecKind.CHECKPOINT:
         if options is not None and not options.is_default():
@@ -72,14 +89,4 @@ def open_generator(
                              "--discriminator and --allow-nondeterministic apply to external "
                              "generators only")
         return open_checkpoint_source(Path(data).expanduser(), n=count, seed=seed, device=device)
-    if kind is SpecKind.PICKLE:
-        raise refuse_pickle(data)
-    if kind is SpecKind.DAMAGED:
-        raise damaged_archive(data, data)
-    if kind is None:
-        if not Path(data).expanduser().exists():
-            raise InputError(f"{data}: no such file or folder; expected {GENERATOR_HELP}")
-        raise unknown_file(data)
-    if kind is SpecKind.UNKNOWN:
-        raise unknown_file(data)
     return ExternalSource(data, options, n=count, seed=seed, device=device, chunk=batch_size)

@@ -9,6 +9,7 @@ axis (which is how gan-eval reads its size).
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import warnings
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gan_eval.errors import MissingAssetError
 from gan_eval.fileio import atomic_path, atomic_write_bytes
 from gan_eval.generators.loaders import METADATA_FILE
 
@@ -60,7 +62,11 @@ def export_torchscript(generator: nn.Module, z_dim: int, path: str | Path, *,
 def export_onnx(generator: nn.Module, z_dim: int, path: str | Path) -> Path:
     """Export ``generator`` (eval mode) to ONNX at ``path``: input ``z`` (batch×z_dim, dynamic
     batch), output ``images``. Uses torch's TorchScript-based exporter (``dynamo=False``), which
-    needs the ``onnx`` package but not ``onnxscript``. Returns ``path``."""
+    needs the ``onnx`` package (the ``onnx`` extra installs it) but not ``onnxscript``. Returns
+    ``path``; :class:`MissingAssetError` when onnx is not installed."""
+    if importlib.util.find_spec("onnx") is None:
+        raise MissingAssetError("exporting to ONNX needs the onnx package: "
+                                "pip install 'gan-eval[onnx]' (or pip install onnx)")
     generator = generator.eval()
     with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices

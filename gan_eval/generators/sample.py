@@ -54,10 +54,7 @@ def sample(
     if batch_size < 1:
         raise InputError(f"--batch-size {batch_size}: expected at least 1")
     out = Path(out).expanduser()
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"--out {out}: the folder is not empty; choose a new or empty folder, "
-                         "or pass --overwrite to replace it")
-    check_output_dir(out, "--out", create=False)
+    check_output_dir(out, "--out", create=False, empty=not overwrite)
     source = open_generator(str(generator), n=n, seed=seed, device=device, options=options,
                             batch_size=batch_size)
     channels = source.source_channels

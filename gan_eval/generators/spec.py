@@ -18,6 +18,9 @@ A GENERATOR is one of
 A model file that starts like a zip archive but cannot be read as one (cut short by a copy or a
 download) is a :attr:`SpecKind.DAMAGED` archive: refused as such, not as an unknown file type.
 
+This module imports no torch: :func:`check_generator` is what a command runs on a GENERATOR
+before it loads any network (:mod:`gan_eval.preflight`).
+
 Files that hold a pickle (a ``torch.save`` zip, a legacy pickle, or any ``.pkl``/``.pt``/…
 that is not a TorchScript archive) are refused whatever their name: unpickling runs code. Load
 such weights with your own code behind a ``py:`` factory instead.
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_eval.errors import InputError
-from gan_eval.gan.checkpoint import is_checkpoint
+from gan_eval.gan.layout import is_checkpoint
 
 
 class SpecKind(StrEnum):
@@ -266,3 +269,30 @@ def damaged_archive(name: str, data: str) -> InputError:
 def unknown_file(data: str) -> InputError:
     """The error for a file that is no generator gan-eval knows."""
     return InputError(f"{data}: unknown generator file type; expected {GENERATOR_HELP}")
+
+
+def check_generator(data: str) -> SpecKind:
+    """The kind of generator ``data`` names, checked without running or loading anything: a
+    ``py:`` spec's syntax, a ``file.py:attr`` spec's file, a model file's existence and kind.
+
+    Raises:
+        InputError: naming ``data`` when it is a pickle file (always refused), a damaged
+            archive, no such file or folder, a file gan-eval cannot run as a generator, or a
+            malformed Python spec.
+    """
+    kind = classify(data)
+    if kind is SpecKind.PICKLE:
+        raise refuse_pickle(data)
+    if kind is SpecKind.DAMAGED:
+        raise damaged_archive(data, data)
+    if kind is None:
+        if not Path(data).expanduser().exists():
+            raise InputError(f"{data}: no such file or folder; expected {GENERATOR_HELP}")
+        raise unknown_file(data)
+    if kind is SpecKind.UNKNOWN:
+        raise unknown_file(data)
+    if kind is SpecKind.PYTHON:
+        _, path, _ = python_target(data)
+        if path is not None and not path.is_file():
+            raise InputError(f"{data}: no such file {path}; expected path/to/file.py:attr")
+    return kind

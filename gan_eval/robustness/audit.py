@@ -40,7 +40,7 @@ from gan_eval.generators.external import ExternalSource
 from gan_eval.metrics.intervals import rate_interval
 from gan_eval.results import Metric, Results, provenance
 from gan_eval.robustness.attacks import (
-    ATTACKS,
+    DEFAULT_ATTACKS,
     AttackOptions,
     AttackSpec,
     Norm,
@@ -329,7 +329,9 @@ def _metrics(records: list[dict[str, Any]], corruption_records: list[dict[str, A
 class AttackConfig:
     """Options of :func:`attack` (validated; bad values raise :class:`InputError`).
 
-    ``attacks``: registered names (:data:`~gan_eval.robustness.attacks.ATTACKS`); ``epsilons``:
+    ``attacks``: registered names (:data:`~gan_eval.robustness.attacks.ATTACKS`); default
+    :data:`~gan_eval.robustness.attacks.DEFAULT_ATTACKS` (fgsm, pgd: seconds per set), the slow
+    minimization attacks (cw, deepfool: minutes per set) only when named; ``epsilons``:
     numbers, fractions or norm-tagged strings under the rules of
     :mod:`~gan_eval.robustness.attacks` (default grids per norm). ``goals``: recognizer goals
     (dodging, impersonation). ``corruptions``: also measure embedding drift under noise, blur and
@@ -339,7 +341,7 @@ class AttackConfig:
     """
 
     model: TargetModel = TargetModel.RECOGNIZER
-    attacks: tuple[str, ...] = tuple(ATTACKS)
+    attacks: tuple[str, ...] = DEFAULT_ATTACKS  # fgsm, pgd; cw and deepfool are slow: opt in
     epsilons: tuple[float | str, ...] | None = None
     n: int = 32  # images per set (a seeded subset of image data, samples of a generator)
     reference: str | ImageSource | None = None  # real faces (default for a checkpoint: its data)
