@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -34,6 +35,7 @@ from gan_eval.errors import InputError
 from gan_eval.estimates import NORMAL_METHODS, WILSON, IntervalResult, normal_interval
 from gan_eval.gates import Gate, GateConfig, evaluate_gates
 from gan_eval.metrics.intervals import rate_interval
+from gan_eval.metrics.paired import rate_interval_of_means
 from gan_eval.results import Metric, Results, provenance
 
 runner = CliRunner()
@@ -48,7 +50,8 @@ def _extractor(name: str) -> str:
 
 @st.composite
 def valid_metrics(draw: st.DrawFn) -> Metric:
-    """A metric as a producer writes it (Metric.of): any catalogue name, any interval method."""
+    """A metric as a producer writes it (Metric.of): any catalogue name, any interval method
+    (Wilson rates of whole counts and of per-face fractions too)."""
     if draw(st.booleans()):
         name = draw(st.sampled_from(sorted(METRICS)))
         iv = normal_interval(
@@ -56,10 +59,16 @@ def valid_metrics(draw: st.DrawFn) -> Metric:
             n=draw(st.integers(1, 100_000)),
             estimand=draw(st.sampled_from(["mean_at_n", "population"])),
             method=draw(st.sampled_from(sorted(NORMAL_METHODS))), level=draw(LEVELS))
-    else:
+    elif draw(st.booleans()):
         name = draw(st.sampled_from(RATES))
         n = draw(st.integers(1, 5000))
         iv = rate_interval(draw(st.integers(0, n)), n, level=draw(LEVELS))
+    else:  # restoration's rates: means of per-face fractions (a fractional count)
+        name = draw(st.sampled_from(RATES))
+        parts = draw(st.integers(1, 7))
+        faces = draw(st.lists(st.integers(0, parts), min_size=2, max_size=300))
+        iv = rate_interval_of_means(np.array(faces, dtype=np.float64) / parts,
+                                    level=draw(LEVELS))
     return Metric.of(name, _extractor(name), iv, n_generated=iv.n,
                      n_reference=draw(st.integers(1, 1000)))
 
@@ -76,6 +85,14 @@ def _ci95_magnitude(entry: dict[str, Any]) -> float:
     interval near 0 is clipped to the catalogue's bound 1)."""
     ci95 = entry["ci95"] or [0.0, 0.0]
     return max(_magnitude(entry), abs(ci95[0]), abs(ci95[1]))
+
+
+def _wilson(k: float, n: int, z: float) -> tuple[float, float]:
+    """Wilson's score interval of ``k`` successes in ``n`` (Wilson 1927, written out here:
+    scipy's binomtest takes whole counts only)."""
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z * math.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+    return centre - half, centre + half
 
 
 def consistent(entry: dict[str, Any]) -> bool:
@@ -104,10 +121,17 @@ def consistent(entry: dict[str, Any]) -> bool:
         return abs((high - low) - 2 * z * se) <= tol and abs((low + high) / 2 - value) <= tol
     if method == WILSON:
         k = iv.get("successes", round(value * n))
-        if not (isinstance(k, int) and 0 <= k <= n) or abs(k / n - value) > tol:
-            return False
-        ref = binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
-        return (abs(ref.low - low) <= tol and abs(ref.high - high) <= tol
+        if isinstance(k, float) and k != int(k):  # a sum of per-face fractions (9 decimals)
+            if not (0 < k < n) or abs(k - value * n) > 1e-9 * max(1.0, n):
+                return False
+            ref_low, ref_high = _wilson(k, n, z)
+        else:
+            if not (isinstance(k, int | float) and not isinstance(k, bool) and 0 <= k <= n
+                    and k == int(k)) or abs(k / n - value) > tol:
+                return False
+            ref = binomtest(int(k), n).proportion_ci(confidence_level=level, method="wilson")
+            ref_low, ref_high = ref.low, ref.high
+        return (abs(ref_low - low) <= tol and abs(ref_high - high) <= tol
                 and abs(se - (high - low) / (2 * z)) <= tol)
     return False  # an unknown method: its se cannot be checked
 
