@@ -244,10 +244,12 @@ def _copy_rates(gen: Features, ref: Features, config: EvaluateConfig, counts: di
                                 "meaning": chance["meaning"]}}))
     if chance["warning"]:
         notes.append(f"{name}: copy_rate {mem.copy_rate:.3g}: {chance['warning']}")
+        reason = threshold_warning(config.match_threshold, chance["far_on_reference_pairs"])
+        if tau is None:
+            reason = (f"{reason}; {details['calibrated']['reason']}, so there is no calibrated "
+                      "copy rate")
         details["cannot_judge"] = {
-            "reason": threshold_warning(config.match_threshold,
-                                        chance["far_on_reference_pairs"]),
-            "instead": "copy_rate_calibrated",
+            "reason": reason, "instead": "copy_rate_calibrated" if tau is not None else None,
             "far_on_reference_pairs": chance["far_on_reference_pairs"]}
     return [Metric.of("copy_rate", name, rate_interval(copies, n_g), n_generated=n_g,
                       n_reference=n_r, details=details), *calibrated], notes
@@ -403,6 +405,7 @@ def _evaluate(
                                     progress=config.progress)
                       for role, source in control_sources.items()}
         control_passes[name] = {role: f.forward_passes for role, f in degenerate.items()}
+        notes += [note for f in degenerate.values() for note in f.notes]
         _attach_controls(found, feats["generated"], feats["reference"], degenerate, extractor,
                          size, config)
         metrics += found

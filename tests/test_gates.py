@@ -167,17 +167,17 @@ def test_cli_gate_on_a_checkpoint_computes_only_what_the_gates_name(
     results = Results.load(out)
     assert {m.name for m in results.metrics} == {
         "fid", "fid_infinity", "kid", "cmmd", "precision", "recall", "density", "coverage",
-        "copy_rate"}
+        "copy_rate", "copy_rate_calibrated"}
     assert results.metric("fid").n_generated == 20
     assert results.provenance["data"]["reference"]["data"] == "builtin:lfw-subset"
 
     strict = tmp_path / "strict.toml"
     strict.write_text('[[gate]]\nmetric = "fid"\nmax = 0.0\n\n'
-                      '[[gate]]\nmetric = "leakage_rate"\nmax = 1.0\n')
+                      '[[gate]]\nmetric = "leakage_rate_calibrated"\nmax = 1.0\n')
     failed = runner.invoke(app, ["gate", str(tiny_run), "--config", str(strict), "--n", "20",
                                  "--device", "cpu", "--json", str(out)])
     assert failed.exit_code == 1, failed.output
-    assert "leakage_rate" in {m.name for m in Results.load(out).metrics}  # recognition ran
+    assert "leakage_rate_calibrated" in {m.name for m in Results.load(out).metrics}  # it ran
     assert "dodging_success" not in {m.name for m in Results.load(out).metrics}
 
 
