@@ -275,3 +275,44 @@ def test_report_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -
     badge = (np.abs(corner - [0xC9, 0x2A, 0x2A]).sum(1) < 40) | \
         (np.abs(corner - [0x2B, 0x8A, 0x3E]).sum(1) < 40)
     assert badge.sum() > 500
+
+
+def test_page_shows_floor_ceiling_and_span(report_dir: Path) -> None:
+    """Every distribution metric's row, the summary cards and the gate table show its floor
+    (real vs real), ceiling (noise or the mean face) and span; an uncalibrated leakage card is
+    read at the calibrated threshold, saying why."""
+    results = Results.load(report_dir / "results.json")
+    html = (report_dir / "index.html").read_text()
+    assert "floor (real)" in html and "ceiling (degenerate)" in html
+    for name in ("fid", "fid_infinity", "kid", "cmmd", "precision", "recall", "density",
+                 "coverage"):
+        span = results.metric(name, "dlib-face").span()
+        assert span.floor is not None and span.ceiling is not None, name
+        assert (span.n_generated, span.n_reference) == (24, 76)  # h = min(24, 100 // 2)
+        assert f"<td class=\"num\">{fmt(span.floor)}</td>" in html, name
+    fid = results.metric("fid", "dlib-face").span()
+    card = f"floor {fmt(fid.floor)} · ceiling {fmt(fid.ceiling)} · span {fid.value:.2f}"
+    assert card in html
+    checks = results.gates["checks"]
+    assert {c["kind"] for c in checks} == {"span"}  # the default gates
+    assert all(c["floor"] is not None and c["span"] is not None for c in checks)
+    assert "<th>floor</th><th>ceiling</th><th>span</th>" in html
+    leak = results.metric("leakage_rate", "dlib-face")
+    assert leak.details["cannot_judge"]["instead"] == "leakage_rate_calibrated"
+    assert "(leakage_rate_calibrated); 0.6 cannot judge here" in html
+
+
+def test_a_gate_that_cannot_judge_is_shown_as_such(report_dir: Path, tmp_path: Path) -> None:
+    raw = json.loads((report_dir / "results.json").read_text())
+    raw["gates"]["checks"][0].update(kind="cannot_judge", passed=False,
+                                     message="cannot judge a span gate on fid: why")
+    raw["gates"]["passed"] = False
+    (tmp_path / "r.json").write_text(json.dumps(raw))
+    result = runner.invoke(app, ["report", "--from-results", str(tmp_path / "r.json"),
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    gate = raw["gates"]["checks"][0]["gate"]
+    assert result.output.splitlines()[-1].startswith(f"gates        cannot judge 1 of "
+                                                     f"{len(raw['gates']['checks'])}: {gate}")
+    page = (tmp_path / "o" / "index.html").read_text()
+    assert "Gates cannot judge" in page and ">cannot judge</td>" in page
