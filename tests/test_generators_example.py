@@ -74,5 +74,6 @@ def test_tour_line_works_as_written(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     result = CliRunner().invoke(app, _tour_line()[1:])
     assert result.exit_code == 1, result.output
     gates = load_config(EXAMPLE / "gates.toml").gates
-    assert result.output.count("FAIL") == len(gates) and "PASS" not in result.output
+    assert len(re.findall(r"\bFAIL\b", result.output)) == len(gates)
+    assert "PASS" not in result.output and "gate FAILED: 0 of" in result.output
     assert result.output.count("floor (real data)") == len(gates)
