@@ -299,7 +299,9 @@ def test_page_shows_floor_ceiling_and_span(report_dir: Path) -> None:
     assert "<th>floor</th><th>ceiling</th><th>span</th>" in html
     leak = results.metric("leakage_rate", "dlib-face")
     assert leak.details["cannot_judge"]["instead"] == "leakage_rate_calibrated"
-    assert "(leakage_rate_calibrated); 0.6 cannot judge here" in html
+    calibrated = results.metric("leakage_rate_calibrated", "dlib-face")
+    assert (f"at the calibrated threshold {fmt(calibrated.details['threshold'])}; 0.6 cannot "
+            "judge here") in html
 
 
 def test_a_gate_that_cannot_judge_is_shown_as_such(report_dir: Path, tmp_path: Path) -> None:

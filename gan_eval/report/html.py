@@ -85,9 +85,8 @@ def _card(label: str, m: Metric, results: Results) -> dict[str, Any]:
         value, ci = counterpart.value, counterpart.ci95
         far = (details.get("cannot_judge") or {}).get("far_on_reference_pairs")
         accepts = f", which accepts {far:.0%} of impostor pairs" if isinstance(far, float) else ""
-        where = (f"at the calibrated threshold {fmt(counterpart.details.get('threshold'))} "
-                 f"({counterpart.name}); {fmt(details.get('threshold'))} cannot judge here"
-                 f"{accepts}")
+        where = (f"at the calibrated threshold {fmt(counterpart.details.get('threshold'))}; "
+                 f"{fmt(details.get('threshold'))} cannot judge here{accepts}")
     elif details.get("warning") and isinstance(calibrated, dict):
         value, ci = calibrated["value"], calibrated.get("ci95")
         where = f"at the calibrated threshold {fmt(calibrated['threshold'])}"

@@ -20,13 +20,13 @@ def _fmt(value: float) -> str:
 
 
 def _span_cells(m: Metric) -> tuple[str, str, str, str]:
-    """floor, ceiling, the generated value at the controls' sizes, and the span ("-" where the
+    """span, floor, ceiling and the generated value at the controls' sizes ("-" where the
     metric has none)."""
     span = m.span()
     if span.floor is None or span.ceiling is None or span.generated is None:
         return "-", "-", "-", "-"
     value = f"{span.value:.2f}" if span.value is not None else "none"
-    return _fmt(span.floor), _fmt(span.ceiling), _fmt(span.generated), value
+    return value, _fmt(span.floor), _fmt(span.ceiling), _fmt(span.generated)
 
 
 def control_note(metrics: Sequence[Metric]) -> str | None:
@@ -44,11 +44,11 @@ def control_note(metrics: Sequence[Metric]) -> str | None:
 
 
 def metrics_table(metrics: Sequence[Metric]) -> str:
-    """metric, extractor, value, 95% interval, what it is of, floor, ceiling, the value at the
-    controls' sizes, span, sample counts, direction — one row each, and a note on the
-    controls (:func:`control_note`)."""
-    rows = [("metric", "extractor", "value", "95% CI", "interval of", "floor", "ceiling",
-             "value@ctl", "span", "n_gen", "n_ref", "better")]
+    """metric, extractor, value, 95% interval, what it is of, span, floor, ceiling, the value at
+    the controls' sizes, sample counts, direction — one row each, and a note on the controls
+    (:func:`control_note`)."""
+    rows = [("metric", "extractor", "value", "95% CI", "interval of", "span", "floor",
+             "ceiling", "value@ctl", "n_gen", "n_ref", "better")]
     for m in metrics:
         ci = f"[{_fmt(m.ci95[0])}, {_fmt(m.ci95[1])}]" if m.ci95 else "-"
         rows.append(
