@@ -162,6 +162,14 @@ def test_inception_metrics_equal_torch_fidelity_plumbing(
     # IS at this n (10 chunks of 4) and IS∞, each saying what its interval is of
     assert results.metric("is").details["interval"]["estimand"] == "mean_at_n"
     assert results.metric("is_infinity").details["interval"]["estimand"] == "population"
+    # IS has a floor (the real images' IS, one chunk of 20) and a ceiling (the mean image's is
+    # exactly 1: one image, one class distribution), on the same extractor
+    span = results.metric("is").span()
+    assert (span.n_generated, span.n_reference) == (20, 20)
+    assert span.floor is not None and span.floor > 1 and span.ceiling == pytest.approx(1.0)
+    assert span.ceiling_of == "mean face"
+    for name in ("fid", "kid", "precision", "coverage"):
+        assert results.metric(name).details["floor"]["n_generated"] == 20, name
 
 
 def test_identical_sets_give_zero_fid_and_cache_skips_forward_passes(
