@@ -232,16 +232,17 @@ def _copy_rates(gen: Features, ref: Features, config: EvaluateConfig, counts: di
             f"needs at least {round(1 / CALIBRATION_FAR)}")}
     else:
         far_tau = float(np.mean(is_match(impostor, tau)))
-        m = int(r.shape[0])
-        calibrated.append(Metric.of(
-            "copy_rate_calibrated", name,
-            rate_interval(int(is_match(mem.distance, tau).sum()), n_g), n_generated=n_g,
-            n_reference=n_r, details={"threshold": tau, "far": CALIBRATION_FAR,
-                     "far_on_reference_pairs": far_tau, "pairs": int(impostor.size),
-                     "calibrated_on": "pairs of different reference images, taken as different "
-                                      "people",
-                     "chance": {"rate": 1.0 - (1.0 - far_tau) ** m,
-                                "meaning": chance["meaning"]}}))
+        at_tau = {
+            "threshold": tau, "far": CALIBRATION_FAR, "far_on_reference_pairs": far_tau,
+            "pairs": int(impostor.size),
+            "calibrated_on": "pairs of different reference images, taken as different people",
+            "chance": {"rate": 1.0 - (1.0 - far_tau) ** int(r.shape[0]),
+                       "meaning": chance["meaning"]},
+        }
+        copies_at_tau = int(is_match(mem.distance, tau).sum())
+        calibrated.append(Metric.of("copy_rate_calibrated", name,
+                                    rate_interval(copies_at_tau, n_g), n_generated=n_g,
+                                    n_reference=n_r, details=at_tau))
     if chance["warning"]:
         notes.append(f"{name}: copy_rate {mem.copy_rate:.3g}: {chance['warning']}")
         reason = threshold_warning(config.match_threshold, chance["far_on_reference_pairs"])
