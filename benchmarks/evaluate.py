@@ -11,7 +11,7 @@ random moments): the ratios, measured side by side, are what to read; the load a
 at the start and the end. Rows:
 
 * ``inception`` — InceptionV3 features of 64×64 uint8 LFW faces, one batch: torch-fidelity's
-  stock ``inception-v3-compat`` extractor vs gan-eval's (``inception-fast``: folded BN, merged
+  stock ``inception-v3-compat`` extractor vs gan-eval's (``inception``: folded BN, merged
   1×1 GEMMs, channels_last), both loading one weights file with *random calibrated* weights in
   the real file format (``tests/inception_fixture.py``, written to a temp dir: feature values are
   plumbing, timings are real). Reuses ``benchmarks/inception.py``. Features must agree to 1e-4.

@@ -48,7 +48,7 @@ import spaces_fixture as sf  # noqa: E402
 from _rates import sgemm_gflops  # noqa: E402
 
 from gan_eval.features import dinov2 as dv  # noqa: E402
-from gan_eval.features.spaces import FEATURE_SPACES  # noqa: E402
+from gan_eval.features.registry import EXTRACTORS as FEATURE_SPACES  # noqa: E402
 
 TOLERANCE = 1e-4
 

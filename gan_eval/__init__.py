@@ -3,15 +3,16 @@
 The Python API mirrors the CLI: :func:`open_source` (any DATA string), :func:`embed_faces`
 (dlib face embeddings), :func:`evaluate`, :func:`recognition`, :func:`attack`, :func:`run_audit`,
 :func:`train`, :func:`sample`. Every name is imported on first use, so ``import gan_eval`` is
-cheap; importing :mod:`gan_eval.features` registers the ``dlib-face`` and ``inception-fast``
-feature extractors in torch-fidelity.
+cheap; importing :mod:`gan_eval.features` registers every feature extractor (gan-eval's registry,
+the catalogue and torch-fidelity's registry, under the same names).
 
 Layers (imports point down only; ``tests/test_layers.py`` checks it):
 
 1. ground floor — :mod:`~gan_eval.version`, :mod:`~gan_eval.errors`, :mod:`~gan_eval.fileio`,
    :mod:`~gan_eval.seeding`, :mod:`~gan_eval.faces` (the match threshold and its comparison),
-   :mod:`~gan_eval.catalogue` (every metric), :mod:`~gan_eval.estimates` (an estimate's
-   interval and what it is of; the gate's two-sample test; torch-free),
+   :mod:`~gan_eval.catalogue` (every metric and extractor, with its weights file),
+   :mod:`~gan_eval.estimates` (an estimate's interval and what it is of; the gate's two-sample
+   test; torch-free),
    :mod:`~gan_eval.results` (the results schema),
    :mod:`~gan_eval.gates` (gate logic), :mod:`~gan_eval.devices`, :mod:`~gan_eval.distributed`,
    :mod:`~gan_eval.weights` (the pretrained weights files: find, fetch, verify) and

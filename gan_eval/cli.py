@@ -559,8 +559,8 @@ InceptionWeights = Annotated[
     Path | None,
     typer.Option(
         "--inception-weights",
-        envvar="GAN_EVAL_INCEPTION_WEIGHTS",
-        help="weights-inception-2015-12-05-6726825d.pth (never downloaded).",
+        help="weights-inception-2015-12-05-6726825d.pth (never downloaded; same as --weights "
+             "inception=PATH; default: $GAN_EVAL_INCEPTION_WEIGHTS, then the weights caches).",
     ),
 ]
 
@@ -620,7 +620,7 @@ def evaluate_cmd(
     results = evaluate(generated_arg, reference, EvaluateConfig(
         extractors=tuple(extractor or ("dlib-face",)), n=n, resolution=resolution,
         batch_size=batch_size, device=device, inception_weights=inception_weights,
-        weights=_weights_option(weights or []),
+        weights=_weights_option(weights or [], inception_weights),
         use_cache=not no_cache, splits=splits, seed=seed, progress=not quiet))
     if not is_main_process():
         return  # every torchrun process holds the same results; rank 0 reports them
@@ -804,28 +804,42 @@ NamesArg = Annotated[
 ]
 
 
+def _known_names(names: list[str] | None) -> list[str]:
+    """``names`` (default: every known weights file), each checked (exit 2 on an unknown one)."""
+    chosen = list(names or weights_table.WEIGHTS)
+    for name in chosen:
+        weights_table.known(name)
+    return chosen
+
+
 @command("list", weights_app)
 def weights_list_cmd(names: NamesArg = None) -> None:
     """Each known weights file: name, published sha256, size, official URL, where it was found."""
-    for name in names or list(weights_table.WEIGHTS):
+    for name in _known_names(names):
         located = weights_table.locate(name)
         entry = located.entry
+        spec = catalogue.EXTRACTORS[name]
         where = f"found ({located.source}): {located.path}" if located.path else (
-            f"not found (looked at: {', '.join(located.tried)}; "
-            f"set {entry.env} or run `gan-eval weights fetch {entry.name}`)"
+            f"not found (looked at: {', '.join(located.tried)}; run `gan-eval weights fetch "
+            f"{entry.name}`, pass `--weights {entry.name}=PATH` or set {entry.env})"
         )
+        needs = ""
+        if spec.packages:
+            missing = spec.missing_packages()
+            needs = (f"\n  needs:   {', '.join(spec.packages)} ("
+                     + (f"missing: {spec.install_hint()}" if missing else "installed") + ")")
         typer.echo(f"{entry.name}\n  file:    {entry.filename} ({entry.approx_size}, "
                    f"{entry.kind})\n  sha256:  {entry.published_hash}\n"
                    f"  hash:    {entry.hash_source}\n  url:     {entry.url}\n"
-                   f"  license: {entry.license}\n  where:   {where}")
+                   f"  license: {entry.license}{needs}\n  where:   {where}")
 
 
 @command("fetch", weights_app)
 def weights_fetch_cmd(
     names: Annotated[list[str], typer.Argument(metavar="NAME...", help="Weights to download.")],
     url: Annotated[str | None, typer.Option(
-        "--url", help="Download from this mirror URL, not the official one (one NAME).")
-    ] = None,
+        "--url", help="Download from this mirror URL (http/https), not the official one (one "
+                      "NAME).")] = None,
     dest: Annotated[str | None, typer.Option(
         "--dest", help="Target folder (default: $GAN_EVAL_WEIGHTS_DIR or "
                        "~/.cache/gan-eval/weights).")] = None,
@@ -836,46 +850,81 @@ def weights_fetch_cmd(
         "--retries", min=0, help="Resumptions after a cut connection.")] = 3,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Download weights files (explicit opt-in): progress bar, resume, sha256 check, atomic."""
+    """Download weights files (explicit opt-in): resumable, sha256- and content-checked, atomic.
+
+    A file is placed only when its size matches the server's answer, its sha256 matches the
+    published or pinned one, and its content is the expected network (right format, exact
+    parameter names and shapes); otherwise nothing is placed (exit 3). Exit 2: an unusable
+    --dest / $GAN_EVAL_WEIGHTS_DIR, a malformed --url, or another fetch of the file running.
+    """
     if (url or sha256) and len(names) != 1:
         raise InputError("--url and --sha256 apply to one NAME at a time")
+    _known_names(names)
+    from gan_eval.features.registry import weights_check
+
     for name in names:
-        path = weights_table.fetch(name, url=url, dest_dir=dest, sha256=sha256, retries=retries,
-                       progress=not quiet)
+        path = weights_table.fetch(name, check=weights_check(name), url=url, dest_dir=dest,
+                                   sha256=sha256, retries=retries, progress=not quiet)
         typer.echo(str(path))
 
 
 @command("verify", weights_app)
 def weights_verify_cmd(names: NamesArg = None) -> None:
-    """Hash each found weights file against its published, pinned or recorded sha256.
+    """Check each found weights file: its sha256 against the published, pinned or recorded one,
+    and its content (format, parameter names and shapes) as the extractor reads it.
 
-    Exit 3 when a file does not match, or when a NAME given explicitly is not found.
+    Exit 3 when a file does not match or is not the expected network, or when a NAME given
+    explicitly is not found.
     """
+    chosen = _known_names(names)
+    from gan_eval.features.registry import weights_check
+
     bad: list[str] = []
-    for name in names or list(weights_table.WEIGHTS):
-        row = weights_table.verify_one(name)
+    for name in chosen:
+        row = weights_table.verify_one(name, check=weights_check(name))
         typer.echo(f"{row.entry.name}: {row.status}"
                    + (f" {row.path} sha256 {row.sha256}" if row.path else "")
-                   + (f" (expected {row.expected})" if row.status == "mismatch" else ""))
-        if row.status == "mismatch" or (row.status == "missing" and names):
+                   + (f" (expected {row.expected})" if row.status == "mismatch" else "")
+                   + (f"\n  {row.detail}" if row.detail else ""))
+        if row.status in weights_table.BAD_STATUSES or (row.status == "missing" and names):
             bad.append(row.entry.name)
     if bad:
         raise MissingAssetError(
-            f"{', '.join(bad)}: missing or not matching its sha256; run "
-            f"`gan-eval weights fetch {' '.join(bad)}` (a mismatching file is replaced)"
+            f"{', '.join(bad)}: missing, not matching its sha256, or not the expected network; "
+            f"run `gan-eval weights fetch {' '.join(bad)}` (a file that fails is replaced)"
         )
 
 
-def _weights_option(values: list[str]) -> tuple[tuple[str, Path], ...]:
-    """``--weights EXTRACTOR=PATH`` values as (extractor, path) pairs."""
-    pairs = []
+def _weights_option(values: list[str], inception_weights: Path | None = None
+                    ) -> tuple[tuple[str, Path], ...]:
+    """``--weights EXTRACTOR=PATH`` values as (extractor, path) pairs, each file checked for what
+    can be told without torch (exists, not empty, not an HTML page or a plain pickle, the
+    format its extractor reads); ``--inception-weights`` joins them as ``inception``."""
+    pairs: dict[str, Path] = {}
     for value in values:
-        name, sep, path = value.partition("=")
-        if not sep or name not in catalogue.EXTRACTORS or not path:
-            raise InputError(f"--weights {value!r}: expected EXTRACTOR=PATH with EXTRACTOR one "
-                             f"of {', '.join(catalogue.EXTRACTORS)}")
-        pairs.append((name, Path(path)))
-    return tuple(pairs)
+        name, sep, text = value.partition("=")
+        if not sep or name not in catalogue.EXTRACTORS or not text:
+            raise InputError(
+                f"--weights {value!r}: expected EXTRACTOR=PATH (e.g. --weights "
+                f"dinov2-vit-s14=dinov2_vits14_pretrain.pth) with EXTRACTOR one of "
+                f"{', '.join(catalogue.EXTRACTORS)}")
+        if name in pairs and pairs[name] != Path(text):
+            raise InputError(f"--weights {name}= is given twice, with different files")
+        pairs[name] = Path(text)
+    if inception_weights is not None:
+        if pairs.get("inception", inception_weights) != inception_weights:
+            raise InputError(f"--weights inception={pairs['inception']} and --inception-weights "
+                             f"{inception_weights} name different files; give one")
+        pairs["inception"] = inception_weights
+    for name, path in pairs.items():
+        entry = catalogue.EXTRACTORS[name].weights
+        if problem := weights_table.file_problem(path, entry.kind if entry else None):
+            option = ("--inception-weights" if name == "inception" and path == inception_weights
+                      else f"--weights {name}=PATH")
+            expected = entry.expected if entry else "its weights file"
+            raise InputError(f"{option}: {name} weights file {path} {problem}; expected "
+                             f"{expected}")
+    return tuple(pairs.items())
 
 
 def _writable(option: str, path: str | Path | None, *, folder: bool = False) -> None:

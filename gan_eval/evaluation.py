@@ -43,7 +43,12 @@ from gan_eval.faces import CALIBRATION_FAR, MATCH_THRESHOLD, is_match, threshold
 from gan_eval.features.cache import FeatureCache, default_cache_dir
 from gan_eval.features.extraction import Features, extract
 from gan_eval.features.nearest import shared_nearest_reference
-from gan_eval.features.registry import EXTRACTORS, FeatureExtractor, build_extractor
+from gan_eval.features.registry import (
+    EXTRACTORS,
+    FeatureExtractor,
+    build_extractor,
+    weights_for,
+)
 from gan_eval.metrics import (
     FeatureStats,
     cmmd_interval,
@@ -381,8 +386,7 @@ def _evaluate(
         extractor = build_extractor(
             name,
             device=device,
-            weights=(config.inception_weights if name == "inception"
-                     else dict(config.weights).get(name)),
+            weights=weights_for(name, config.weights, config.inception_weights),
         )
         feats = {
             role: extract(

@@ -27,7 +27,6 @@ from gan_eval.features import (
     embed_faces,
     load_dlib_face_net,
     read_dlib_net,
-    register_dlib_face_extractor,
 )
 from gan_eval.fileio import sha256_file
 
@@ -246,8 +245,7 @@ def _frechet(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_torch_fidelity_registration(lfw_faces: torch.Tensor, lfw_embeddings: torch.Tensor) -> None:
-    assert FEATURE_EXTRACTORS_REGISTRY["dlib-face"] is FeatureExtractorDlibFace
-    register_dlib_face_extractor()  # idempotent
+    assert FEATURE_EXTRACTORS_REGISTRY["dlib-face"] is FeatureExtractorDlibFace  # by the registry
     common = {
         "feature_extractor": "dlib-face",
         "cuda": False,

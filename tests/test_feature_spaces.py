@@ -17,7 +17,7 @@ from gan_eval import weights as w
 from gan_eval.errors import InputError, MissingAssetError
 from gan_eval.features import clip as cl
 from gan_eval.features import dinov2 as dv
-from gan_eval.features.spaces import FEATURE_SPACES, register_feature_spaces
+from gan_eval.features.registry import EXTRACTORS as FEATURE_SPACES
 from gan_eval.fileio import sha256_file
 
 try:
@@ -212,11 +212,12 @@ def test_wrong_files_are_input_errors(dinov2_file: Path, clip_file: Path,
                                       tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"dinov2_vitb14_pretrain\.pth"):  # s14 file for b14
         FEATURE_SPACES["dinov2-vit-b14"](CPU, dinov2_file)
-    with pytest.raises(InputError, match="weights_only"):  # a TorchScript archive for DINOv2
+    with pytest.raises(InputError, match="TorchScript archive, not a state dict"):
         FEATURE_SPACES["dinov2-vit-s14"](CPU, clip_file)
-    with pytest.raises(InputError, match="TorchScript"):
+    with pytest.raises(InputError, match="not a TorchScript archive"):
         FEATURE_SPACES["clip-vit-b32"](CPU, dinov2_file)
-    with pytest.raises(InputError, match="336"):  # a 224-pixel archive for the 336 model
+    with pytest.raises(InputError, match=r"positional_embedding has shape \(50, 768\), not "
+                                         r"\(577, 1024\)"):  # a B/32 archive for L/14@336
         FEATURE_SPACES["clip-vit-l14-336"](CPU, clip_file)
     with pytest.raises(InputError, match="does not exist"):
         FEATURE_SPACES["clip-vit-b32"](CPU, tmp_path / "nope.pt")
@@ -272,21 +273,82 @@ def test_clip_found_in_torch_fidelity_cache(clip_file: Path, tmp_path: Path) -> 
     assert w.locate("clip-vit-b32").path == cached
 
 
-def test_register_hook() -> None:
-    registered: dict[str, object] = {}
+def test_registered_by_the_one_route() -> None:
+    """Each DINOv2/CLIP class is registered once, by register_extractor: gan-eval's registry,
+    the catalogue (with its weights file) and torch-fidelity's registry, under one name."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-    def register(name: str):  # type: ignore[no-untyped-def]
-        def decorate(factory: object) -> object:
-            registered[name] = factory
-            return factory
-        return decorate
+    from gan_eval import catalogue
 
-    register_feature_spaces(register)
-    assert set(registered) == {"dinov2-vit-s14", "dinov2-vit-b14", "dinov2-vit-l14",
-                               "dinov2-vit-g14", "clip-vit-b32", "clip-vit-l14",
-                               "clip-vit-l14-336"}
-    assert all(registered[n].name == n for n in registered)  # type: ignore[attr-defined]
-    assert set(registered) <= set(w.WEIGHTS)
+    names = {"dinov2-vit-s14", "dinov2-vit-b14", "dinov2-vit-l14", "dinov2-vit-g14",
+             "clip-vit-b32", "clip-vit-l14", "clip-vit-l14-336"}
+    assert names == set(dv.DINOV2_EXTRACTORS) | set(cl.CLIP_EXTRACTORS)
+    for name in names:
+        cls = FEATURE_SPACES[name]
+        assert cls.name == name and cls.spec is catalogue.EXTRACTORS[name]
+        assert cls.spec.weights is w.WEIGHTS[name] and cls.spec.extra == "feature-spaces"
+        adapter = FEATURE_EXTRACTORS_REGISTRY[name]
+        assert adapter.get_provided_features_list() == cls.provided_features()
+        assert adapter.get_default_feature_layer_for_metric("fid") == cls.primary
+        with pytest.raises(InputError, match="isc"):
+            adapter.get_default_feature_layer_for_metric("isc")
+
+
+def test_dinov2_state_table_is_meta_and_fits_timm(dinov2_file: Path) -> None:
+    """meta_state_shapes (what the checks require) is the fixture's state dict for s14, and for
+    every size it is what timm's checkpoint filter turns into timm's model (built on the meta
+    device: no memory)."""
+    import timm
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    state = torch.load(dinov2_file, weights_only=True)
+    assert {k: tuple(v.shape) for k, v in state.items()} == dv.meta_state_shapes("dinov2-vit-s14")
+    for name, (arch, _, _) in dv.DINOV2_MODELS.items():
+        with torch.device("meta"):
+            meta = {k: torch.empty(s) for k, s in dv.meta_state_shapes(name).items()}
+            model = timm.create_model(arch, pretrained=False, img_size=518, num_classes=0)
+            filtered = checkpoint_filter_fn(meta, model)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        assert {k: tuple(v.shape) for k, v in filtered.items()} == expected, name
+
+
+def test_clip_visual_table_is_openai_vision_tower(clip_file: Path) -> None:
+    """visual_state_shapes is the fixture archive's vision tower (b32) and, for every model,
+    open_clip's OpenAI-layout vision tower (built on the meta device)."""
+    import open_clip
+    from open_clip.model import CLIPVisionCfg, _build_vision_tower
+
+    from gan_eval.features.weights_files import read_torchscript_tensors
+
+    tensors = read_torchscript_tensors(clip_file.read_bytes(), clip_file,
+                                       w.WEIGHTS["clip-vit-b32"])
+    visual = {k.removeprefix("visual."): tuple(v.shape) for k, v in tensors.items()
+              if k.startswith("visual.")}
+    assert visual == cl.visual_state_shapes("clip-vit-b32")
+    for name, config in sf.OPEN_CLIP_CONFIG.items():
+        cfg = open_clip.get_model_config(config)
+        with torch.device("meta"):
+            tower = _build_vision_tower(cfg["embed_dim"], CLIPVisionCfg(**cfg["vision_cfg"]),
+                                        quick_gelu=True)
+        assert {k: tuple(v.shape) for k, v in tower.state_dict().items()} == \
+            cl.visual_state_shapes(name), name
+
+
+def test_clip_archive_is_read_as_data_like_torch_jit(clip_file: Path) -> None:
+    """The tensors read without torch.jit.load are exactly those torch.jit.load gives."""
+    import io
+    import warnings
+
+    from gan_eval.features.weights_files import read_torchscript_tensors
+
+    data = clip_file.read_bytes()
+    ours = read_torchscript_tensors(data, clip_file, w.WEIGHTS["clip-vit-b32"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = torch.jit.load(io.BytesIO(data), map_location="cpu").state_dict()
+    assert set(ours) == set(reference)
+    for key, value in reference.items():
+        assert ours[key].dtype == value.dtype and torch.equal(ours[key], value), key
 
 
 # ------------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from gan_eval.features.inception import (
     InceptionFeatures,
     build_reference_extractor,
     load_inception,
-    register,
 )
 from gan_eval.fileio import sha256_file
 
@@ -216,9 +215,8 @@ def _metrics(extractor: str, weights: Path, a: torch.Tensor, b: torch.Tensor) ->
 def test_calculate_metrics_same_as_torch_fidelity(
     weights_file: Path, faces_a: torch.Tensor, faces_b: torch.Tensor
 ) -> None:
-    """calculate_metrics on 'inception-fast' vs 'inception-v3-compat', same file: every metric
-    within 1e-4 relative (std metrics: or 1e-4 of their mean). Values are plumbing."""
-    register()
+    """calculate_metrics on gan-eval's 'inception' vs 'inception-v3-compat', same file: every
+    metric within 1e-4 relative (std metrics: or 1e-4 of their mean). Values are plumbing."""
     reference = _metrics("inception-v3-compat", weights_file, faces_a, faces_b)
     ours = _metrics(FAST_EXTRACTOR_NAME, weights_file, faces_a, faces_b)
     assert set(ours) == set(reference)
@@ -247,7 +245,6 @@ def test_missing_weights_message(empty_hub: Path, no_network: NetworkCalls) -> N
     assert str(empty_hub / "checkpoints" / iw.INCEPTION_WEIGHTS_FILENAME) in message
     with pytest.raises(MissingAssetError):
         load_inception(None, "cpu")
-    register()
     with pytest.raises(MissingAssetError):  # through torch-fidelity: no silent download either
         torch_fidelity.calculate_metrics(
             input1=ImageSet(torch.zeros(2, 3, 8, 8, dtype=torch.uint8)), isc=True,
@@ -301,7 +298,7 @@ def test_bad_paths_are_input_errors(tmp_path: Path, empty_hub: Path) -> None:
     wrong_keys = tmp_path / "wrong.pth"
     torch.save({"weight": torch.zeros(3)}, wrong_keys)
     wrong_shape = tmp_path / "shape.pth"
-    shaped = {k: torch.zeros(s) for k, s in iw._SIGNATURE.items()}
+    shaped = {k: torch.zeros(s) for k, s in iw.inception_state_shapes().items()}
     torch.save(shaped | {"fc.weight": torch.zeros(3)}, wrong_shape)
     cases = [missing, tmp_path, garbage, not_a_dict, wrong_keys, wrong_shape]
     for path in cases:
@@ -377,13 +374,20 @@ def test_non_uint8_batches_are_input_errors(fast: InceptionFeatures, bad: Any) -
         fast(bad)
 
 
-def test_register_is_idempotent_and_lazy(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registered_in_torch_fidelity_by_the_one_route_and_lazily(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing gan_eval.features registered the hand-written class under gan-eval's own name
+    (register_extractor's fidelity_class), loading no weights."""
+    from gan_eval.features import fidelity
+    from gan_eval.features.registry import EXTRACTORS
+
     def no_loading(*args: object, **kwargs: object) -> None:
-        raise AssertionError("register() must not load weights")
+        raise AssertionError("registering must not load weights")
 
     monkeypatch.setattr(iw, "load_inception_weights", no_loading)
-    assert register() == register() == "inception-fast"
-    assert FEATURE_EXTRACTORS_REGISTRY["inception-fast"] is FeatureExtractorInceptionFast
+    assert FAST_EXTRACTOR_NAME == "inception" and "inception" in EXTRACTORS
+    assert FEATURE_EXTRACTORS_REGISTRY["inception"] is FeatureExtractorInceptionFast
+    fidelity.register("inception", FeatureExtractorInceptionFast)  # idempotent
     assert (FeatureExtractorInceptionFast.get_provided_features_list()
             == FeatureExtractorInceptionV3.get_provided_features_list())
     for metric in ("isc", "fid", "kid", "prc"):
@@ -391,8 +395,18 @@ def test_register_is_idempotent_and_lazy(monkeypatch: pytest.MonkeyPatch) -> Non
                 == FeatureExtractorInceptionV3.get_default_feature_layer_for_metric(metric))
 
 
+def test_state_shapes_are_the_fixture_file_and_torch_fidelity_loads_it(weights_file: Path) -> None:
+    """The exact table the checks use is torch-fidelity's architecture; the fixture (written as
+    torch-fidelity's converter writes the real file: no num_batches_tracked) has those keys."""
+    shapes = iw.inception_state_shapes()
+    state = torch.load(weights_file, weights_only=True)
+    assert {k: tuple(v.shape) for k, v in state.items()} == {
+        k: s for k, s in shapes.items() if not k.endswith("num_batches_tracked")}
+    assert iw.check_inception_weights(weights_file).startswith(f"{len(state)} tensors")
+
+
 def test_registered_extractor_rejects_float_input(weights_file: Path) -> None:
-    extractor = FeatureExtractorInceptionFast("inception-fast", ["2048"],
+    extractor = FeatureExtractorInceptionFast("inception", ["2048"],
                                               feature_extractor_weights_path=str(weights_file))
     with pytest.raises(InputError):
         extractor(torch.zeros(1, 3, 8, 8))

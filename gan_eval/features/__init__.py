@@ -3,8 +3,9 @@ torch-fidelity's InceptionV3 executed faster (BatchNorm folded, channels_last); 
 (:mod:`.registry`), face framing (:mod:`.framing`) and cached, sharded extraction
 (:mod:`.extraction`: the one path from a source to its features or embeddings).
 
-Importing this package registers the ``dlib-face`` and ``inception-fast`` feature extractors in
-torch-fidelity; no weights are loaded until first use.
+Importing this package registers every extractor (:mod:`.registry`: in gan-eval's registry, the
+catalogue and torch-fidelity's registry, under the same names); no weights are loaded until one is
+built.
 """
 
 from typing import Any
@@ -18,16 +19,17 @@ from gan_eval.features.dlib_face import (
     dlib_weights_sha256,
     embed_faces,
     load_dlib_face_net,
-    register_dlib_face_extractor,
 )
 from gan_eval.features.dlib_format import read_dlib_net
 from gan_eval.features.extraction import Features, extract
 from gan_eval.features.framing import Framing
 from gan_eval.features.inception import FAST_EXTRACTOR_NAME, load_inception
-from gan_eval.features.inception import register as register_inception_fast
-from gan_eval.features.registry import EXTRACTORS, FeatureExtractor, build_extractor
-
-register_inception_fast()  # "inception-fast" in torch-fidelity's registry; loads no weights
+from gan_eval.features.registry import (
+    EXTRACTORS,
+    FeatureExtractor,
+    build_extractor,
+    register_extractor,
+)
 
 __all__ = [
     "EMBEDDING_DIM",
@@ -47,8 +49,7 @@ __all__ = [
     "load_dlib_face_net",
     "load_inception",
     "read_dlib_net",
-    "register_dlib_face_extractor",
-    "register_inception_fast",
+    "register_extractor",
 ]
 
 

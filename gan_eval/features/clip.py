@@ -12,9 +12,11 @@ code (google-research ``cmmd``) does, per image:
    ``proj``), then division by its L2 norm.
 
 Here: the same steps with :func:`gan_eval.features.pil_resize.pil_bicubic` (PIL itself) and the
-network rebuilt from OpenAI's archive: the archive is opened with ``torch.jit.load`` (a
-TorchScript archive, whose loader only rebuilds TorchScript types and tensors, never arbitrary
-Python objects), its ``visual.*`` tensors are copied out and loaded strictly, through timm's
+network rebuilt from OpenAI's archive: the archive is read as data, never with ``torch.jit.load``
+(a TorchScript archive is a program whose ``__setstate__`` methods run at load; see
+:func:`gan_eval.features.weights_files.read_torchscript_tensors`), its ``visual.*`` tensors are
+checked against the exact names and shapes of the model's vision tower
+(:func:`visual_state_shapes`) and loaded strictly, through timm's
 checkpoint filter for OpenAI CLIP state dicts, into timm's quick-GELU CLIP image tower
 (``vit_base_patch32_clip_quickgelu_224`` etc.: the maintained architecture, with one fused qkv
 GEMM and ``scaled_dot_product_attention`` per block; it measured as fast as or a little faster
@@ -29,23 +31,21 @@ projection before normalisation, what torch-fidelity's ``clip-*`` extractors ret
 from __future__ import annotations
 
 import hashlib
-import io
-import math
 import os
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from gan_eval import catalogue
 from gan_eval import weights as weights_table
 from gan_eval.errors import InputError, MissingAssetError
-from gan_eval.features.base import FeatureExtractor
+from gan_eval.features.base import FeatureExtractor, register_extractor
 from gan_eval.features.dinov2 import check_uint8
 from gan_eval.features.pil_resize import pil_bicubic
+from gan_eval.features.weights_files import check_shapes, read_file_bytes, read_torchscript_tensors
 
 #: extractor name → (input side, embedding width) as OpenAI publishes them
 CLIP_MODELS: dict[str, tuple[int, int]] = {
@@ -85,50 +85,65 @@ class ClipVisualState:
     embed_dim: int
 
 
+#: extractor name → (patch side, position grid side, width, layers) of OpenAI's vision towers
+VISUAL_GEOMETRY: dict[str, tuple[int, int, int, int]] = {
+    "clip-vit-b32": (32, 7, 768, 12),
+    "clip-vit-l14": (14, 16, 1024, 24),
+    "clip-vit-l14-336": (14, 24, 1024, 24),
+}
+
+
+def visual_state_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """Every ``visual.*`` key of OpenAI's archive for ``name`` (prefix removed) with its shape:
+    OpenAI's ``VisionTransformer`` (clip/model.py): the patch convolution (no bias), class and
+    position embeddings, ``ln_pre``, the residual attention blocks (fused ``in_proj``, ``out_proj``,
+    ``ln_1``, MLP ``c_fc``/``c_proj`` of width 4·W, ``ln_2``), ``ln_post`` and ``proj``."""
+    patch, grid, width, layers = VISUAL_GEOMETRY[name]
+    embed = CLIP_MODELS[name][1]
+    shapes: dict[str, tuple[int, ...]] = {
+        "class_embedding": (width,), "positional_embedding": (grid * grid + 1, width),
+        "proj": (width, embed), "conv1.weight": (width, 3, patch, patch),
+        "ln_pre.weight": (width,), "ln_pre.bias": (width,),
+    }
+    for i in range(layers):
+        b = f"transformer.resblocks.{i}"
+        shapes.update({
+            f"{b}.attn.in_proj_weight": (3 * width, width), f"{b}.attn.in_proj_bias": (3 * width,),
+            f"{b}.attn.out_proj.weight": (width, width), f"{b}.attn.out_proj.bias": (width,),
+            f"{b}.ln_1.weight": (width,), f"{b}.ln_1.bias": (width,),
+            f"{b}.mlp.c_fc.weight": (4 * width, width), f"{b}.mlp.c_fc.bias": (4 * width,),
+            f"{b}.mlp.c_proj.weight": (width, 4 * width), f"{b}.mlp.c_proj.bias": (width,),
+            f"{b}.ln_2.weight": (width,), f"{b}.ln_2.bias": (width,),
+        })
+    shapes.update({"ln_post.weight": (width,), "ln_post.bias": (width,)})
+    return shapes
+
+
+def _visual(tensors: dict[str, Tensor], file: Path, name: str) -> dict[str, Tensor]:
+    """The vision tower's tensors (``visual.`` removed), checked against
+    :func:`visual_state_shapes`."""
+    visual = {k.removeprefix("visual."): v for k, v in tensors.items() if k.startswith("visual.")}
+    check_shapes(visual, visual_state_shapes(name), file, weights_table.known(name))
+    return visual
+
+
 def read_openai_archive(path: str | os.PathLike[str], name: str) -> ClipVisualState:
-    """Hash an OpenAI CLIP TorchScript archive and copy out its vision tower's tensors.
+    """Hash an OpenAI CLIP TorchScript archive and copy out its vision tower's tensors, without
+    running the archive's code (:func:`~gan_eval.features.weights_files.read_torchscript_tensors`).
 
     Raises:
-        InputError: unreadable, not a TorchScript archive, not a ViT CLIP, or a ViT whose input
-            side / embedding width is not ``name``'s.
+        InputError: naming the file and what was expected: missing, empty, an HTML page, a plain
+            pickle, truncated, a ``torch.save`` file, an archive holding anything but modules and
+            tensors, or a vision tower whose keys and shapes are not exactly ``name``'s.
     """
-    expected_file = weights_table.WEIGHTS[name].filename
+    entry = weights_table.known(name)
     file = Path(path)
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {name} weights file {file}: {exc}") from None
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            archive = torch.jit.load(io.BytesIO(data), map_location="cpu")
-        state = {k: v.detach().clone() for k, v in archive.state_dict().items()}
-        del archive
-    except Exception as exc:  # any failure means "not OpenAI's TorchScript archive"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(
-            f"{name} weights file {file} is not a TorchScript archive (expected OpenAI's "
-            f"{expected_file}): {first}"
-        ) from None
-    visual = {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")}
-    needed = ("conv1.weight", "positional_embedding", "proj", "class_embedding")
-    missing = [k for k in needed if k not in visual]
-    if missing:
-        raise InputError(f"{name} weights file {file} is not an OpenAI ViT CLIP archive "
-                         f"(no visual.{missing[0]}); expected {expected_file}")
-    width, _, patch, _ = visual["conv1.weight"].shape
-    grid = math.isqrt(visual["positional_embedding"].shape[0] - 1)
-    layers = len({k.split(".")[2] for k in visual if k.startswith("transformer.resblocks.")})
-    embed = visual["proj"].shape[1]
-    image_size = patch * grid
-    want_size, want_embed = CLIP_MODELS[name]
-    if (image_size, embed) != (want_size, want_embed):
-        raise InputError(
-            f"{name} weights file {file} is a {image_size}-pixel CLIP with {embed}-d embeddings; "
-            f"{name} is {want_size}-pixel, {want_embed}-d ({expected_file})"
-        )
-    return ClipVisualState(file, digest, visual, image_size, patch, width, layers, embed)
+    data = read_file_bytes(file, entry)
+    visual = _visual(read_torchscript_tensors(data, file, entry), file, name)
+    patch, _, width, layers = VISUAL_GEOMETRY[name]
+    image_size, embed = CLIP_MODELS[name]
+    return ClipVisualState(file, hashlib.sha256(data).hexdigest(), visual, image_size, patch,
+                           width, layers, embed)
 
 
 def build_timm_clip(name: str, state: ClipVisualState) -> nn.Module:
@@ -150,8 +165,9 @@ def build_timm_clip(name: str, state: ClipVisualState) -> nn.Module:
         model.load_state_dict(filtered, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise InputError(f"{state.path}: the vision tower does not fit timm's {arch}: "
-                         f"{first}") from None
+        raise InputError(f"{name} weights file {state.path}: the vision tower does not fit "
+                         f"timm's {arch} ({first}); expected "
+                         f"{weights_table.known(name).expected}") from None
     return model.float().eval().requires_grad_(False)
 
 
@@ -175,8 +191,8 @@ class ClipExtractor(FeatureExtractor):
     and ``gan-eval weights fetch NAME``.
     """
 
-    name: ClassVar[str]
     primary: ClassVar[str] = FEATURE
+    features: ClassVar[tuple[str, ...]] = (FEATURE, RAW_FEATURE)
 
     def __init__(self, device: torch.device, weights: Path | None = None) -> None:
         super().__init__(device)
@@ -208,6 +224,16 @@ class ClipExtractor(FeatureExtractor):
     def weights_sha256(self) -> str:
         return self._sha
 
+    @classmethod
+    def check_weights(cls, path: Path) -> str:
+        """OpenAI's archive for this model, read as data: exact vision-tower keys and shapes
+        (:func:`visual_state_shapes`)."""
+        entry = weights_table.known(cls.name)
+        visual = _visual(read_torchscript_tensors(read_file_bytes(path, entry), path, entry),
+                         path, cls.name)
+        return f"an OpenAI CLIP archive whose vision tower has the {len(visual)} tensors of " \
+               f"{entry.filename}"
+
 
 def _subclass(extractor_name: str) -> type[ClipExtractor]:
     suffix = extractor_name.removeprefix("clip-vit-").replace("-", "_").upper()
@@ -219,11 +245,7 @@ def _subclass(extractor_name: str) -> type[ClipExtractor]:
     )
 
 
-#: The extractor classes, by name (factories ``cls(device, weights_path)``).
-CLIP_EXTRACTORS: dict[str, type[ClipExtractor]] = {name: _subclass(name) for name in CLIP_MODELS}
-
-
-def register_clip(register: Callable[[str], Callable[[Any], Any]]) -> None:
-    """Register every CLIP extractor with ``register(name)(factory)``."""
-    for name, cls in CLIP_EXTRACTORS.items():
-        register(name)(cls)
+#: The extractor classes, by name (each registered as its name: ``cls(device, weights_path)``).
+CLIP_EXTRACTORS: dict[str, type[ClipExtractor]] = {
+    name: register_extractor(catalogue.EXTRACTORS[name])(_subclass(name)) for name in CLIP_MODELS
+}

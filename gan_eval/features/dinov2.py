@@ -27,22 +27,23 @@ before it (``γ ⊙ (W x + b) = (γ W) x + γ b``), and the forward runs under
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_eval import catalogue
 from gan_eval import weights as weights_table
 from gan_eval.errors import InputError, MissingAssetError
-from gan_eval.features.base import FeatureExtractor
+from gan_eval.features.base import FeatureExtractor, register_extractor
 from gan_eval.features.pil_resize import pil_bicubic
+from gan_eval.features.weights_files import check_shapes, read_file_bytes, read_state_dict
 
 #: extractor name → (timm architecture, embedding width, depth)
 DINOV2_MODELS: dict[str, tuple[str, int, int]] = {
@@ -54,6 +55,8 @@ DINOV2_MODELS: dict[str, tuple[str, int, int]] = {
 
 #: Input side (dgm-eval resizes to 224×224).
 INPUT_SIZE = 224
+#: Side Meta's models were trained at (their position grid is 37×37).
+META_SIZE = 518
 #: Patch side.
 PATCH = 14
 #: Meta's interpolation offset (``interpolate_offset``; dino issue #8).
@@ -74,58 +77,57 @@ class MetaState:
     state_dict: dict[str, Tensor] = field(repr=False)
 
 
-def read_meta_state_dict(path: str | os.PathLike[str], name: str) -> MetaState:
-    """Read, hash and safely unpickle a Meta DINOv2 ``.pth`` file; check it fits ``name``.
+def meta_state_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """Every key of Meta's ``dinov2_vit*14_pretrain.pth`` for ``name`` with its shape.
 
-    Raises:
-        InputError: unreadable, not ``weights_only``-loadable, not ``{str: Tensor}``, or keys or
-            widths that are not those of ``name``'s Meta checkpoint.
+    Meta's hub models (``DinoVisionTransformer``, ``img_size=518``, ``block_chunks=0``, no
+    register tokens): class token, a 37×37 (+1) position grid, the mask token, the 14×14 patch
+    embedding, per block LayerNorms, fused qkv attention, LayerScales and the MLP (``fc1``/``fc2``
+    of width 4·D; ``w12``/``w3`` SwiGLU of width 4096 for g14), and the final LayerNorm; the head
+    is an identity (no keys).
     """
     _, dim, depth = DINOV2_MODELS[name]
-    expected = weights_table.WEIGHTS[name].filename
-    file = Path(path)
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {name} weights file {file}: {exc}") from None
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unpickling failure means "not a state dict"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(
-            f"{name} weights file {file} is not a torch state dict loadable with "
-            f"weights_only=True (expected Meta's {expected}): {first}"
-        ) from None
-    if not isinstance(obj, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()
-    ):
-        raise InputError(f"{name} weights file {file} does not hold a state dict "
-                         f"({{name: tensor}}), got {type(obj).__name__}")
-    state = {str(k): v for k, v in obj.items()}
-    checks = {
-        "cls_token": (1, 1, dim),
-        "patch_embed.proj.weight": (dim, 3, PATCH, PATCH),
-        "norm.weight": (dim,),
-        f"blocks.{depth - 1}.norm1.weight": (dim,),
+    grid = META_SIZE // PATCH
+    shapes: dict[str, tuple[int, ...]] = {
+        "cls_token": (1, 1, dim), "pos_embed": (1, 1 + grid * grid, dim), "mask_token": (1, dim),
+        "patch_embed.proj.weight": (dim, 3, PATCH, PATCH), "patch_embed.proj.bias": (dim,),
     }
-    for key, shape in checks.items():
-        if key not in state or tuple(state[key].shape) != shape:
-            got = tuple(state[key].shape) if key in state else "missing"
-            raise InputError(
-                f"{name} weights file {file} is not Meta's {expected}: {key} is {got}, "
-                f"expected {shape}"
-            )
-    if f"blocks.{depth}.norm1.weight" in state:
-        raise InputError(f"{name} weights file {file} has more than {depth} blocks: "
-                         f"not Meta's {expected}")
-    pos = state.get("pos_embed")
-    if pos is None or pos.dim() != 3 or pos.shape[2] != dim or math.isqrt(
-        pos.shape[1] - 1
-    ) ** 2 != pos.shape[1] - 1:
-        raise InputError(f"{name} weights file {file}: pos_embed must be 1×(1+M²)×{dim}, got "
-                         f"{None if pos is None else tuple(pos.shape)}")
-    return MetaState(file, digest, state)
+    giant = name == "dinov2-vit-g14"
+    hidden = 4096 if giant else 4 * dim
+    for i in range(depth):
+        b = f"blocks.{i}"
+        shapes.update({
+            f"{b}.norm1.weight": (dim,), f"{b}.norm1.bias": (dim,),
+            f"{b}.attn.qkv.weight": (3 * dim, dim), f"{b}.attn.qkv.bias": (3 * dim,),
+            f"{b}.attn.proj.weight": (dim, dim), f"{b}.attn.proj.bias": (dim,),
+            f"{b}.ls1.gamma": (dim,), f"{b}.norm2.weight": (dim,), f"{b}.norm2.bias": (dim,),
+            f"{b}.ls2.gamma": (dim,),
+        })
+        if giant:
+            shapes.update({f"{b}.mlp.w12.weight": (2 * hidden, dim),
+                           f"{b}.mlp.w12.bias": (2 * hidden,),
+                           f"{b}.mlp.w3.weight": (dim, hidden), f"{b}.mlp.w3.bias": (dim,)})
+        else:
+            shapes.update({f"{b}.mlp.fc1.weight": (hidden, dim), f"{b}.mlp.fc1.bias": (hidden,),
+                           f"{b}.mlp.fc2.weight": (dim, hidden), f"{b}.mlp.fc2.bias": (dim,)})
+    shapes.update({"norm.weight": (dim,), "norm.bias": (dim,)})
+    return shapes
+
+
+def read_meta_state_dict(path: str | os.PathLike[str], name: str) -> MetaState:
+    """Read, hash and safely unpickle a Meta DINOv2 ``.pth`` file; check it is ``name``'s.
+
+    Raises:
+        InputError: naming the file and what was expected: missing, empty, an HTML page, a plain
+            pickle, truncated, a TorchScript archive, not ``{str: Tensor}``, or keys and shapes
+            that are not exactly those of :func:`meta_state_shapes`.
+    """
+    entry = weights_table.known(name)
+    file = Path(path)
+    data = read_file_bytes(file, entry)
+    state = read_state_dict(data, file, entry)
+    check_shapes(state, meta_state_shapes(name), file, entry)
+    return MetaState(file, hashlib.sha256(data).hexdigest(), state)
 
 
 def meta_pos_embed(pos_embed: Tensor, size: int = INPUT_SIZE) -> Tensor:
@@ -156,7 +158,8 @@ def meta_pos_embed(pos_embed: Tensor, size: int = INPUT_SIZE) -> Tensor:
         scale_factor=(scale, scale), mode="bicubic", antialias=False,
     )
     if patch.shape[-2:] != (grid, grid):  # Meta asserts the same
-        raise InputError(f"DINOv2 position grid {m} cannot be interpolated to {grid}")
+        raise InputError(f"DINOv2 position grid {m}×{m} cannot be interpolated to {grid}×{grid} "
+                         f"as Meta's model does; expected Meta's 37×37 grid")
     patch = patch.permute(0, 2, 3, 1).reshape(1, grid * grid, dim)
     return torch.cat((pos[:, :1], patch), dim=1)
 
@@ -194,7 +197,8 @@ def build_timm_dinov2(name: str, state_dict: Mapping[str, Tensor], *,
         model.load_state_dict(filtered, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise InputError(f"{name}: the weights do not fit timm's {arch}: {first}") from None
+        raise InputError(f"{name}: the weights do not fit timm's {arch} ({first}); expected "
+                         f"{weights_table.known(name).expected}") from None
     return model.float().eval().requires_grad_(False)
 
 
@@ -248,7 +252,6 @@ class Dinov2Extractor(FeatureExtractor):
     raises MissingAssetError (exit 3) naming it, its URL and ``gan-eval weights fetch NAME``.
     """
 
-    name: ClassVar[str]
     primary: ClassVar[str] = FEATURE
 
     def __init__(self, device: torch.device, weights: Path | None = None) -> None:
@@ -278,6 +281,15 @@ class Dinov2Extractor(FeatureExtractor):
     def weights_sha256(self) -> str:
         return self._sha
 
+    @classmethod
+    def check_weights(cls, path: Path) -> str:
+        """Meta's file for this model, memory-mapped: exact keys and shapes
+        (:func:`meta_state_shapes`)."""
+        entry = weights_table.known(cls.name)
+        state = read_state_dict(path, path, entry)
+        check_shapes(state, meta_state_shapes(cls.name), path, entry)
+        return f"{len(state)} tensors with the names and shapes of Meta's {entry.filename}"
+
 
 def _subclass(extractor_name: str) -> type[Dinov2Extractor]:
     cls = type(
@@ -289,14 +301,7 @@ def _subclass(extractor_name: str) -> type[Dinov2Extractor]:
     return cls
 
 
-#: The extractor classes, by name (factories ``cls(device, weights_path)``).
+#: The extractor classes, by name (each registered as its name: ``cls(device, weights_path)``).
 DINOV2_EXTRACTORS: dict[str, type[Dinov2Extractor]] = {
-    name: _subclass(name) for name in DINOV2_MODELS
+    name: register_extractor(catalogue.EXTRACTORS[name])(_subclass(name)) for name in DINOV2_MODELS
 }
-
-
-def register_dinov2(register: Callable[[str], Callable[[Any], Any]]) -> None:
-    """Register every DINOv2 extractor with ``register(name)(factory)`` (the registry's
-    ``register_extractor``)."""
-    for name, cls in DINOV2_EXTRACTORS.items():
-        register(name)(cls)

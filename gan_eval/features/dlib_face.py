@@ -21,8 +21,9 @@ Architecture (dlib's ``dnn_face_recognition_ex.cpp``), as read from the file:
 Each affine (dlib's frozen batch norm) is folded into the preceding convolution at load time and
 the convolutions run in ``channels_last`` memory format.
 
-Importing this module registers the ``dlib-face`` feature extractor in torch-fidelity (providing
-the 128-D embedding as feature ``"128"``); it loads no weights.
+:class:`FeatureExtractorDlibFace` is the ``dlib-face`` extractor of torch-fidelity's registry
+(the 128-D embedding as feature ``"128"``), registered with gan-eval's ``dlib-face`` extractor
+(:mod:`gan_eval.features.dlib_extractor`); loading no weights until it is built.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 from gan_eval.data.convert import check_image_batch, resize_uint8
 from gan_eval.errors import InputError, MissingAssetError
 from gan_eval.features.dlib_format import (
+    EXPECTED,
     AffineLayer,
     ConvLayer,
     DlibLayer,
@@ -54,6 +55,7 @@ from gan_eval.features.dlib_format import (
     read_dlib_net,
 )
 from gan_eval.fileio import sha256_file
+from gan_eval.weights import file_problem
 
 __all__ = [
     "EMBEDDING_DIM",
@@ -66,7 +68,6 @@ __all__ = [
     "dlib_weights_sha256",
     "embed_faces",
     "load_dlib_face_net",
-    "register_dlib_face_extractor",
 ]
 
 WEIGHTS_FILENAME = "dlib_face_recognition_resnet_model_v1.dat"
@@ -129,11 +130,14 @@ def default_weights_path() -> Path:
 
 
 def _resolve_path(path: str | os.PathLike[str] | None) -> Path:
+    """The installed file for None, else ``path`` if it can be a dlib network file (it is used
+    or refused, never replaced by the installed one)."""
     if path is None:
         return default_weights_path()
     resolved = Path(path).expanduser()
-    if not resolved.is_file():
-        raise InputError(f"{resolved}: dlib face-recognition weights file not found")
+    if problem := file_problem(resolved, None):
+        raise InputError(f"{FEATURE_EXTRACTOR_NAME} weights file {resolved} {problem}; expected "
+                         f"{EXPECTED}")
     return resolved.resolve()
 
 
@@ -494,12 +498,3 @@ class FeatureExtractorDlibFace(FeatureExtractorBase):
         check_image_batch(input, what=f"{FEATURE_EXTRACTOR_NAME} input")
         embedding = self.net(resize_uint8(input, INPUT_SIZE).float())
         return tuple(embedding for _ in self.features_list)
-
-
-def register_dlib_face_extractor() -> None:
-    """Register ``dlib-face`` in torch-fidelity's registry (idempotent; done at import)."""
-    if FEATURE_EXTRACTOR_NAME not in FEATURE_EXTRACTORS_REGISTRY:
-        register_feature_extractor(FEATURE_EXTRACTOR_NAME, FeatureExtractorDlibFace)
-
-
-register_dlib_face_extractor()

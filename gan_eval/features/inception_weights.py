@@ -17,36 +17,36 @@ entry of the weights table, :mod:`gan_eval.weights`), in this order, at:
 
 Nothing found → :class:`~gan_eval.errors.MissingAssetError` (CLI exit 3) with the file name, its
 URL, ``gan-eval weights fetch inception`` (the explicit download) and where to put it. A path that
-was given (option or environment variable) but does not exist, or is not an InceptionV3 state
-dict → :class:`~gan_eval.errors.InputError` (exit 2) naming it. The file is only ever unpickled
-with ``torch.load(..., map_location="cpu", weights_only=True)``; its sha256 is kept for
-provenance.
+was given (option or environment variable) but does not exist, or is not exactly torch-fidelity's
+InceptionV3 state dict (:func:`inception_state_shapes`) → :class:`~gan_eval.errors.InputError`
+(exit 2) naming it and what was expected; it is never replaced by a file found elsewhere. The
+file is only ever unpickled with ``torch.load(..., map_location="cpu", weights_only=True)``; its
+sha256 is kept for provenance.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from gan_eval import weights
-from gan_eval.errors import InputError, MissingAssetError
+from gan_eval.errors import MissingAssetError
+from gan_eval.features.weights_files import check_shapes, read_file_bytes, read_state_dict
 from gan_eval.fileio import sha256_file
 
 #: File name torch-fidelity gives the weights (``os.path.basename`` of its release URL).
-INCEPTION_WEIGHTS_FILENAME = weights.INCEPTION_FILENAME
+INCEPTION_WEIGHTS_FILENAME = weights.WEIGHTS["inception"].filename
 
-try:  # the URL exactly as torch-fidelity's source writes it (text only: never fetched)
-    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3 as _TF_URL
-except ImportError:  # pragma: no cover - torch-fidelity is a hard dependency
-    _TF_URL = None
-
-INCEPTION_WEIGHTS_URL: str = _TF_URL or weights.WEIGHTS["inception"].url
+#: The URL exactly as torch-fidelity's source writes it (text only: never fetched).
+INCEPTION_WEIGHTS_URL: str = weights.WEIGHTS["inception"].url
 
 #: Environment variable that points at the weights file.
 INCEPTION_WEIGHTS_ENV = weights.WEIGHTS["inception"].env
@@ -54,15 +54,30 @@ INCEPTION_WEIGHTS_ENV = weights.WEIGHTS["inception"].env
 #: CLI option that points at the weights file (the CLI passes its value as ``explicit``).
 INCEPTION_WEIGHTS_OPTION = "--inception-weights"
 
-#: A few (key, shape) pairs every torch-fidelity InceptionV3 state dict has; the full key set is
-#: checked by torch-fidelity's strict ``load_state_dict`` when the network is built.
-_SIGNATURE: dict[str, tuple[int, ...]] = {
-    "Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3),
-    "Conv2d_1a_3x3.bn.running_var": (32,),
-    "Mixed_7c.branch_pool.conv.weight": (192, 2048, 1, 1),
-    "fc.weight": (1008, 2048),
-    "fc.bias": (1008,),
-}
+#: How the CLI hands the file over (for messages).
+INCEPTION_WEIGHTS_SPELLING = "--inception-weights PATH (or --weights inception=PATH)"
+
+
+@functools.cache
+def inception_state_shapes() -> dict[str, tuple[int, ...]]:
+    """Every key of torch-fidelity's InceptionV3 state dict with its shape, read from
+    torch-fidelity's own architecture (built on the meta device: no memory, no weights)."""
+
+    class _Architecture(FeatureExtractorInceptionV3):
+        def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:  # the architecture only
+            return None
+
+    empty = io.BytesIO()
+    torch.save({}, empty)  # our own bytes: torch-fidelity unpickles them without weights_only
+    empty.seek(0)
+    with torch.device("meta"):
+        net = _Architecture("shapes", ["2048"], feature_extractor_weights_path=empty)
+    return {key: tuple(value.shape) for key, value in net.state_dict().items()}
+
+
+def _optional(key: str) -> bool:
+    """BatchNorm's step counters: torch-fidelity's file has none (its load adds them)."""
+    return key.endswith(".num_batches_tracked")
 
 
 def hub_cache_path() -> Path:
@@ -77,14 +92,8 @@ def hub_cache_path() -> Path:
 
 def missing_weights_message() -> str:
     """The text of the :class:`MissingAssetError` raised when no weights file is found."""
-    return (
-        f"Inception weights not found: {INCEPTION_WEIGHTS_FILENAME} (torch-fidelity's "
-        f"InceptionV3 for standard FID/IS/KID, ~91 MiB). It is published at "
-        f"{INCEPTION_WEIGHTS_URL}; gan-eval never downloads it implicitly: run "
-        f"`gan-eval weights fetch inception` (puts it in {weights.cache_dir()}), or put it at "
-        f"{hub_cache_path()} (torch-fidelity's cache), or set {INCEPTION_WEIGHTS_ENV}=/path/to/"
-        f"{INCEPTION_WEIGHTS_FILENAME}, or pass {INCEPTION_WEIGHTS_OPTION} PATH."
-    )
+    return (weights.missing_message("inception", option=INCEPTION_WEIGHTS_SPELLING)
+            + f" torch-fidelity's own cache, {hub_cache_path()}, is searched too.")
 
 
 def resolve_inception_weights(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -141,52 +150,30 @@ class InceptionWeights:
 
 
 def load_inception_weights(path: str | os.PathLike[str]) -> InceptionWeights:
-    """Read, hash and safely unpickle a weights file; check it looks like InceptionV3's.
+    """Read, hash and safely unpickle a weights file; check it is torch-fidelity's InceptionV3.
 
     The bytes are read once; the sha256 is of those bytes and ``torch.load(...,
     map_location="cpu", weights_only=True)`` parses the same bytes (no re-read).
 
     Raises:
-        InputError: missing/unreadable file, not a ``weights_only``-loadable torch file, not a
-            ``{str: Tensor}`` mapping, or missing/mis-shaped InceptionV3 keys.
+        InputError: naming the file and what was expected: missing, empty, an HTML page, a plain
+            pickle, truncated, not a ``{str: Tensor}`` mapping, or keys and shapes that are not
+            exactly those of :func:`inception_state_shapes`.
     """
+    entry = weights.known("inception")
     file = Path(path)
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read Inception weights file {file}: {exc}") from None
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unpickling failure means "not a state dict"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(
-            f"Inception weights file {file} is not a torch state dict loadable with "
-            f"weights_only=True: {first}"
-        ) from None
-    if not isinstance(obj, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
-    ):
-        raise InputError(
-            f"Inception weights file {file} does not hold a state dict ({{name: tensor}}), "
-            f"got {type(obj).__name__}"
-        )
-    state = {str(k): v for k, v in obj.items()}
-    for key, shape in _SIGNATURE.items():
-        if key not in state:
-            raise InputError(
-                f"Inception weights file {file} is not torch-fidelity's InceptionV3 state dict "
-                f"(no key {key!r}); expected {INCEPTION_WEIGHTS_FILENAME}"
-            )
-        if tuple(state[key].shape) != shape:
-            raise InputError(
-                f"Inception weights file {file}: {key} has shape {tuple(state[key].shape)}, "
-                f"expected {shape}"
-            )
-    bad = [k for k, v in state.items() if not v.is_floating_point() and "num_batches" not in k]
-    if bad:
-        raise InputError(f"Inception weights file {file}: non-float tensors {bad[:3]}")
-    return InceptionWeights(path=file, sha256=digest, state_dict=state)
+    data = read_file_bytes(file, entry)
+    state = read_state_dict(data, file, entry)
+    check_shapes(state, inception_state_shapes(), file, entry, optional=_optional)
+    return InceptionWeights(path=file, sha256=hashlib.sha256(data).hexdigest(), state_dict=state)
+
+
+def check_inception_weights(path: Path) -> str:
+    """:func:`load_inception_weights`'s checks on a memory-mapped read (a description)."""
+    entry = weights.known("inception")
+    state = read_state_dict(path, path, entry)
+    check_shapes(state, inception_state_shapes(), path, entry, optional=_optional)
+    return f"{len(state)} tensors with the names and shapes of torch-fidelity's InceptionV3"
 
 
 def inception_weights_sha256(explicit: str | os.PathLike[str] | None = None) -> str:
