@@ -1,10 +1,10 @@
 """gan-eval: train DCGANs on face images and audit what they produce.
 
-The Python API mirrors the CLI: :func:`open_source` (any DATA string), :func:`embed_faces`
-(dlib face embeddings), :func:`evaluate`, :func:`recognition`, :func:`attack`, :func:`run_audit`,
-:func:`train`, :func:`sample`. Every name is imported on first use, so ``import gan_eval`` is
-cheap; importing :mod:`gan_eval.features` registers every feature extractor (gan-eval's registry,
-the catalogue and torch-fidelity's registry, under the same names).
+The Python API mirrors the CLI: :func:`open_source` (any DATA string), :func:`embed_faces` (dlib
+face embeddings), :func:`evaluate`, :func:`recognition`, :func:`attack`, :func:`audit_restoration`,
+:func:`run_audit`, :func:`train`, :func:`sample`. Every name is imported on first use, so ``import
+gan_eval`` is cheap; importing :mod:`gan_eval.features` registers every feature extractor
+(gan-eval's registry, the catalogue and torch-fidelity's registry, under the same names).
 
 Layers (imports point down only; ``tests/test_layers.py`` checks it):
 
@@ -24,9 +24,13 @@ Layers (imports point down only; ``tests/test_layers.py`` checks it):
 5. :mod:`~gan_eval.sources` — any DATA string (or an opened source) → :class:`ImageSource`;
 6. the analyses :mod:`~gan_eval.evaluation`, :mod:`~gan_eval.identity`,
    :mod:`~gan_eval.robustness` — sources in, :class:`Results` out; none imports another;
-7. :mod:`~gan_eval.report` — rendering: HTML, plots, face tiles, terminal tables, JUnit;
-8. :mod:`~gan_eval.audit` — the whole audit (train or reuse, the three analyses, gates, report);
-9. :mod:`~gan_eval.cli` — parses options, builds a config, calls one API function.
+   beside them :mod:`~gan_eval.calibration` (``gan-eval calibrate``: interval coverage
+   simulated on a DATA's own features);
+7. :mod:`~gan_eval.restoration` — the restoration audit of an image-to-image model (degrade
+   real faces, restore, measure; reuses identity's verification ROC);
+8. :mod:`~gan_eval.report` — rendering: HTML, plots, face tiles, terminal tables, JUnit;
+9. :mod:`~gan_eval.audit` — the whole audit (train or reuse, the analyses, gates, report);
+10. :mod:`~gan_eval.cli` — parses options, builds a config, calls one API function.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ _LAZY = {
     "RecognitionConfig": "gan_eval.identity",
     "attack": "gan_eval.robustness",
     "AttackConfig": "gan_eval.robustness",
+    "audit_restoration": "gan_eval.restoration",
+    "RestorationConfig": "gan_eval.restoration",
     "run_audit": "gan_eval.audit",
     "AuditConfig": "gan_eval.audit",
     "train": "gan_eval.gan",
@@ -66,6 +72,7 @@ if TYPE_CHECKING:
     from gan_eval.gan.training import TrainConfig, train
     from gan_eval.generators.sample import sample
     from gan_eval.identity import RecognitionConfig, recognition
+    from gan_eval.restoration import RestorationConfig, audit_restoration
     from gan_eval.results import Results
     from gan_eval.robustness import AttackConfig, attack
     from gan_eval.sources import open_source
@@ -86,10 +93,12 @@ __all__ = [
     "InputError",
     "MissingAssetError",
     "RecognitionConfig",
+    "RestorationConfig",
     "Results",
     "TrainConfig",
     "__version__",
     "attack",
+    "audit_restoration",
     "embed_faces",
     "evaluate",
     "open_source",

@@ -41,6 +41,8 @@ from gan_eval.generators.spec import SpecKind, classify
 from gan_eval.identity import RecognitionConfig, open_heldout, recognition
 from gan_eval.metrics.intervals import DEFAULT_SPLITS
 from gan_eval.report.render import SAMPLE_GRID, render_report
+from gan_eval.report.restoration import write_pictures
+from gan_eval.restoration.audit import RestorationConfig, RestorationRun, audit_restoration
 from gan_eval.results import Results, provenance
 from gan_eval.robustness import AttackConfig, attack
 from gan_eval.sources import open_source
@@ -78,6 +80,8 @@ class AuditConfig:
     baseline: Path | None = None
     inception_weights: Path | None = None
     device: str | None = None
+    restoration: tuple[str, ...] = ("builtin:none",)  # restoration models audited on the
+    # held-out faces beside every built-in baseline (needs a held-out set; () skips it)
     progress: Progress | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -160,8 +164,9 @@ def _relative_to(out: Path, *records: dict[str, Any]) -> None:
             record["relative"] = os.path.relpath(record["data"], out.resolve())
 
 
-PARTS: tuple[Producer, ...] = tuple(Producer)
-"""The analyses of an audit, in order."""
+PARTS: tuple[Producer, ...] = (Producer.EVALUATE, Producer.RECOGNITION, Producer.ATTACK)
+"""The analyses of a generator's audit, in order (restoration audits a restoration model:
+``gan-eval restoration``)."""
 
 
 def audit_generator(
@@ -220,6 +225,7 @@ def audit_generator(
                       for name, part in done.items()},
         },
         metrics=[m for part in done.values() for m in part.metrics],
+        omitted=[o for part in done.values() for o in part.omitted],
         recognition=done["recognition"].recognition if "recognition" in done else {},
         robustness=done["attack"].robustness if "attack" in done else {},
     )
@@ -264,6 +270,16 @@ def run_audit(config: AuditConfig) -> Path:
     generated = open_generator(spec, n=config.n, seed=config.seed, device=config.device,
                                options=config.generator)
     results = audit_generator(generated, data, config)
+    heldout = config.heldout or HELDOUT_OF.get(data)
+    if config.restoration and isinstance(heldout, str):
+        config.say(f"restoration baselines on the held-out faces {heldout}")
+        part = restoration_part(config.restoration, heldout, config.out, seed=config.seed,
+                                device=config.device, progress=config.progress,
+                                gated=not config.restoration[0].startswith("builtin:"))
+        results.restoration = part.restoration
+        results.metrics += part.metrics
+        results.provenance["notes"] = [*results.provenance.get("notes", []),
+                                       *part.restoration.get("notes", [])]
     section = (training_section(run, Path(spec)) if native else
                {"checkpoint": generated.record()["data"],
                 "missing": f"no training curve: {spec} is an external generator"})
@@ -305,6 +321,11 @@ def gate_generator(generator: Path | str, gates: GateConfig, config: AuditConfig
         spec = str(generator)
         data = _data_for_external(config.data, spec)
     named = {g.metric for g in gates.gates}
+    restoration = sorted(named & metrics_by(Producer.RESTORATION))
+    if restoration:
+        raise InputError(f"--config: {', '.join(restoration)} measure a restoration model, not a "
+                         "generator: run `gan-eval restoration MODEL --data DATA --json "
+                         "RESULTS.json` and gate that file")
     parts = tuple(p for p in PARTS if named & metrics_by(p)) or (Producer.EVALUATE,)
     wanted = {_gate_extractor(g.metric, g.extractor) for g in gates.gates
               if g.metric in metrics_by(Producer.EVALUATE)}
@@ -312,3 +333,43 @@ def gate_generator(generator: Path | str, gates: GateConfig, config: AuditConfig
     generated = open_generator(spec, n=config.n, seed=config.seed, device=config.device,
                                options=config.generator)
     return audit_generator(generated, data, config, parts=parts, extractors=extractors)
+
+
+# ----------------------------------------------------------------------------------------------
+# restoration: gan-eval restoration --out, and the report's restoration section
+# ----------------------------------------------------------------------------------------------
+
+def write_restoration_report(run: RestorationRun, out: Path, *, gates: Path | None = None,
+                             label: str | None = None) -> Path:
+    """``gan-eval restoration --out DIR``: the tiles and swap gallery (``plots/``), the gates'
+    verdict (shown on the page; the exit code stays 0), ``results.json`` and ``index.html``.
+    Returns index.html."""
+    results = run.results
+    out.mkdir(parents=True, exist_ok=True)
+    write_pictures(run.tiles, results.restoration, out)
+    if gates is not None:
+        judge(results, load_config(gates), None, label or str(gates))
+    results.save(out / "results.json")
+    return render_report(results, out)
+
+
+REPORT_RESTORATION_FACES = 100
+"""The report's restoration section uses at most this many held-out faces (minutes on 2 cores)."""
+
+
+def restoration_part(models: tuple[str, ...], data: str, out: Path, *, seed: int = 0,
+                     device: str | None = None, progress: Progress | None = None,
+                     gated: bool = False) -> Results:
+    """The restoration section of ``gan-eval report``: ``models`` (default report:
+    ``builtin:none``; a trained restoration checkpoint goes first) and every built-in baseline
+    on the first :data:`REPORT_RESTORATION_FACES` faces of ``data`` (the held-out faces),
+    pictures written under ``out/plots``. The returned results
+    hold the section, and the first model's catalogue metrics only when ``gated`` (a trained
+    restoration model, not a baseline, is what gates should judge)."""
+    config = RestorationConfig(seed=seed, device=device, progress=progress, tile_faces=1,
+                               n=REPORT_RESTORATION_FACES)
+    run = audit_restoration(models, data, config)
+    write_pictures(run.tiles, run.results.restoration, out)
+    if not gated:
+        run.results.metrics = []
+    return run.results

@@ -36,6 +36,7 @@ class Producer(StrEnum):
     EVALUATE = "evaluate"
     RECOGNITION = "recognition"
     ATTACK = "attack"
+    RESTORATION = "restoration"  # gan-eval restoration MODEL: a restoration model, not a GAN
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ _CLIP_HASH = ("full sha256 in OpenAI's URL (openai/CLIP clip.py checks it; the s
 _DINOV2_BASE = "https://dl.fbaipublicfiles.com/dinov2"
 _DINOV2_LICENSE = "Apache-2.0 (facebookresearch/dinov2, weights relicensed 2023-08)"
 INCEPTION_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
+ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"  # torchvision's AlexNet_Weights.IMAGENET1K_V1
 
 
 def _dinov2(name: str, arch: str, label: str, size: str, desc: str) -> ExtractorSpec:
@@ -239,6 +241,17 @@ for _spec in (
     _clip("clip-vit-l14-336", "ViT-L-14-336px", "CLIP ViT-L/14@336",
           "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02", "~891 MiB",
           "OpenAI CLIP ViT-L/14@336px, fp16; CMMD's network"),
+    ExtractorSpec("lpips-alex", "LPIPS AlexNet", weights=WeightsFile(
+        name="lpips-alex", filename=ALEXNET_FILENAME,
+        url="https://download.pytorch.org/models/" + ALEXNET_FILENAME,
+        description="torchvision's ImageNet AlexNet (IMAGENET1K_V1), LPIPS's trunk (its linear "
+                    "heads ship in the lpips package)",
+        approx_size="~233 MiB", license="BSD-3-Clause (torchvision)", sha256_prefix="7be5be79",
+        hash_source="first 8 hex digits of the sha256 in the file name (torchvision's naming; "
+                    "torch.hub checks the prefix when it downloads); fetch checks its content "
+                    "and records the sha256 it downloaded",
+        upstream_names=(ALEXNET_FILENAME,),
+    )),
 ):
     declare_extractor(_spec)
 del _spec
@@ -345,6 +358,30 @@ METRICS: dict[str, MetricSpec] = {
                    "Discriminator fooled", ("discriminator",)),
         MetricSpec("corruption_match_rate", True, _UNIT, "fraction", Producer.ATTACK,
                    "Match rate under corruptions", ("dlib-face",)),
+        # restoration: restored vs clean faces, mean over faces and the model's degradations
+        MetricSpec("psnr", True, (0.0, 100.0), "dB (scikit-image; identical images: 100)",
+                   Producer.RESTORATION, "PSNR", ("pixels",), headline=("pixels",)),
+        MetricSpec("ssim", True, (-1.0, 1.0), "mean SSIM (scikit-image defaults)",
+                   Producer.RESTORATION, "SSIM", ("pixels",)),
+        MetricSpec("lpips", False, _POSITIVE, "LPIPS v0.1 distance", Producer.RESTORATION,
+                   "LPIPS", ("lpips-alex",)),
+        MetricSpec("identity_distance", False, _POSITIVE,
+                   "face-embedding distance, restored ↔ clean", Producer.RESTORATION,
+                   "Identity distance", FACE_EXTRACTORS),
+        MetricSpec("identity_kept_rate", True, _UNIT, "fraction within the calibrated "
+                   "same-person threshold of the clean face", Producer.RESTORATION,
+                   "Identity kept", FACE_EXTRACTORS),
+        MetricSpec("identity_swap_rate", False, _UNIT, "fraction closer to another person than "
+                   "to the clean face", Producer.RESTORATION, "Identity swap rate",
+                   FACE_EXTRACTORS, headline=("dlib-face",)),
+        MetricSpec("landmark_distance", False, _POSITIVE, "pixels (mean over dlib's 5 "
+                   "landmarks)", Producer.RESTORATION, "Landmark distance", ("dlib-shape-5",)),
+        MetricSpec("verification_tar", True, _UNIT, "true-accept rate at FAR 1% (restored "
+                   "probes vs clean gallery)", Producer.RESTORATION, "TAR@FAR=1%",
+                   FACE_EXTRACTORS),
+        MetricSpec("restoration_fid", False, _POSITIVE, "squared feature distance, restored "
+                   "vs clean set", Producer.RESTORATION, "FID (restored vs clean)",
+                   ANY_EXTRACTOR),
     )
 }
 """Every metric name gan-eval reports, in report order."""

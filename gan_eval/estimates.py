@@ -45,18 +45,28 @@ __all__ = [
     "two_sided_z",
 ]
 
-Estimand = Literal["mean_at_n", "population"]
+Estimand = Literal["mean_at_n", "population", "mean_at_sizes"]
 ESTIMANDS: dict[str, str] = {
     "mean_at_n": "expected value over generated sets of this n (reference set fixed as given)",
     "population": "value as n_generated → ∞ (reference set fixed as given)",
+    "mean_at_sizes": "expected value over generated sets of this n and reference sets of this "
+                     "n_reference (both redrawn from their distributions)",
 }
+"""What an interval is an interval *of*. The first two condition on the reference set as given
+(``details.interval``: what comparing models against one reference, and ``gate --baseline``,
+need); ``"mean_at_sizes"`` also counts the reference set's own sampling noise
+(``details.interval_both_sets``: what this model's number is, beyond this reference)."""
 
-def estimand_label(estimand: object, n: object) -> str:
+
+def estimand_label(estimand: object, n: object, n_reference: object = None) -> str:
     """What an interval is of (or what a gate compared), for a reader: ``"at n=1000"`` (the
     metric's mean over generated sets of that size: compare only at equal n), ``"population"``
-    (the value as n → ∞), or ``""`` for anything else (no calibrated interval)."""
+    (the value as n → ∞), ``"at n=1000, n_ref=80, both redrawn"``, or ``""`` for anything else
+    (no calibrated interval)."""
     if estimand == "mean_at_n":
         return f"at n={n}"
+    if estimand == "mean_at_sizes":
+        return f"at n={n}, n_ref={n_reference}, both redrawn"
     return "population" if estimand == "population" else ""
 
 

@@ -75,7 +75,8 @@ from gan_eval.metrics.controls import (
 )
 from gan_eval.metrics.intervals import DEFAULT_SPLITS
 from gan_eval.metrics.pairs import CALIBRATION_PAIRS, far_threshold, unlabelled_impostors
-from gan_eval.results import SPAN_MEANING, Metric, Results, provenance
+from gan_eval.metrics.regimes import Refusal, reference_note, refusal
+from gan_eval.results import SPAN_MEANING, Metric, Omitted, Results, provenance
 from gan_eval.seeding import derive_seed, numpy_rng
 from gan_eval.sources import as_source
 
@@ -124,14 +125,21 @@ def _interval_seed(config: EvaluateConfig) -> int:
     return derive_seed(config.seed, "intervals")
 
 
+def _omitted(name: str, extractor: str, why: Refusal, counts: dict[str, int]) -> Omitted:
+    """The record of a metric left out because its estimate is outside its regime."""
+    return Omitted(name=name, extractor=extractor, reason=why.reason, needed_n=why.needed_n,
+                   **counts)
+
+
 def _metrics_for(
     gen: Features, ref: Features, extractor: FeatureExtractor, config: EvaluateConfig
-) -> tuple[list[Metric], list[str]]:
+) -> tuple[list[Metric], list[str], list[Omitted]]:
     g, r = gen.main.double(), ref.main.double()
     n_g, n_r = len(g), len(r)
     counts = {"n_generated": n_g, "n_reference": n_r}
     notes: list[str] = []
     metrics: list[Metric] = []
+    omitted: list[Omitted] = []
     name = extractor.name
     seed = _interval_seed(config)
     splits = {"seed": seed, "n_splits": config.splits}
@@ -150,24 +158,45 @@ def _metrics_for(
         warnings.simplefilter("always")
         ref_stats = FeatureStats.from_features(r)
         if intervals:
-            fa = fid_analysis(g, ref_stats, **splits)
-            metrics.append(metric("fid", fa.fid))
-            metrics.append(metric("fid_infinity", fa.fid_infinity))
+            fa = fid_analysis(g, ref_stats, reference_features=r, seed=seed,
+                              n_splits=config.splits)
+            if fa.fid_both_sets is not None:  # beside it: the reference redrawn too
+                metrics.append(metric("fid", fa.fid,
+                                      interval_both_sets=fa.fid_both_sets.to_json()))
+            else:
+                metrics.append(metric("fid", fa.fid))
+            if fa.fid_infinity is not None:
+                metrics.append(metric("fid_infinity", fa.fid_infinity))
+            elif fa.refusal is not None:
+                omitted.append(_omitted("fid_infinity", name, fa.refusal, counts))
+                notes.append(f"{name}: fid_infinity not reported: {fa.refusal.reason}")
             if fa.note:
                 notes.append(f"{name}: {fa.note}")
         else:
             fid = frechet_distance(FeatureStats.from_features(g), ref_stats)
             metrics.append(metric("fid", fid, too_few))
     notes += sorted({f"{name}: {w.message}" for w in caught})
+    small_reference = reference_note(n_r, g.shape[1])
+    if small_reference:
+        notes.append(f"{name}: {small_reference}")
 
     subset = min(config.kid_subset_size, n_g, n_r)
     kid_iv = kid_interval(g, r, subsets=config.kid_subsets, subset_size=subset,
                           variance_seed=seed)
-    metrics.append(metric("kid", kid_iv, std=kid_iv.record["std_over_subsets"],
+    kernel_uncalibrated = refusal("kid", n=n_g, d=g.shape[1])  # the same rule for cmmd
+    if kernel_uncalibrated:
+        notes.append(f"{name}: {kernel_uncalibrated.reason} (cmmd likewise)")
+
+    def kernel(metric_name: str, iv: IntervalResult) -> tuple[IntervalResult | float,
+                                                              str | None]:
+        why = refusal(metric_name, n=n_g, d=g.shape[1])
+        return (iv.estimate, why.reason) if why else (iv, None)
+
+    metrics.append(metric("kid", *kernel("kid", kid_iv), std=kid_iv.record["std_over_subsets"],
                           subsets=config.kid_subsets, subset_size=subset))
 
     metrics.append(metric(
-        "cmmd", cmmd_interval(g, r), sigma=CMMD_SIGMA, scale=CMMD_SCALE,
+        "cmmd", *kernel("cmmd", cmmd_interval(g, r)), sigma=CMMD_SIGMA, scale=CMMD_SCALE,
         estimator="biased, kernel means over full matrices with diagonals "
                   "(google-research cmmd/distance.py); comparable with the paper on "
                   "clip-vit-l14-336 only"))
@@ -188,17 +217,32 @@ def _metrics_for(
                            k=k_pr if m in ("precision", "recall") else k_dc) for m in names]
     else:
         ivs = prdc_intervals(g, r, k_pr=k_pr, k_dc=k_dc, **splits)
-        metrics += [metric(m, ivs[m], k=k_pr if m in ("precision", "recall") else k_dc)
-                    for m in names]
+        for m in names:
+            # the value holds at any n; recall's interval only from its regime's n
+            uncalibrated = refusal(m, n=n_g, d=g.shape[1], n_reference=n_r)
+            metrics.append(metric(m, ivs[m].estimate if uncalibrated else ivs[m],
+                                  uncalibrated.reason if uncalibrated else None,
+                                  k=k_pr if m in ("precision", "recall") else k_dc))
+            if uncalibrated:
+                notes.append(f"{name}: {uncalibrated.reason}")
 
     if extractor.logits is not None:
         logits = gen.tensors[extractor.logits].double()
         chunks = min(10, n_g)
         if n_g >= max(MIN_INTERVAL_SAMPLES, 4 * chunks):
             is_iv = inception_score_interval(logits, splits=chunks, **splits)
-            metrics.append(metric("is", is_iv, std=is_iv.record["std_over_splits"],
-                                  splits=chunks))
-            metrics.append(metric("is_infinity", inception_score_infinity(logits, **splits)))
+            is_uncalibrated = refusal("is", n=n_g, d=logits.shape[1])
+            metrics.append(metric("is", is_iv.estimate if is_uncalibrated else is_iv,
+                                  is_uncalibrated.reason if is_uncalibrated else None,
+                                  std=is_iv.record["std_over_splits"], splits=chunks))
+            if is_uncalibrated:
+                notes.append(f"{name}: {is_uncalibrated.reason}")
+            is_refused = refusal("is_infinity", n=n_g, d=logits.shape[1])
+            if is_refused is None:
+                metrics.append(metric("is_infinity", inception_score_infinity(logits, **splits)))
+            else:
+                omitted.append(_omitted("is_infinity", name, is_refused, counts))
+                notes.append(f"{name}: is_infinity not reported: {is_refused.reason}")
         else:
             score = inception_score(logits, splits=chunks)
             why = (f"its interval needs at least {max(MIN_INTERVAL_SAMPLES, 4 * chunks)} "
@@ -210,7 +254,7 @@ def _metrics_for(
         found, found_notes = _copy_rates(gen, ref, config, counts, name)
         metrics += found
         notes += found_notes
-    return metrics, notes
+    return metrics, notes, omitted
 
 
 def _copy_rates(gen: Features, ref: Features, config: EvaluateConfig, counts: dict[str, int],
@@ -312,7 +356,8 @@ def _attach_controls(metrics: list[Metric], gen: Features, ref: Features,
     distribution metric in ``metrics`` (or ``no_controls``: why not)."""
     names = frozenset(m.name for m in metrics) & CONTROLLED
     has_logits = extractor.logits is not None and bool(degenerate)
-    reasons = control_reasons(names, size, len(ref), logits=has_logits)
+    reasons = control_reasons(names, size, len(ref), dims=int(ref.main.shape[1]),
+                              logits=has_logits)
     found: dict[str, MetricControls] = {}
     if degenerate and set(names) - set(reasons):
         logits = None
@@ -377,6 +422,7 @@ def _evaluate(
     ref_source = _open(reference, config, "reference")
     cache = FeatureCache((config.cache_dir or default_cache_dir()) if config.use_cache else None)
     metrics: list[Metric] = []
+    omitted: list[Omitted] = []
     notes: list[str] = []
     extractor_info: dict[str, Any] = {}
     passes: dict[str, dict[str, int]] = {}
@@ -405,7 +451,8 @@ def _evaluate(
             "cached": {role: f.from_cache for role, f in feats.items()},
         }
         notes += [note for f in feats.values() for note in f.notes]
-        found, found_notes = _metrics_for(feats["generated"], feats["reference"], extractor, config)
+        found, found_notes, left_out = _metrics_for(feats["generated"], feats["reference"],
+                                                    extractor, config)
         degenerate = {role: extract(source, extractor, batch_size=config.batch_size, cache=cache,
                                     progress=config.progress)
                       for role, source in control_sources.items()}
@@ -415,6 +462,7 @@ def _evaluate(
                          size, config)
         metrics += found
         notes += found_notes
+        omitted += left_out
     return Results(
         provenance=provenance(
             command="evaluate",
@@ -430,5 +478,6 @@ def _evaluate(
             notes=notes,
         ),
         metrics=metrics,
+        omitted=omitted,
     )
 

@@ -21,8 +21,11 @@ sets). The null hypothesis is "now is worse than the baseline by at most the mar
 is below ``alpha``. So a run of an unchanged model fails a check with probability at most
 ``alpha``, and a failing run is worse than the baseline by more than the margin (by at least
 ``margin + z_α·se`` as measured). A change inside the noise passes, and so does an improvement.
-Each check reports the effect (``now − baseline``, positive = worse, in metric units and in
-baseline interval widths, "spreads"), z, the p-value, ``alpha`` and what was compared.
+The test uses each run's interval conditional on its reference set (``details.interval``), never
+the one with the reference redrawn too (``details.interval_both_sets``): runs gated against the
+same reference share its sampling noise, which cancels in the difference. Each check reports
+the effect (``now − baseline``, positive = worse, in metric units and in baseline interval
+widths, "spreads"), z, the p-value, ``alpha`` and what was compared.
 
 **Like with like.** The compared quantity is the interval's estimand: ``"mean_at_n"`` (FID,
 recall, coverage, CMMD, IS: their expected value depends on the number of generated samples
@@ -49,14 +52,17 @@ reference than held-out real images are (copies of the reference do that), so e.
 has no floor and ceiling in the results (an older results file, a reference too small to split,
 or a ceiling that does not score clearly worse than real data) cannot be judged.
 
-**Cannot judge is not fail.** A check that cannot be made is of kind ``"cannot_judge"``: a span
-gate without a span (above), or any gate on a metric that records ``details.cannot_judge`` — a
-thresholded identity metric (``copy_rate``, ``leakage_rate``, ``identity_diversity``) whose
-match threshold accepts more than 5% of the reference's impostor pairs, where nearly every face
-"matches" some reference face ("cannot judge at this threshold here; gate the calibrated
-metric": its ``*_calibrated`` counterpart). ``gan-eval gate`` prints every check and exits 2
-when any cannot be judged — never 1, which means only that a gate failed; ``gan-eval report``
-shows the verdict "cannot judge".
+**Cannot judge is not fail.** A check that cannot be made is of kind ``"cannot_judge"``: a gate
+on a metric the run left out because its estimate would not mean what it says there
+(``omitted`` in the results JSON, e.g. FID∞ far below the ``n`` its extrapolation needs,
+:mod:`gan_eval.metrics.regimes`), a span gate without a span (above), or any gate on a metric
+that records ``details.cannot_judge`` — a thresholded identity metric (``copy_rate``,
+``leakage_rate``, ``identity_diversity``) whose match threshold accepts more than 5% of the
+reference's impostor pairs, where nearly every face "matches" some reference face ("cannot judge
+at this threshold here; gate the calibrated metric": its ``*_calibrated`` counterpart).
+``gan-eval gate`` prints every check and exits 2 when any cannot be judged, naming the reason —
+never 1, which means only that a gate failed; ``gan-eval report`` shows the verdict "cannot
+judge". A ``--baseline`` file that left a gated metric out is refused before any work (exit 2).
 
 Metric names and extractors are checked against the catalogue (:mod:`gan_eval.catalogue`) when the
 config is loaded, so a misspelt name fails before any work. The terminal table, HTML section and
@@ -248,7 +254,18 @@ def load_config(path: str | Path) -> GateConfig:
     return GateConfig(gates=tuple(gates), tolerance=tolerance, alpha=alpha)
 
 
+def _not_reported(results: Results, gate: Gate) -> str | None:
+    """Why the gated metric was left out of ``results`` (outside its regime), or None."""
+    omitted = results.omission(gate.metric, gate.extractor)
+    if omitted is None:
+        return None
+    return f"cannot judge: {omitted.label} was not reported: {omitted.reason}"
+
+
 def _find(results: Results, gate: Gate, what: str) -> Metric:
+    omitted = _not_reported(results, gate)
+    if omitted is not None:  # cannot judge: never pass or fail on a number not reported
+        raise InputError(f"{what}: gate {gate.label}: {omitted}")
     try:
         return results.metric(gate.metric, gate.extractor)
     except KeyError as exc:
@@ -354,7 +371,8 @@ def _baseline_check(config: GateConfig, gate: Gate, metric: Metric, base: Metric
     by = f" by {_fmt(abs(effect))}{spreads}" if effect != 0 else ""
     beyond = f" beyond the tolerance {_fmt(margin)}" if margin > 0 else ""
     test_text = (f"p = {p_value:.3g} {'<' if worse else '>='} alpha {config.alpha:g}"
-                 + (f", z = {z:.3g}" if z is not None else ", both se 0: exact"))
+                 + (f", z = {z:.3g}" if z is not None else ", both se 0: exact")
+                 + " (each run's interval with its reference held fixed)")
     verdict = ("regressed: significantly worse" + beyond if worse
                else "no significant regression" + beyond)
     message = (f"{verdict}: {what}: now {_fmt(metric.value)} vs baseline {_fmt(base.value)}, "
@@ -385,6 +403,10 @@ def evaluate_gates(
     source = source or "results"
     checks = []
     for gate in config.gates:
+        omitted = _not_reported(results, gate)
+        if omitted is not None:  # never pass or fail on a number that was not reported
+            checks.append(Check(gate.label, "cannot_judge", False, None, omitted))
+            continue
         metric = _find(results, gate, source)
         base = _find(baseline, gate, baseline_source) if baseline is not None else None
         unjudged = _cannot_judge(gate, metric)

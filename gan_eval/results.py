@@ -201,10 +201,47 @@ class Metric:
                 "images here"))
         return replace(known, value=value)
 
+    def interval_both_sets(self) -> tuple[float, float] | None:
+        """The 95 % interval with the reference set redrawn too (``details.interval_both_sets``,
+        estimand ``"mean_at_sizes"``), clipped like ``ci95``; None where none was computed."""
+        both = self.details.get("interval_both_sets")
+        ci = both.get("ci") if isinstance(both, dict) else None
+        if not (isinstance(ci, list) and len(ci) == 2
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in ci)):
+            return None
+        low, high = metric_spec(self.name).bounds
+        return (min(max(ci[0], low), high), min(max(ci[1], low), high))
+
+
+@dataclass(frozen=True)
+class Omitted:
+    """A metric that was not reported because its estimate would not mean what it says here
+    (outside the regime where it holds, :mod:`gan_eval.metrics.regimes`): a gate on it cannot
+    judge (:mod:`gan_eval.gates`, exit 2 naming ``reason``).
+
+    Attributes:
+        name, extractor: as a :class:`Metric` would have them.
+        reason: why it was left out, and what would let it be reported (e.g. the ``n`` needed).
+        n_generated, n_reference: the sample counts of the run.
+        needed_n: generated samples at which it would be reported, when more samples help.
+    """
+
+    name: str
+    extractor: str
+    reason: str
+    n_generated: int
+    n_reference: int
+    needed_n: int | None = None
+
+    @property
+    def label(self) -> str:
+        """``name[extractor]``."""
+        return f"{self.name}[{self.extractor}]"
+
 
 @dataclass
 class Results:
-    """Everything one run measured."""
+    """Everything one run measured (``omitted``: metrics left out, each with its reason)."""
 
     provenance: dict[str, Any]
     metrics: list[Metric] = field(default_factory=list)
@@ -212,6 +249,15 @@ class Results:
     robustness: dict[str, Any] = field(default_factory=dict)
     gates: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    omitted: list[Omitted] = field(default_factory=list)
+    restoration: dict[str, Any] = field(default_factory=dict)
+
+    def omission(self, name: str, extractor: str | None = None) -> Omitted | None:
+        """Why ``name`` (on ``extractor``) was left out of ``metrics``, or None when it was not
+        (reported, or never computed)."""
+        found = [o for o in self.omitted
+                 if o.name == name and (extractor is None or o.extractor == extractor)]
+        return found[0] if found else None
 
     def metric(self, name: str, extractor: str | None = None) -> Metric:
         """The metric ``name`` (on ``extractor`` when several extractors report it)."""
@@ -234,6 +280,8 @@ class Results:
             "robustness": self.robustness,
             "gates": self.gates,
             "training": self.training,
+            "omitted": [asdict(o) for o in self.omitted],
+            "restoration": self.restoration,
         }
 
     def save(self, path: str | Path) -> None:
@@ -263,10 +311,15 @@ class Results:
                 raise InputError(f"{path}: '{name}' must be a JSON object, got "
                                  f"{type(value).__name__}")
             sections[name] = value
-        return cls(metrics=metrics, **sections)
+        omitted = raw.get("omitted", [])  # absent in files written before it existed
+        if not isinstance(omitted, list):
+            raise InputError(f"{path}: 'omitted' must be a list of omitted-metric entries")
+        return cls(metrics=metrics, **sections,
+                   omitted=[_omitted_from_json(o, f"{path}: omitted[{i}]")
+                            for i, o in enumerate(omitted)])
 
 
-SECTIONS = ("provenance", "recognition", "robustness", "gates", "training")
+SECTIONS = ("provenance", "recognition", "robustness", "gates", "training", "restoration")
 """The sections of a results file besides ``metrics`` (each a JSON object)."""
 
 
@@ -321,6 +374,30 @@ def _metric_from_json(entry: Any, where: str) -> Metric:
     return Metric(name=entry["name"], extractor=entry["extractor"],
                   value=_number(entry["value"], f"{where}.value"), ci95=ci95,
                   higher_is_better=entry["higher_is_better"], details=details, **counts)
+
+
+def _omitted_from_json(entry: Any, where: str) -> Omitted:
+    """One ``omitted`` entry, every field checked."""
+    if not isinstance(entry, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(entry).__name__}")
+    fields = {f.name for f in dataclasses.fields(Omitted)}
+    missing = sorted(fields - {"needed_n"} - set(entry))
+    unknown = sorted(set(entry) - fields)
+    if missing or unknown:
+        raise InputError(f"{where}: missing field(s) {', '.join(missing) or '-'}, unknown "
+                         f"field(s) {', '.join(unknown) or '-'}")
+    for key in ("name", "extractor", "reason"):
+        if not isinstance(entry[key], str):
+            raise InputError(f"{where}.{key}: expected a string, got {entry[key]!r}")
+    if entry["name"] not in METRICS:
+        raise InputError(f"{where}.name: unknown metric {entry['name']!r}")
+    counts = {key: int(_number(entry[key], f"{where}.{key}", integer=True))
+              for key in ("n_generated", "n_reference")}
+    needed = entry.get("needed_n")
+    if needed is not None:
+        needed = int(_number(needed, f"{where}.needed_n", integer=True))
+    return Omitted(name=entry["name"], extractor=entry["extractor"], reason=entry["reason"],
+                   needed_n=needed, **counts)
 
 
 def _version(package: str) -> str | None:

@@ -149,7 +149,7 @@ def test_inception_score_floor_is_real_logits_and_the_mean_image_scores_one() ->
 def test_controls_say_why_a_metric_has_none(metrics: frozenset[str], size: int, m: int,
                                             logits: bool, refused: set[str],
                                             needle: str) -> None:
-    reasons = control_reasons(metrics, size, m, logits=logits)
+    reasons = control_reasons(metrics, size, m, dims=1, logits=logits)
     assert set(reasons) == refused and all(needle in why for why in reasons.values())
 
 
@@ -209,3 +209,12 @@ def test_metric_span_reads_its_records_and_recomputes() -> None:
 def test_metric_without_a_usable_span_says_why(details: dict, needle: str) -> None:
     span = _metric_with(details).span()
     assert span.value is None and span.reason is not None and needle in span.reason
+
+
+def test_fid_infinity_controls_obey_fid_infinitys_regime() -> None:
+    """At the embedded default's 40 vs 40 in dlib's 128 dimensions FID∞ is outside its regime
+    (regimes.refusal): no floor or ceiling is extrapolated there either; at 800 it is inside."""
+    refused = control_reasons(frozenset({"fid_infinity", "fid"}), 40, 80, dims=128)
+    assert set(refused) == {"fid_infinity"} and "40 vs 40" in refused["fid_infinity"]
+    assert "768" in refused["fid_infinity"]
+    assert control_reasons(frozenset({"fid_infinity"}), 800, 2000, dims=128) == {}

@@ -284,8 +284,8 @@ def test_page_shows_floor_ceiling_and_span(report_dir: Path) -> None:
     results = Results.load(report_dir / "results.json")
     html = (report_dir / "index.html").read_text()
     assert "floor (real)" in html and "ceiling (degenerate)" in html
-    for name in ("fid", "fid_infinity", "kid", "cmmd", "precision", "recall", "density",
-                 "coverage"):
+    assert results.omission("fid_infinity", "dlib-face") is not None  # n = 24: no FID∞ at all
+    for name in ("fid", "kid", "cmmd", "precision", "recall", "density", "coverage"):
         span = results.metric(name, "dlib-face").span()
         assert span.floor is not None and span.ceiling is not None, name
         assert (span.n_generated, span.n_reference) == (24, 76)  # h = min(24, 100 // 2)

@@ -82,7 +82,12 @@ import torch
 from gan_eval import weights as weights_table
 from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError, MissingAssetError
-from gan_eval.features import clip, dinov2, inception  # noqa: F401  (each registers itself)
+from gan_eval.features import (  # noqa: F401  (each registers itself)
+    clip,
+    dinov2,
+    inception,
+    lpips_alex,
+)
 from gan_eval.features.base import EXTRACTORS, FeatureExtractor, register_extractor
 from gan_eval.features.dlib_extractor import DlibFaceExtractor
 from gan_eval.features.inception import InceptionExtractor

@@ -24,6 +24,18 @@ tested equal on the same features; statistics accumulate in float64. Modules:
   :func:`authenticity`.
 * :mod:`~gan_eval.metrics.controls` — :func:`distribution_controls`: each distribution metric's
   floor (real vs real) and ceiling (the worse degenerate generator) at :func:`control_size`.
+* :mod:`~gan_eval.metrics.regimes` — where each estimate holds (:func:`~.regimes.refusal`,
+  the regime map of docs/regimes.md).
+* :mod:`~gan_eval.metrics.simulation` — feature models with exact moments
+  (:func:`~.simulation.model_pair`); :mod:`~gan_eval.metrics.coverage` — the coverage
+  simulation of every interval (:func:`~.coverage.coverage_table`).
+* restoration (restored vs clean images of the same faces):
+  :mod:`~gan_eval.metrics.pixel_fidelity` — :func:`psnr`, :func:`ssim` (scikit-image's);
+  :mod:`~gan_eval.metrics.perceptual` — :func:`lpips_distance` and
+  :func:`normalized_activations` (lpips' math); :mod:`~gan_eval.metrics.identity_keeping` —
+  :func:`identity_outcomes` (distance, kept, swapped); :mod:`~gan_eval.metrics.landmarks` —
+  :func:`landmark_distance`; :mod:`~gan_eval.metrics.paired` — :func:`mean_interval`,
+  :func:`rate_interval_of_means`, :func:`paired_difference` (intervals over faces).
 """
 
 from gan_eval.metrics.controls import MetricControls, control_size, distribution_controls
@@ -52,6 +64,7 @@ from gan_eval.metrics.identity import (
     membership_test,
     vendi_score,
 )
+from gan_eval.metrics.identity_keeping import IdentityOutcome, identity_outcomes
 from gan_eval.metrics.intervals import (
     cmmd_interval,
     kid_interval,
@@ -60,12 +73,16 @@ from gan_eval.metrics.intervals import (
     split_variance,
 )
 from gan_eval.metrics.isc import ISResult, inception_score
+from gan_eval.metrics.landmarks import landmark_distance
 from gan_eval.metrics.neighbors import (
     Neighbors,
     kth_neighbor_distance,
     nearest,
     self_neighbors,
 )
+from gan_eval.metrics.paired import mean_interval, paired_difference, rate_interval_of_means
+from gan_eval.metrics.perceptual import lpips_distance, normalized_activations
+from gan_eval.metrics.pixel_fidelity import psnr, ssim
 from gan_eval.metrics.polynomial_mmd import KIDResult, kid
 from gan_eval.metrics.prc import (
     PRDC,
@@ -85,6 +102,7 @@ __all__ = [
     "FeatureStats",
     "FeatureSums",
     "ISResult",
+    "IdentityOutcome",
     "KIDResult",
     "MembershipResult",
     "MemorizationResult",
@@ -103,21 +121,30 @@ __all__ = [
     "fid_interval",
     "frechet_distance",
     "identity_centroids",
+    "identity_outcomes",
     "inception_score",
     "inception_score_infinity",
     "inception_score_interval",
     "kid",
     "kid_interval",
     "kth_neighbor_distance",
+    "landmark_distance",
+    "lpips_distance",
+    "mean_interval",
     "membership_test",
     "memorization",
     "nearest",
+    "normalized_activations",
+    "paired_difference",
     "prdc",
     "prdc_intervals",
     "precision_recall",
+    "psnr",
     "rate_interval",
+    "rate_interval_of_means",
     "self_neighbors",
     "split_variance",
+    "ssim",
     "trace_sqrt_product",
     "vendi_score",
 ]

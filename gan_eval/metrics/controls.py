@@ -52,6 +52,7 @@ from gan_eval.metrics.frechet import FeatureStats, frechet_distance
 from gan_eval.metrics.isc import inception_score
 from gan_eval.metrics.polynomial_mmd import kid
 from gan_eval.metrics.prc import prdc
+from gan_eval.metrics.regimes import refusal
 
 __all__ = [
     "CONTROL_SPLITS",
@@ -169,8 +170,10 @@ def _two_sample(metrics: frozenset[str], *, k_pr: int, k_dc: int, kid_subsets: i
         if "fid" in metrics:
             out["fid"] = frechet_distance(FeatureStats.from_features(a), b_stats, warn=False)
         if "fid_infinity" in metrics:
-            out["fid_infinity"] = fid_analysis(a, b_stats, seed=seed,
-                                               n_splits=FID_INFINITY_SPLITS).fid_infinity.estimate
+            inf = fid_analysis(a, b_stats, seed=seed, n_splits=FID_INFINITY_SPLITS).fid_infinity
+            if inf is None:  # control_reasons applies the same regime rule first
+                raise ValueError(f"FID∞ at control size {len(a)} is outside its regime")
+            out["fid_infinity"] = inf.estimate
         if "kid" in metrics:
             out["kid"] = kid(a, b, subsets=kid_subsets, subset_size=min(len(a), len(b)),
                              seed=seed % 2**32).mean  # RandomState seeds are 32-bit
@@ -190,10 +193,12 @@ def _inception_score(logits: torch.Tensor) -> float:
     return inception_score(logits, splits=1, shuffle=False).mean
 
 
-def control_reasons(metrics: frozenset[str], size: int, n_reference: int, *, k_pr: int = 3,
-                    k_dc: int = 5, logits: bool = False) -> dict[str, str]:
-    """Why each metric of ``metrics`` gets no controls at ``size`` vs ``n_reference − size``
-    (an empty dict when all can be computed)."""
+def control_reasons(metrics: frozenset[str], size: int, n_reference: int, *, dims: int,
+                    k_pr: int = 3, k_dc: int = 5, logits: bool = False) -> dict[str, str]:
+    """Why each metric of ``metrics`` gets no controls at ``size`` vs ``n_reference − size`` in
+    ``dims`` feature dimensions (an empty dict when all can be computed). FID∞'s controls obey
+    FID∞'s own regime (:func:`gan_eval.metrics.regimes.refusal` at ``n = size``): an
+    extrapolation outside it is not a floor or a ceiling either."""
     h, r = size, n_reference - size
     why: dict[str, str] = {}
     sizes = f"{h} vs {r} images (h = min(n, ⌊n_reference/2⌋, {MAX_CONTROL_SIZE}))"
@@ -205,6 +210,8 @@ def control_reasons(metrics: frozenset[str], size: int, n_reference: int, *, k_p
                          f"images a side, got {sizes}")
         elif name == "fid_infinity" and h < 16:
             why[name] = f"FID∞ extrapolates over quarters of at least 4 images, got {sizes}"
+        elif name == "fid_infinity" and (refused := refusal(name, n=h, d=dims)) is not None:
+            why[name] = f"at the controls' {sizes}: {refused.reason}"
         elif name == "is" and not logits:
             why[name] = "no class logits"
     return why
@@ -247,8 +254,8 @@ def distribution_controls(
         worse degenerate generator by the catalogue's direction.
     """
     h, m = size, int(reference.shape[0])
-    wanted = metrics - set(control_reasons(metrics, h, m, k_pr=k_pr, k_dc=k_dc,
-                                           logits=logits is not None))
+    wanted = metrics - set(control_reasons(metrics, h, m, dims=int(reference.shape[1]),
+                                           k_pr=k_pr, k_dc=k_dc, logits=logits is not None))
     if not wanted:
         return {}
     if generated.shape[0] < h:

@@ -18,6 +18,24 @@ Estimand ``"population"``: the Fréchet distance of the generated *distribution*
 reference statistics as given — a reference of finite size keeps its own bias (use reference
 statistics from many more samples than ``D``).
 
+Regime: the expansion in ``1/N`` holds only when ``N`` is well above ``D`` (below it the sample
+covariance is rank-deficient and ``E[FID_N]`` bends at ``N ≈ D``); simulated coverage of the
+population value is in [92 %, 98 %] only from ``n ≈ 6·D`` (:mod:`gan_eval.metrics.regimes`),
+so :func:`fid_analysis` withholds FID∞ below that (``FIDAnalysis.refusal``).
+
+Both sets redrawn (:func:`fid_analysis` with ``reference_features``): FID's interval above
+conditions on the reference set as given (what comparing two models against one reference
+needs, and what ``gate --baseline`` tests). Its estimand ``"mean_at_sizes"`` companion is the
+interval of ``E[FID]`` over generated sets of ``n`` *and* reference sets of ``n_ref`` from their
+distributions ("what is this model's FID at these sizes"): FID is symmetric in its two sets,
+so the split variance of the reference side (halves and quarters of the reference against the
+generated statistics, read at ``n_ref``) estimates ``Var(FID | generated set)``, and
+``se² = Var_gen + Var_ref``. By the Hoeffding decomposition of a two-sample statistic that
+counts the small interaction term (order ``1/(n·n_ref)``) twice: conservative by that much.
+The reference side uses ``n_splits·n/n_ref`` splits (at least 10, at most ``n_splits``): its
+share of the variance shrinks about as ``n/n_ref``, so its Monte-Carlo error matters less, and
+its cost stays near the generated side's.
+
 IS∞ is the same construction on Inception Score with a single split (``IS`` of ``N`` logits
 as one chunk), whose bias is also linear in ``1/N``.
 """
@@ -36,7 +54,11 @@ from gan_eval.metrics.frechet import FeatureStats
 from gan_eval.metrics.intervals import DEFAULT_SPLITS, SplitVariance, split_variance
 from gan_eval.metrics.isc import inception_score
 from gan_eval.metrics.neighbors import check_features
+from gan_eval.metrics.regimes import Refusal, refusal
 from gan_eval.metrics.subset_fid import FIDResampler
+
+#: Fewest random splits of the reference side of the both-sets interval (:func:`fid_analysis`).
+REFERENCE_MIN_SPLITS = 10
 
 __all__ = [
     "FIDAnalysis",
@@ -55,15 +77,23 @@ class FIDAnalysis:
 
     Attributes:
         fid: FID of the whole generated set; interval of ``E[FID_n]`` (``"mean_at_n"``).
-        fid_infinity: FID∞; interval of the population value (``"population"``).
-        bias_dominated: ``fid − fid∞`` exceeds half of ``fid`` (:func:`bias_dominated`).
-        note: a sentence for the report when ``bias_dominated``, else None.
+        fid_infinity: FID∞; interval of the population value (``"population"``); None when
+            ``refusal`` says this ``n`` is outside its regime.
+        bias_dominated: ``fid − fid∞`` exceeds half of ``fid`` (:func:`bias_dominated`);
+            False when FID∞ is withheld.
+        note: a sentence for the report when ``bias_dominated`` or FID∞ is withheld, else None;
+            it recommends FID∞ only when FID∞ is reported.
+        refusal: why FID∞ is withheld (:func:`gan_eval.metrics.regimes.refusal`), else None.
+        fid_both_sets: interval of ``E[FID]`` with both sets redrawn (``"mean_at_sizes"``),
+            when the reference features were given and hold at least 16 rows, else None.
     """
 
     fid: IntervalResult
-    fid_infinity: IntervalResult
+    fid_infinity: IntervalResult | None
     bias_dominated: bool
     note: str | None
+    refusal: Refusal | None = None
+    fid_both_sets: IntervalResult | None = None
 
 
 def bias_dominated(value_at_n: float, value_infinity: float) -> bool:
@@ -75,18 +105,24 @@ def fid_analysis(
     generated: torch.Tensor,
     reference: FeatureStats,
     *,
+    reference_features: torch.Tensor | None = None,
     seed: int = 0,
     n_splits: int = DEFAULT_SPLITS,
     level: float = 0.95,
+    outside_regime: bool = False,
 ) -> FIDAnalysis:
     """FID of ``generated`` against ``reference`` with its interval, FID∞ with its own.
 
     Args:
         generated: ``(n, D)`` generated features, ``n ≥ 16``.
         reference: statistics of the reference set (held fixed).
+        reference_features: the ``(n_ref, D)`` reference rows behind ``reference``; when given
+            (and ``n_ref ≥ 16``) also the interval with both sets redrawn (module docstring).
         seed: seed of the random halves/quarters (:func:`~.intervals.split_variance`).
         n_splits: random splits (``6·n_splits`` FIDs of subsets, batched).
         level: nominal coverage.
+        outside_regime: compute FID∞ even where its regime refuses it (for coverage
+            simulations that map the regime; ``refusal`` is still set).
 
     Estimates: ``fid`` equals :func:`~gan_eval.metrics.frechet.frechet_distance`; se of both
     from split-variance extrapolation (module docstrings).
@@ -98,20 +134,62 @@ def fid_analysis(
     se = math.sqrt(sv.variance)
     fid = normal_interval(fid_n, se, n=n, estimand="mean_at_n", method="split_extrapolation",
                           level=level, record=sv.record())
-    inf, mc_var = _extrapolate(fid_n, sv)
-    record = {**sv.record(), "sizes": [n // 4, n // 2, n],
-              "fid_half_mean": float(sv.half_values.mean()),
-              "fid_quarter_mean": float(sv.quarter_values.mean()),
-              "extrapolation": "quadratic in 1/N through N = n/4, n/2, n (Chong & Forsyth 2020)"}
-    fid_inf = normal_interval(inf, math.sqrt(sv.variance + mc_var), n=n, estimand="population",
-                              method="extrapolation_1_over_n", level=level, record=record)
-    dominated = bias_dominated(fid_n, inf)
+    refused = refusal("fid_infinity", n=n, d=resampler.d)
+    fid_inf: IntervalResult | None = None
+    if refused is None or outside_regime:
+        inf, mc_var = _extrapolate(fid_n, sv)
+        record = {**sv.record(), "sizes": [n // 4, n // 2, n],
+                  "fid_half_mean": float(sv.half_values.mean()),
+                  "fid_quarter_mean": float(sv.quarter_values.mean()),
+                  "extrapolation": "quadratic in 1/N through N = n/4, n/2, n (Chong & Forsyth "
+                                   "2020)"}
+        fid_inf = normal_interval(inf, math.sqrt(sv.variance + mc_var), n=n,
+                                  estimand="population", method="extrapolation_1_over_n",
+                                  level=level, record=record)
+    both = None
+    if reference_features is not None:
+        both = _fid_both_sets(generated, reference_features, fid, seed=seed, n_splits=n_splits,
+                              level=level)
+    if refused is not None:
+        return FIDAnalysis(
+            fid=fid, fid_infinity=fid_inf, bias_dominated=False, refusal=refused,
+            fid_both_sets=both,
+            note=(f"FID at n={n} in D={resampler.d} dimensions carries a small-sample bias that "
+                  "depends on n (and on the reference size): compare FID only at equal n and "
+                  f"equal reference size; FID∞ is not reported here (it needs n ≥ "
+                  f"{refused.needed_n:,})"))
+    assert fid_inf is not None
+    dominated = bias_dominated(fid_n, fid_inf.estimate)
     note = (
-        f"FID at n={n} ({fid_n:.4g}) is dominated by small-sample bias: FID∞ is {inf:.4g}; "
-        "compare FID only at equal n, or compare FID∞"
+        f"FID at n={n} ({fid_n:.4g}) is dominated by small-sample bias: FID∞ is "
+        f"{fid_inf.estimate:.4g}; compare FID only at equal n, or compare FID∞"
         if dominated else None
     )
-    return FIDAnalysis(fid=fid, fid_infinity=fid_inf, bias_dominated=dominated, note=note)
+    return FIDAnalysis(fid=fid, fid_infinity=fid_inf, bias_dominated=dominated, note=note,
+                       fid_both_sets=both)
+
+
+def _fid_both_sets(
+    generated: torch.Tensor, reference_features: torch.Tensor, conditional: IntervalResult, *,
+    seed: int, n_splits: int, level: float,
+) -> IntervalResult | None:  # fmt: skip
+    """Interval of ``E[FID]`` over both draws (module docstring); None below 16 reference rows."""
+    ref = check_features(reference_features, "reference", min_rows=2).double()
+    n_ref = ref.shape[0]
+    if n_ref < 16:
+        return None
+    swapped = FIDResampler(ref, FeatureStats.from_features(generated.double()))
+    # the reference side's share of the variance shrinks about as n/n_ref: fewer splits there
+    # keep its cost near the generated side's (a D × D eigvalsh per subset at n_ref/4 ≥ D)
+    splits = max(REFERENCE_MIN_SPLITS, min(n_splits, round(n_splits * conditional.n / n_ref)))
+    sv = split_variance(swapped.of_subsets, n_ref, seed=seed + 1, n_splits=splits)
+    var_gen = conditional.se**2
+    return normal_interval(
+        conditional.estimate, math.sqrt(var_gen + sv.variance), n=conditional.n,
+        estimand="mean_at_sizes", method="split_extrapolation_both_sets", level=level,
+        record={"n_reference": n_ref, "var_generated": var_gen, "var_reference": sv.variance,
+                "reference_splits": sv.record()},
+    )  # fmt: skip
 
 
 def _extrapolate(value_n: float, sv: SplitVariance) -> tuple[float, float]:
@@ -134,10 +212,16 @@ def fid_infinity(
     generated: torch.Tensor, reference: FeatureStats, *, seed: int = 0,
     n_splits: int = DEFAULT_SPLITS, level: float = 0.95,
 ) -> IntervalResult:  # fmt: skip
-    """FID∞ and its interval of the population value: ``fid_analysis(...).fid_infinity``."""
-    return fid_analysis(
-        generated, reference, seed=seed, n_splits=n_splits, level=level
-    ).fid_infinity
+    """FID∞ and its interval of the population value: ``fid_analysis(...).fid_infinity``.
+
+    Raises:
+        InputError: ``n`` outside FID∞'s regime (the message says why and the ``n`` needed).
+    """
+    analysis = fid_analysis(generated, reference, seed=seed, n_splits=n_splits, level=level)
+    if analysis.fid_infinity is None:
+        assert analysis.refusal is not None
+        raise InputError(analysis.refusal.reason)
+    return analysis.fid_infinity
 
 
 def _is_one_chunk(log_p: torch.Tensor, p: torch.Tensor, idx: torch.Tensor) -> np.ndarray:

@@ -76,7 +76,14 @@ import torch
 
 from gan_eval.errors import InputError
 from gan_eval.estimates import Estimand, IntervalResult, normal_interval, two_sided_z
-from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA, _prepare, kernel_mean, kernel_row_sums
+from gan_eval.metrics.cmmd import (
+    CMMD_SCALE,
+    CMMD_SIGMA,
+    _kernel_tile,
+    _prepare,
+    kernel_mean,
+    kernel_row_sums,
+)
 from gan_eval.metrics.polynomial_mmd import (
     _kernel,
     _subset_counts,
@@ -104,6 +111,12 @@ RECALL_FRACTION = 0.75
 RECALL_SUBSETS = 50
 #: Recall's jackknife leaves out this fraction of the largest squared leave-one-out changes.
 RECALL_TRIM = 0.01
+#: KID's and CMMD's jackknife se is capped at this multiple of their Hoeffding se: where the
+#: degenerate part dominates (small n) the jackknife counts it twice (width up to 1.8×).
+MMD_SE_CAP = 1.15
+#: cmmd_interval computes the Hoeffding variance (an n × n kernel) up to this many rows; the
+#: cap matters only at small n.
+CMMD_HOEFFDING_ROWS = 4000
 
 
 def rate_interval(
@@ -503,14 +516,24 @@ def kid_interval(
     total = float(a.sum())
     loo = ((total - 2.0 * a) / (1.0 - 2.0 * alpha.sum(1))).numpy()
     r = loo.shape[0]
-    var = (r - 1) / r * float(np.square(loo - loo.mean()).sum()) * r / n1
+    var_jack = (r - 1) / r * float(np.square(loo - loo.mean()).sum()) * r / n1
+    var = _capped(var_jack, var_hoeffding)
     return normal_interval(
         est.mean, math.sqrt(var), n=n1, estimand="population", method="jackknife",
         level=level,
-        record={"var_hoeffding": var_hoeffding, "zeta1": zeta1, "zeta_deg": zeta_deg,
+        record={"var_hoeffding": var_hoeffding, "var_jackknife": var_jack,
+                "se_cap": MMD_SE_CAP, "zeta1": zeta1, "zeta_deg": zeta_deg,
                 "variance_rows": r, "subsets": subsets, "subset_size": m,
                 "std_over_subsets": est.std},
     )  # fmt: skip
+
+
+def _capped(var_jack: float, var_hoeffding: float | None) -> float:
+    """The jackknife variance, capped at ``MMD_SE_CAP²`` × the Hoeffding variance (when that
+    is known and positive)."""
+    if var_hoeffding is None or not var_hoeffding > 0.0:
+        return var_jack
+    return min(var_jack, MMD_SE_CAP**2 * var_hoeffding)
 
 
 def cmmd_interval(
@@ -553,6 +576,20 @@ def cmmd_interval(
     loo_gg = (row_gg.sum() - 2.0 * row_gg + diag) / ((n - 1) ** 2)
     loo_gr = (row_gr.sum() - row_gr) / ((n - 1) * m)
     loo = (scale * (loo_gg - 2.0 * loo_gr)).cpu().numpy()  # minus the constant scale·mean K_rr
-    var = (n - 1) / n * float(np.square(loo - loo.mean()).sum())
+    var_jack = (n - 1) / n * float(np.square(loo - loo.mean()).sum())
+    var_hoeffding = None
+    if n <= CMMD_HOEFFDING_ROWS:
+        # U-statistic part of the generated side, kernel g = k(x, x') − h(x) − h(x'), h the
+        # kernel mean over the real rows; weight (n − 1)/n of the V-statistic
+        h = row_gr / m
+        sq = (gen * gen).sum(1)
+        kernel = _kernel_tile(gen, sq, gen, sq, 1.0 / (2.0 * sigma * sigma))
+        _, zeta1, zeta_deg = _zeta_estimates(kernel - h[:, None] - h[None, :])
+        var_hoeffding = (scale * (n - 1) / n) ** 2 * (4 * zeta1 / n
+                                                      + 2 * zeta_deg / (n * (n - 1)))
+    var = _capped(var_jack, var_hoeffding)
     return normal_interval(est, math.sqrt(var), n=n, estimand="mean_at_n", method="jackknife",
-                           level=level, record={"sigma": sigma, "scale": scale})
+                           level=level, record={"sigma": sigma, "scale": scale,
+                                                "var_jackknife": var_jack,
+                                                "var_hoeffding": var_hoeffding,
+                                                "se_cap": MMD_SE_CAP})

@@ -50,8 +50,13 @@ class FIDResampler:
         self._mu_ref = reference.mean.to(x.device) - shift
         self._tr_ref = float(torch.trace(reference.cov))
         self._sq = self._x0.square().sum(1)
-        y0 = self._x0 @ psd_factor(reference.cov.to(x.device))
-        self._use_gram = self.n < self.d
+        # any G with G Gᵀ = Σ_ref serves; the stored (n_ref, D) factor of a small reference
+        # gives the narrower (n, n_ref) product
+        factor = (reference.factor.T if reference.factor is not None
+                  else psd_factor(reference.cov.to(x.device)))
+        y0 = self._x0 @ factor.to(x.device)
+        self._width = y0.shape[1]
+        self._use_gram = self.n < self._width
         self._y0 = y0
         self._gram = y0 @ y0.T if self._use_gram else None
 
@@ -96,7 +101,7 @@ class FIDResampler:
         idx = idx.to(self.device)
         out = torch.empty(idx.shape[0], dtype=torch.float64)
         p_count, m = idx.shape
-        step = max(1, _BATCH_BYTES // (8 * m * max(self.d, m)))
+        step = max(1, _BATCH_BYTES // (8 * m * max(self.d, self._width, m)))
         for r0 in range(0, p_count, step):
             rows = idx[r0 : r0 + step]
             x = self._x0[rows]  # (p, m, D)
@@ -106,7 +111,7 @@ class FIDResampler:
             tr_gen = xc.square().sum((1, 2)) / (m - 1.0)
             y = self._y0[rows]
             y = y - y.mean(1, keepdim=True)
-            mat = y @ y.transpose(1, 2) if m < self.d else y.transpose(1, 2) @ y
+            mat = y @ y.transpose(1, 2) if m < self._width else y.transpose(1, 2) @ y
             mat = (mat + mat.transpose(1, 2)) * (0.5 / (m - 1.0))
             tr_sqrt = torch.linalg.eigvalsh(mat).clamp_(min=0.0).sqrt_().sum(1)
             fid = diff.square().sum(1) + tr_gen + self._tr_ref - 2.0 * tr_sqrt

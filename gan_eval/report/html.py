@@ -15,6 +15,7 @@ import jinja2
 
 from gan_eval.catalogue import headlines
 from gan_eval.estimates import estimand_label
+from gan_eval.report.restoration import restoration_view
 from gan_eval.report.tables import control_note, recognition_table
 from gan_eval.results import Metric, Results
 
@@ -98,7 +99,9 @@ def _card(label: str, m: Metric, results: Results) -> dict[str, Any]:
         where = f"at threshold {fmt(details['threshold'])}"
     else:
         where = f"{fmt(m.n_generated)} vs {fmt(m.n_reference)} faces"
+    both = m.interval_both_sets()
     return {"label": label, "value": fmt(value), "ci": fmt_ci(ci), "where": where,
+            "interval_of": m.interval_of() or "", "ci_both": fmt_ci(both) if both else "",
             "better": "higher is better" if m.higher_is_better else "lower is better",
             "controls": _controls(m)}
 
@@ -145,9 +148,11 @@ def _metric_row(m: Metric) -> dict[str, Any]:
     no_controls = m.details.get("no_controls")
     if isinstance(no_controls, str):
         where += ("; " if where else "") + f"no floor/ceiling: {no_controls}"
+    both = m.interval_both_sets()
     return {"name": m.name, "extractor": m.extractor, "value": fmt(m.value), "ci": fmt_ci(m.ci95),
-            "interval_of": m.interval_of() or "–", "n_generated": fmt(m.n_generated),
-            "n_reference": fmt(m.n_reference), "controls": _controls(m),
+            "interval_of": m.interval_of() or "–", "ci_both": fmt_ci(both),
+            "n_generated": fmt(m.n_generated), "n_reference": fmt(m.n_reference),
+            "controls": _controls(m),
             "better": "higher" if m.higher_is_better else "lower", "where": where.lstrip("; ")}
 
 
@@ -344,6 +349,8 @@ def build_view(results: Results, pictures: Pictures) -> dict[str, Any]:
         "samples_missing": pictures.missing.get("samples"),
         "metrics": [_metric_row(m) for m in results.metrics],
         "control_note": control_note(results.metrics),
+        "omitted": [{"name": o.name, "extractor": o.extractor, "reason": o.reason}
+                    for o in results.omitted],
         "figures": pictures.figures,
         "training": {
             "rows": [(k, fmt(v)) for k, v in (training.get("config") or {}).items()
@@ -373,6 +380,7 @@ def build_view(results: Results, pictures: Pictures) -> dict[str, Any]:
         } if rob else None,
         "provenance": flatten({k: v for k, v in prov.items() if k not in ("notes", "title",
                                                                          "subject")}),
+        "restoration": restoration_view(results.restoration, pictures.figures),
     }
 
 

@@ -12,6 +12,7 @@ from gan_eval.errors import InputError
 from gan_eval.fileio import atomic_write_bytes, atomic_write_text
 from gan_eval.report import face_tiles, plots
 from gan_eval.report.html import Pictures, render_html
+from gan_eval.report.restoration import restoration_figures
 from gan_eval.results import Results
 from gan_eval.sources import reopen
 
@@ -40,6 +41,7 @@ def pictures(results: Results, base: Path, *, device: str | None = "cpu",
         "corruptions": plots.corruption_curves(results.robustness),
     }
     pngs = {k: v for k, v in figures.items() if v is not None}
+    pngs.update(restoration_figures(results.restoration, base))
     found = Pictures(figures={k: face_tiles.data_uri(v) for k, v in pngs.items()}, pngs=pngs)
     prov = results.provenance
     data = prov.get("data") or prov.get("datasets") or {}
