@@ -132,8 +132,7 @@ def test_inception_metrics_equal_torch_fidelity_plumbing(
 
     import gan_eval.features.inception as inception
 
-    weights = write_calibrated_weights(tmp_path / "inception.pth")
-    inception.register()
+    weights = write_calibrated_weights(tmp_path / "inception.pth")  # importing it registered it
     generated, reference = _jittered(faces[:40], 2), faces[50:90]  # 40: IS has an interval
     # the same batch size on both sides: BLAS blocking differs between batch shapes (~1e-7)
     config = EvaluateConfig(
