@@ -13,14 +13,17 @@ Layers (imports point down only; ``tests/test_layers.py`` checks it):
    :mod:`~gan_eval.catalogue` (every metric and extractor, with its weights file),
    :mod:`~gan_eval.estimates` (an estimate's interval and what it is of; the gate's two-sample
    test; torch-free),
-   :mod:`~gan_eval.results` (the results schema),
+   :mod:`~gan_eval.results` (the results schema), :mod:`~gan_eval.environment` (what a
+   number was computed with: gan-eval commit, torch build, package versions),
    :mod:`~gan_eval.gates` (gate logic), :mod:`~gan_eval.devices`, :mod:`~gan_eval.distributed`,
    :mod:`~gan_eval.weights` (the pretrained weights files: find, fetch, verify) and
    :mod:`~gan_eval.metrics` (pure math);
 2. :mod:`~gan_eval.data` — image data → :class:`ImageSource` (uint8 B×3×H×W), source records;
 3. :mod:`~gan_eval.features` (extractors, cached extraction) and :mod:`~gan_eval.gan`
    (models, training, checkpoints);
-4. :mod:`~gan_eval.generators` — generators as image sources;
+4. :mod:`~gan_eval.generators` — generators as image sources (:mod:`~gan_eval.gan.layout` and
+   :mod:`~gan_eval.generators.spec` tell what a path or spec names without torch);
+   :mod:`~gan_eval.preflight` — a command's inputs checked before any heavy import;
 5. :mod:`~gan_eval.sources` — any DATA string (or an opened source) → :class:`ImageSource`;
 6. the analyses :mod:`~gan_eval.evaluation`, :mod:`~gan_eval.identity`,
    :mod:`~gan_eval.robustness` — sources in, :class:`Results` out; none imports another;

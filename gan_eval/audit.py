@@ -3,9 +3,10 @@ robustness → gates → HTML (rendered by :mod:`gan_eval.report`).
 
 With no arguments the whole pipeline runs on the embedded default (``builtin:lfw-train``, 80 of the
 100 real LFW faces shipped inside scikit-image; the other 20, ``builtin:lfw-heldout``, are the
-people it never trains on, for the membership test) and writes ``reports/default/``::
+people it never trains on, for the membership test) and writes ``runs/report/`` (git-ignored in
+a clone, so that a first run never rewrites the committed reference copy ``reports/default/``)::
 
-    reports/default/
+    runs/report/
       run/            the training run (checkpoint/, samples/, metrics.jsonl); reused when finished
       results.json    every number (schema gan-eval/results/v1)
       plots/          the figures as PNG files (the same ones index.html embeds)
@@ -30,6 +31,7 @@ from typing import Any
 from gan_eval.catalogue import EXTRACTORS, Producer, metrics_by
 from gan_eval.data import ImageSource
 from gan_eval.data.builtin import HELDOUT_OF
+from gan_eval.environment import describe_device
 from gan_eval.errors import InputError, MissingAssetError
 from gan_eval.evaluation import EvaluateConfig, evaluate
 from gan_eval.features.inception_weights import resolve_inception_weights
@@ -40,6 +42,7 @@ from gan_eval.generators import GeneratorOptions, open_generator
 from gan_eval.generators.spec import SpecKind, classify
 from gan_eval.identity import RecognitionConfig, open_heldout, recognition
 from gan_eval.metrics.intervals import DEFAULT_SPLITS
+from gan_eval.preflight import data_for_external
 from gan_eval.report.render import SAMPLE_GRID, render_report
 from gan_eval.report.restoration import write_pictures
 from gan_eval.restoration.audit import RestorationConfig, RestorationRun, audit_restoration
@@ -48,7 +51,7 @@ from gan_eval.robustness import AttackConfig, attack
 from gan_eval.sources import open_source
 
 DEFAULT_DATA = "builtin:lfw-train"
-DEFAULT_OUT = Path("reports/default")
+DEFAULT_OUT = Path("runs/report")  # git-ignored; reports/default is the committed copy
 CURVE_POINTS = 400  # at most this many points of the training curve are kept in results.json
 
 Progress = Callable[[str], None]
@@ -66,6 +69,8 @@ class AuditConfig:
     data: str | None = None  # training/reference faces (default: the checkpoint's, else builtin)
     checkpoint: Path | str | None = None  # audit this GENERATOR instead of training one
     generator: GeneratorOptions | None = None  # an external generator's contract options
+    generator_batch: int | None = None  # latents per call of an external generator (None: 64
+    # on the CPU, 256 on CUDA; never more than n): what a large generator fits in memory
     heldout: str | None = None  # faces of people kept out of training (default: HELDOUT_OF)
     out: Path = DEFAULT_OUT
     steps: int = 300  # training steps of the default DCGAN
@@ -129,6 +134,8 @@ def training_section(run: Path | None, checkpoint: Path) -> dict[str, Any]:
     ckpt = load_checkpoint(checkpoint, groups=())
     section: dict[str, Any] = {"checkpoint": str(ckpt.folder), "step": ckpt.step,
                                "config": ckpt.meta.get("config", {})}
+    if isinstance(ckpt.meta.get("device"), str):  # what ran (the config may say "auto")
+        section["device"] = describe_device(ckpt.meta["device"])
     metrics = (run or ckpt.folder.parent) / "metrics.jsonl"
     if not metrics.is_file():
         section["missing"] = f"no training curve: {metrics} does not exist"
@@ -209,26 +216,102 @@ def audit_generator(
         done["attack"] = attack(generated, AttackConfig(
             attacks=config.attacks, n=config.attack_n, reference=data, seed=config.seed,
             device=config.device, progress=config.progress))
-    shared = provenance()
     return Results(
-        provenance={
-            **shared,
+        provenance=report_provenance(done, {
             "command": "report",
             "title": "gan-eval report",
-            "subject": f"{generated.data} · trained on {data}",
+            "subject": subject(generated, data),
             "seed": config.seed,
             "data": {"generated": generated.record(), "reference": reference.record()},
-            "checkpoint": generated.data,
             "notes": notes,
-            "parts": {name: {k: v for k, v in part.provenance.items()
-                             if k not in shared or k == "created"}
-                      for name, part in done.items()},
-        },
+        }),
         metrics=[m for part in done.values() for m in part.metrics],
         omitted=[o for part in done.values() for o in part.omitted],
         recognition=done["recognition"].recognition if "recognition" in done else {},
         robustness=done["attack"].robustness if "attack" in done else {},
     )
+
+
+def subject(generated: ImageSource, data: str) -> str:
+    """The report's header line: what was audited — a checkpoint and the data it was trained on
+    (from the checkpoint itself), or an external generator's spec, kind and sha256 — and the
+    real faces it was compared with. An external generator names no training data, so none is
+    claimed."""
+    record = generated.record()
+    external = record.get("generator")
+    if isinstance(external, dict):
+        files = list((external.get("files_sha256") or {}).values())
+        digest = files[0] if len(files) == 1 else external.get("weights_sha256") or \
+            record.get("content_hash") or ""
+        what = f"{external.get('spec')} · {external.get('kind')} generator, sha256 {digest[:12]}…"
+        return f"{what} · compared with {data}"
+    meta = getattr(getattr(generated, "checkpoint", None), "meta", None) or {}
+    trained_on = (meta.get("data") or {}).get("data")
+    digest = str(meta.get("state_sha256", ""))[:12]
+    what = f"{generated.data} (checkpoint, state sha256 {digest}…)" if digest else generated.data
+    if trained_on is None:
+        return f"{what} · compared with {data}"
+    if trained_on == data:
+        return f"{what} · trained on and compared with {data}"
+    return f"{what} · trained on {trained_on} · compared with {data}"
+
+
+_PER_PART = ("created", "command", "notes", "seed", "gan_eval", "torch", "packages",
+             "optional_packages", "system")
+"""Provenance keys every part repeats: said once, at the report's level."""
+
+
+def report_provenance(parts: dict[str, Results], head: dict[str, Any]) -> dict[str, Any]:
+    """One provenance for the report, folded from its parts: the environment, seed and notes
+    once; the generated and reference records once under ``data`` (a part keeps only records of
+    its own: the held-out faces, the attack's subsets); the devices that ran and the weights'
+    sha256 once each; no empty entries. ``head`` gives the report-level keys (command, title,
+    subject, seed, data, notes)."""
+    folded = provenance(**head)
+    data = folded["data"]
+    devices: dict[str, None] = {}
+    weights: dict[str, str] = {}
+    kept: dict[str, dict[str, Any]] = {}
+    for name, part in parts.items():
+        own: dict[str, Any] = {}
+        for key, value in part.provenance.items():
+            if key in _PER_PART:
+                continue
+            if key == "device":
+                devices[str(value)] = None
+            elif key == "weights" and isinstance(value, dict):
+                weights.update(value)
+            elif key == "data" and isinstance(value, dict):
+                for role, record in value.items():
+                    if role not in data or not _same_record(record, data[role]):
+                        own.setdefault("data", {})[role] = record
+            elif key == "extractors" and isinstance(value, dict):
+                for extractor, info in value.items():
+                    rest = dict(info)
+                    if rest.get("device") is not None:
+                        devices[str(rest.pop("device"))] = None
+                    if rest.get("weights_sha256") is not None:
+                        weights[extractor] = rest.pop("weights_sha256")
+                    if rest:
+                        own.setdefault("extractors", {})[extractor] = rest
+            elif value not in (None, "", [], {}):
+                own[key] = value
+        if own:
+            kept[name] = own
+    if devices:
+        names = list(devices)
+        folded["device"] = describe_device(names[0]) if len(names) == 1 else \
+            ", ".join(describe_device(d) for d in names)
+    if weights:
+        folded["weights_sha256"] = weights
+    folded["parts"] = kept
+    return {k: v for k, v in folded.items() if v not in (None, "", [], {})}
+
+
+def _same_record(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two records of the same data (a part's copy lacks the report's ``relative`` path)."""
+    return {k: v for k, v in a.items() if k != "relative"} == \
+        {k: v for k, v in b.items() if k != "relative"}
 
 
 def judge(results: Results, gates: GateConfig, baseline: Results | None, label: str,
@@ -258,7 +341,7 @@ def run_audit(config: AuditConfig) -> Path:
             is not SpecKind.CHECKPOINT:
         native = False  # an external generator: no run, no training data of its own
         spec = str(config.checkpoint)
-        data = _data_for_external(config.data, spec)
+        data = data_for_external(spec, config.data)
     elif config.checkpoint is not None:
         given = load_checkpoint(config.checkpoint, groups=())
         spec = str(given.folder)
@@ -268,7 +351,7 @@ def run_audit(config: AuditConfig) -> Path:
         run, train_info = _train_or_reuse(config, data)
         spec = str(run / CHECKPOINT_DIR)
     generated = open_generator(spec, n=config.n, seed=config.seed, device=config.device,
-                               options=config.generator)
+                               options=config.generator, batch_size=config.generator_batch)
     results = audit_generator(generated, data, config)
     heldout = config.heldout or HELDOUT_OF.get(data)
     if config.restoration and isinstance(heldout, str):
@@ -302,13 +385,6 @@ def _gate_extractor(metric: str, extractor: str | None) -> str:
     return "inception" if metric == "is" else "dlib-face"
 
 
-def _data_for_external(data: str | None, spec: str) -> str:
-    if data is None:
-        raise InputError(f"--data: {spec} is an external generator, which names no training "
-                         "data; pass --data DATA (the real faces to compare with)")
-    return data
-
-
 def gate_generator(generator: Path | str, gates: GateConfig, config: AuditConfig) -> Results:
     """``gan-eval gate GENERATOR``: the parts of the audit the gates need, on the generator's
     samples against ``config.data`` (default for a checkpoint: the training data it names; an
@@ -319,7 +395,7 @@ def gate_generator(generator: Path | str, gates: GateConfig, config: AuditConfig
         data = config.data or ckpt.training_data("--data")
     else:
         spec = str(generator)
-        data = _data_for_external(config.data, spec)
+        data = data_for_external(spec, config.data)
     named = {g.metric for g in gates.gates}
     restoration = sorted(named & metrics_by(Producer.RESTORATION))
     if restoration:
@@ -331,7 +407,7 @@ def gate_generator(generator: Path | str, gates: GateConfig, config: AuditConfig
               if g.metric in metrics_by(Producer.EVALUATE)}
     extractors = tuple(name for name in EXTRACTORS if name in wanted) or ("dlib-face",)
     generated = open_generator(spec, n=config.n, seed=config.seed, device=config.device,
-                               options=config.generator)
+                               options=config.generator, batch_size=config.generator_batch)
     return audit_generator(generated, data, config, parts=parts, extractors=extractors)
 
 

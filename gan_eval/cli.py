@@ -7,28 +7,37 @@ asset; 4 an internal error (a short "please report" message; the traceback with 
 
 Options are spelled so that torchrun's own parser cannot claim them (``--count``, not ``--n``,
 which torchrun reads as an abbreviation of its ``--nnodes``/``--nproc-per-node``); the old
-spellings still work outside torchrun. Heavy modules are imported inside the commands, so that
-``--help``, ``--version`` and ``gate RESULTS.json`` load no network.
+spellings still work outside torchrun. Heavy modules are imported inside the commands, after
+every argument that can be checked without them has been (:mod:`gan_eval.preflight`): ``--help``,
+``--version``, ``gate RESULTS.json`` and every bad-input error load no network.
+
+Help is click's plain layout (typer's Rich panels print ``<bool>`` beside every flag): one
+default style, ``[default: …]``, also for options whose default is decided at run time
+(:func:`_with_default`).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 import traceback
+import typing
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from gan_eval import catalogue
+from gan_eval import catalogue, preflight
 from gan_eval import weights as weights_table
-from gan_eval.errors import GanEvalError, InputError, MissingAssetError
+from gan_eval.errors import GanEvalError, GanEvalWarning, InputError, MissingAssetError
 from gan_eval.fileio import check_output_dir, check_output_file
 from gan_eval.gan.loss_names import LossName
 from gan_eval.gates import check_baseline, evaluate_gates, load_config
+from gan_eval.generators.spec import SpecKind
 from gan_eval.report.junit import write_junit
 from gan_eval.report.tables import (
     attack_table,
@@ -39,7 +48,7 @@ from gan_eval.report.tables import (
     recognition_table,
 )
 from gan_eval.results import Results
-from gan_eval.robustness.attacks import TargetModel, attack_choices
+from gan_eval.robustness.attacks import DEFAULT_ATTACKS, TargetModel, attack_choices, get_attacks
 from gan_eval.version import __version__
 
 app = typer.Typer(
@@ -48,6 +57,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,13 +97,19 @@ weights_app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 app.add_typer(weights_app, name="weights")
 
 
+INTERRUPTED = 130
+"""Exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it)."""
+
+
 def command(name: str | None = None, group: typer.Typer = app) -> Callable[[F], F]:
     """Register a typer command (on ``group``) whose errors become exit codes here, the one
-    place that decides them."""
+    place that decides them. The working directory is the same after the command as before it,
+    whatever code ran inside (the user's code runs contained: gan_eval.generators.usercode)."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -101,11 +117,24 @@ def command(name: str | None = None, group: typer.Typer = app) -> Callable[[F], 
             label = name or fn.__name__
             if group is not app:
                 label = f"{group.info.name} {label}"
+            cwd = os.getcwd()
             try:
                 return fn(*args, **kwargs)
-            except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            except (typer.Exit, typer.Abort):
                 raise
+            except KeyboardInterrupt:  # a real Ctrl-C (user code raising it is an input error)
+                typer.echo(f"gan-eval {label}: interrupted", err=True)
+                raise typer.Exit(INTERRUPTED) from None
+            except SystemExit as exc:  # never gan-eval's way to exit, nor allowed to user code
+                if DEBUG["on"]:
+                    traceback.print_exc()
+                typer.echo(f"gan-eval {label}: internal error: sys.exit({exc.code!r}) was called "
+                           "outside the code gan-eval contains. This is a bug in gan-eval; "
+                           "please report it with the command you ran.", err=True)
+                raise typer.Exit(INTERNAL_ERROR) from None
             except GanEvalError as exc:
+                if DEBUG["on"] and exc.detail:
+                    typer.echo(exc.detail.rstrip(), err=True)
                 typer.echo(f"gan-eval {label}: error: {exc}", err=True)
                 raise typer.Exit(exc.exit_code) from None
             except MemoryError:
@@ -121,6 +150,9 @@ def command(name: str | None = None, group: typer.Typer = app) -> Callable[[F], 
                     "command you ran and the output of `gan-eval --debug …` (which adds the "
                     "traceback).", err=True)
                 raise typer.Exit(INTERNAL_ERROR) from None
+            finally:
+                if os.getcwd() != cwd:
+                    os.chdir(cwd)
 
         group.command(name)(wrapper)
         return fn
@@ -136,6 +168,33 @@ DataArg = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _with_default(text: str, default: object) -> str:
+    """``text`` ending in typer's own ``[default: …]``, for an option whose ``None`` default
+    stands for a value chosen later (a checkpointed value under ``--resume``, the device found at
+    run time)."""
+    return f"{text}  [default: {default}]"
+
+
+Device = Annotated[
+    str | None,
+    typer.Option("--device", metavar="DEVICE", show_default=False,
+                 help=_with_default("auto (CUDA when available, else the CPU), cpu, cuda or "
+                                    "cuda:N.", "auto")),
+]
+"""The one ``--device`` option of every command (``None`` = auto, :mod:`gan_eval.devices`)."""
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+
+WeightsPairs = Annotated[
+    list[str] | None,
+    typer.Option("--weights", metavar="EXTRACTOR=PATH", show_default=False,
+                 help="Weights file of an extractor (repeatable), e.g. "
+                 "clip-vit-l14-336=ViT-L-14-336px.pt; see `gan-eval weights list`."),
+]
+"""``--weights EXTRACTOR=PATH``: the one spelling of an extractor's weights file on every
+command (checked by :func:`gan_eval.preflight.weights_pairs`)."""
 
 
 ZDim = Annotated[
@@ -166,19 +225,34 @@ OutputRange = Annotated[
 DiscriminatorSpec = Annotated[
     str | None,
     typer.Option("--discriminator", metavar="SPEC", help="D of an external generator (py:, "
-                 "file.py:attr or TorchScript) for --model discriminator.", show_default=False),
+                 "file.py:attr, TorchScript or torch.export .pt2) for --model discriminator.",
+                 show_default=False),
+]
+GeneratorBatch = Annotated[
+    int | None,
+    typer.Option("--batch-size", min=1, help="Latents per call of an external generator "
+                 "(default 64 on the CPU, 256 on CUDA).", show_default=False),
+]
+AllowNondeterministic = Annotated[
+    bool,
+    typer.Option("--allow-nondeterministic", help="Audit an external generator whose images "
+                 "differ between two draws of the same latents (recorded; never cached)."),
 ]
 
 
 def _generator_options(
     z_dim: int | None, truncation: float | None, classes: int | None, labels: str | None,
-    output_range: str, discriminator: str | None = None,
+    output_range: str, discriminator: str | None = None, allow_nondeterministic: bool = False,
 ) -> Any:
-    """The :class:`~gan_eval.generators.GeneratorOptions` the GENERATOR options spell."""
+    """The :class:`~gan_eval.generators.GeneratorOptions` the GENERATOR options spell, checked
+    (values, the --labels file, the --discriminator spec) without importing torch."""
     from gan_eval.generators.spec import GeneratorOptions
 
+    preflight.check_file(labels, "--labels", "class indices (.npy, or one integer a line)")
+    preflight.check_spec(discriminator, "--discriminator")
     return GeneratorOptions(z_dim=z_dim, truncation=truncation, classes=classes, labels=labels,
-                            output_range=output_range, discriminator=discriminator)
+                            output_range=output_range, discriminator=discriminator,
+                            allow_nondeterministic=allow_nondeterministic)
 
 
 def _generator_arg(data: str, options: Any, **open_kwargs: Any) -> Any:
@@ -200,6 +274,7 @@ def inspect_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Count, resolution, channels, identities, content hash and problems of a DATA source."""
+    preflight.check_data(data)
     from gan_eval.sources import inspect_source
 
     info = inspect_source(data, resolution=resolution)
@@ -264,9 +339,7 @@ def recognition_cmd(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of pair sampling, subsets and trials.")] = 0,
     top_k: Annotated[int, typer.Option(help="Closest leaked pairs kept for the report.")] = 16,
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
-    ] = None,
+    device: Device = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write cached embeddings.")
     ] = False,
@@ -275,15 +348,21 @@ def recognition_cmd(
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
 ) -> None:
     """Identity leakage, identity diversity (clusters and Vendi score), faceness, verification,
     membership of training identities (with --heldout) and authenticity of generated faces."""
     _writable("--json", json_path)
+    json_path = _absolute(json_path)
+    preflight.check_data(generated)
+    preflight.check_data(reference, "--reference")
+    preflight.check_data(heldout, "--heldout")
+    options = _generator_options(z_dim, truncation, classes, labels, output_range,
+                                 allow_nondeterministic=allow_nondeterministic)
     from gan_eval.devices import resolve_device
     from gan_eval.features.framing import Framing
     from gan_eval.identity import RecognitionConfig, recognition
 
-    options = _generator_options(z_dim, truncation, classes, labels, output_range)
     generated_arg = _generator_arg(generated, options, n=n, seed=seed,
                                    device=resolve_device(device))
     results = recognition(generated_arg, reference, RecognitionConfig(
@@ -313,13 +392,15 @@ def restoration_cmd(
     degradation: Annotated[
         list[str] | None,
         typer.Option("--degradation", metavar="KIND[:S1,S2]", show_default=False, help=(
-            "Repeatable; default: all. blur:SIGMA (px), downsample:FACTOR (2..16), "
-            "noise:SD (0..255 levels), jpeg:QUALITY (1..100); KIND alone: its defaults.")),
+            _with_default("Repeatable: blur:SIGMA (px), downsample:FACTOR (2..16), noise:SD "
+                          "(0..255 levels), jpeg:QUALITY (1..100); KIND alone: its usual "
+                          "strengths.", "all"))),
     ] = None,
     n: Annotated[int | None, typer.Option("--count", "--n", show_default=False,
-                                          help="Use the first N faces (default: all).")] = None,
+                                          help=_with_default("Use the first N faces.",
+                                                             "all"))] = None,
     resolution: Annotated[int | None, typer.Option(show_default=False, help=(
-        "Audit at this square size (default: the model's own, else 64).")) ] = None,
+        _with_default("Audit at this square size.", "the model's own, else 64"))) ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", metavar="PATH", show_default=False,
                                                    help="Write the results JSON here.")] = None,
     out: Annotated[Path | None, typer.Option("--out", metavar="DIR", show_default=False, help=(
@@ -339,21 +420,16 @@ def restoration_cmd(
         "S from the small image)."))] = 1,
     extractor: Annotated[list[str] | None, typer.Option("--extractor", "-e", show_default=False,
                                                         help=(
-        "Feature space of restoration_fid, repeatable (default dlib-face; e.g. "
-        "dinov2-vit-l14 for FD_DINOv2)."))] = None,
-    lpips_weights: Annotated[Path | None, typer.Option("--lpips-weights", metavar="PATH",
-                                                       show_default=False, help=(
-        "torchvision's alexnet-owt-7be5be79.pth (default: gan-eval weights fetch lpips-alex; "
-        "without it LPIPS is skipped with a note)."))] = None,
+        _with_default("Feature space of restoration_fid, repeatable (e.g. dinov2-vit-l14 for "
+                      "FD_DINOv2).", "dlib-face")))] = None,
+    weights: WeightsPairs = None,
     far: Annotated[float, typer.Option(help=(
         "False-accept rate of the same-person threshold calibrated on the clean faces "
         "(identity_kept_rate)."))] = 0.01,
     seed: Annotated[int, typer.Option(help="Seed of the noise and the calibration pairs.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 32,
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    device: Device = None,
+    quiet: Quiet = False,
 ) -> None:
     """Degrade real faces, restore them with MODEL, and measure what was kept: PSNR, SSIM,
     LPIPS, identity distance, identity kept / swap rates, TAR@FAR, landmark distance and FID,
@@ -362,16 +438,15 @@ def restoration_cmd(
 
     _writable("--json", json_path)
     _writable("--out", out, folder=True)
+    json_path, out = _absolute(json_path), _absolute(out)
     conditions = parse_degradations(degradation)
     for spec in models:
         check_method_spec(spec)
-    if not data.startswith(("builtin:", "py:")) and not Path(data).expanduser().exists() \
-            and not (":" in data and Path(data.rpartition(":")[0]).expanduser().is_file()):
-        raise InputError(f"--data {data}: no such file or folder")
-    for name in extractor or []:
-        if name not in catalogue.EXTRACTORS:
-            raise InputError(f"--extractor {name}: unknown; expected one of "
-                             f"{', '.join(catalogue.EXTRACTORS)}")
+    preflight.check_data(data, "--data")
+    extractors = tuple(extractor or ("dlib-face",))
+    preflight.check_extractors(extractors)
+    pairs = dict(preflight.weights_pairs(weights or []))
+    preflight.check_weights_found(extractors, tuple(pairs.items()))
     if gates is not None:  # a bad gates file fails before any work
         try:
             load_config(gates)
@@ -388,8 +463,8 @@ def restoration_cmd(
     run = audit_restoration(models, data, RestorationConfig(
         conditions=conditions, n=n, resolution=resolution, seed=seed, device=device,
         model=ModelOptions(range=model_range, scale=model_scale, batch_size=batch_size),
-        baselines=baselines, extractors=tuple(extractor or ("dlib-face",)), far=far,
-        lpips_weights=lpips_weights, progress=None if quiet else say))
+        baselines=baselines, extractors=extractors, far=far,
+        lpips_weights=pairs.get("lpips-alex"), progress=None if quiet else say))
     from gan_eval.report.restoration import restoration_table
 
     for note in run.results.restoration.get("notes", []):
@@ -420,21 +495,22 @@ def train_cmd(
     ] = None,
     resolution: Annotated[
         int | None,
-        typer.Option(help="Image size: 32, 64 or 128. (default: 32)", show_default=False),
+        typer.Option(help=_with_default("Image size: 32, 64 or 128.", 32), show_default=False),
     ] = None,
     steps: Annotated[
-        int | None, typer.Option(help="Total training steps. (default: 300)", show_default=False)
+        int | None,
+        typer.Option(help=_with_default("Total training steps.", 300), show_default=False)
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option(help="Global batch, split evenly over torchrun processes. (default: 64)",
-                     show_default=False),
+        typer.Option(help=_with_default("Global batch, split evenly over torchrun processes.",
+                                        64), show_default=False),
     ] = None,
     loss: Annotated[
-        LossName | None, typer.Option(help="GAN loss. (default: ns)", show_default=False)
+        LossName | None, typer.Option(help=_with_default("GAN loss.", "ns"), show_default=False)
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Random seed. (default: 0)", show_default=False)
+        int | None, typer.Option(help=_with_default("Random seed.", 0), show_default=False)
     ] = None,
     resume: Annotated[
         bool,
@@ -443,72 +519,78 @@ def train_cmd(
     ] = False,
     width: Annotated[
         int | None,
-        typer.Option(help="ngf = ndf. (default: 32 at 32 px, 64 above)", show_default=False),
+        typer.Option(help=_with_default("ngf = ndf.", "32 at 32 px, 64 above"),
+                     show_default=False),
     ] = None,
     channels: Annotated[
         int | None,
-        typer.Option(help="1 or 3. (default: 1 if the data is gray, else 3)", show_default=False),
+        typer.Option(help=_with_default("1 or 3.", "1 if the data is gray, else 3"),
+                     show_default=False),
     ] = None,
     spectral_norm: Annotated[
         bool | None,
         typer.Option("--spectral-norm/--no-spectral-norm",
-                     help="Spectral norm in D (then no BatchNorm in D). (default: off)",
+                     help=_with_default("Spectral norm in D (then no BatchNorm in D).",
+                                        "off"),
                      show_default=False),
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help="Adam learning rate. (default: 0.0002)", show_default=False)
+        float | None,
+        typer.Option(help=_with_default("Adam learning rate.", 0.0002), show_default=False)
     ] = None,
     ema_decay: Annotated[
-        float | None, typer.Option(help="EMA decay of G. (default: 0.999)", show_default=False)
+        float | None,
+        typer.Option(help=_with_default("EMA decay of G.", 0.999), show_default=False)
     ] = None,
     flip: Annotated[
         bool | None,
-        typer.Option("--flip/--no-flip", help="Random horizontal flips. (default: on)",
+        typer.Option("--flip/--no-flip", help=_with_default("Random horizontal flips.", "on"),
                      show_default=False),
     ] = None,
     sample_every: Annotated[
         int | None,
-        typer.Option(help="Steps between sample grids. (default: 100)", show_default=False),
+        typer.Option(help=_with_default("Steps between sample grids.", 100),
+                     show_default=False),
     ] = None,
     checkpoint_every: Annotated[
         int | None,
-        typer.Option(help="Steps between checkpoints. (default: 500)", show_default=False),
+        typer.Option(help=_with_default("Steps between checkpoints.", 500), show_default=False),
     ] = None,
-    device: Annotated[
-        str | None, typer.Option(help="auto, cpu, cuda or cuda:N. (default: auto)",
-                                 show_default=False)
-    ] = None,
+    device: Device = None,
     bf16: Annotated[
         bool | None,
-        typer.Option("--bf16/--no-bf16", help="bf16 autocast on GPU. (default: off)",
+        typer.Option("--bf16/--no-bf16", help=_with_default("bf16 autocast on GPU.", "off"),
                      show_default=False),
     ] = None,
     tf32: Annotated[
         bool | None,
-        typer.Option("--tf32/--no-tf32", help="TF32 math on GPU. (default: on)",
+        typer.Option("--tf32/--no-tf32", help=_with_default("TF32 math on GPU.", "on"),
                      show_default=False),
     ] = None,
     cuda_graphs: Annotated[
         bool | None,
         typer.Option("--cuda-graphs/--no-cuda-graphs",
-                     help="Replay each step as a CUDA graph (GPU, single process). "
-                          "(default: off)", show_default=False),
+                     help=_with_default("Replay each step as a CUDA graph (GPU, single "
+                                        "process).", "off"), show_default=False),
     ] = None,
     channels_last: Annotated[
         bool | None,
         typer.Option("--channels-last/--no-channels-last",
-                     help="NHWC tensors (faster on GPU and CPU). (default: on)",
+                     help=_with_default("NHWC tensors (faster on GPU and CPU).", "on"),
                      show_default=False),
     ] = None,
     sync_bn: Annotated[
         bool | None,
         typer.Option("--sync-bn/--no-sync-bn",
-                     help="SyncBatchNorm across torchrun GPUs. (default: off)", show_default=False),
+                     help=_with_default("SyncBatchNorm across torchrun GPUs.", "off"),
+                     show_default=False),
     ] = None,
     threads: Annotated[
         int | None,
-        typer.Option(help="CPU threads; 1 helps on a busy shared CPU. (default: torch's)",
-                     show_default=False),
+        typer.Option(min=1, help=_with_default(
+            "CPU threads. On a CPU shared with other jobs, 1 is often faster than torch's "
+            "default (one per core), which waits on the busiest core.", "torch's: one per core"),
+            show_default=False),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -518,6 +600,11 @@ def train_cmd(
     (--batch-size is the global batch).
     """
     _writable("--out", out, folder=True)
+    if resume:
+        preflight.check_resumable(out)
+    elif data is None:
+        raise InputError("--data is required (unless --resume continues the run in --out)")
+    preflight.check_data(data, "--data")
     from gan_eval.gan.training import TrainConfig, config_for_resume, train
 
     options: dict[str, Any] = {
@@ -531,8 +618,6 @@ def train_cmd(
     }
     if resume:
         config = config_for_resume(out, **options)
-    elif data is None:
-        raise InputError("--data is required (unless --resume continues the run in --out)")
     else:
         config = TrainConfig(**{k: v for k, v in options.items() if v is not None})
     checkpoint = train(config)
@@ -560,20 +645,24 @@ def sample_cmd(
         bool, typer.Option("--overwrite", help="Replace a non-empty --out folder whole.")
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the latents.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Device = None,
     batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = 256,
     z_dim: ZDim = None,
     truncation: Truncation = None,
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
 ) -> None:
     """Write N images of GENERATOR as PNGs (image i depends on seed and i only)."""
+    check_output_dir(out, "--out", create=False, empty=not overwrite)
+    preflight.check_spec(generator)
+    options = _generator_options(z_dim, truncation, classes, labels, output_range,
+                                 allow_nondeterministic=allow_nondeterministic)
     from gan_eval.generators.sample import sample
 
-    folder = sample(generator, n=n, out=out, seed=seed, npz=npz, device=device,
-                    batch_size=batch_size, overwrite=overwrite,
-                    options=_generator_options(z_dim, truncation, classes, labels, output_range))
+    folder = sample(generator, n=n, out=_absolute(out), seed=seed, npz=npz, device=device,
+                    batch_size=batch_size, overwrite=overwrite, options=options)
     typer.echo(f"wrote {n} images to {folder}")
 
 
@@ -596,22 +685,26 @@ def attack_cmd(
     attack_names: Annotated[
         list[str] | None,
         typer.Option("--attack", metavar="NAME",
-                     help=f"Attack, repeatable (default: all): {attack_choices()}."),
+                     help=_with_default(
+                         f"Attack, repeatable: {attack_choices()}. cw and deepfool search for "
+                         "minimal perturbations (minutes per face set on a CPU): name them to "
+                         "run them.", ", ".join(DEFAULT_ATTACKS))),
     ] = None,
     eps: Annotated[
         list[str] | None,
         typer.Option("--eps", metavar="E",
-                     help="ε for fixed-ε attacks, repeatable: [0, 1] pixel units, e.g. 8/255; "
-                     "tag as linf:E or l2:E when L∞ and L2 attacks are mixed (default grid "
-                     "per norm)."),
+                     help=_with_default(
+                         "ε for fixed-ε attacks, repeatable: [0, 1] pixel units, e.g. 8/255; tag "
+                         "as linf:E or l2:E when L∞ and L2 attacks are mixed.",
+                         "a grid per norm")),
     ] = None,
     n: Annotated[int, typer.Option("--count", "--n",
                                    help="Faces per set (samples of a generator).")] = 32,
     reference: Annotated[
         str | None,
         typer.Option("--reference", metavar="DATA",
-                     help="Real faces to compare with (default for a checkpoint: its training "
-                     "data)."),
+                     help=_with_default("Real faces to compare with (an external generator "
+                                        "needs it).", "a checkpoint's training data")),
     ] = None,
     json_path: Annotated[
         str | None,
@@ -623,25 +716,31 @@ def attack_cmd(
         bool, typer.Option(help="Also measure embedding drift under noise, blur and JPEG.")
     ] = True,
     batch_size: Annotated[int, typer.Option(help="Images attacked at once.")] = 32,
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
-    ] = None,
+    device: Device = None,
     z_dim: ZDim = None,
     truncation: Truncation = None,
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
     discriminator: DiscriminatorSpec = None,
+    allow_nondeterministic: AllowNondeterministic = False,
 ) -> None:
     """Adversarial (foolbox) and corruption robustness of the face recognizer or D."""
     _writable("--json", json_path)
+    json_path = _absolute(json_path)
+    preflight.check_data(target)
+    preflight.check_data(reference, "--reference")
+    get_attacks(attack_names or DEFAULT_ATTACKS)
+    options = _generator_options(z_dim, truncation, classes, labels, output_range, discriminator,
+                                 allow_nondeterministic)
     from gan_eval.devices import resolve_device
-    from gan_eval.robustness import ATTACKS, AttackConfig, AttackOptions, attack
+    from gan_eval.robustness import AttackConfig, AttackOptions, attack
 
-    options = _generator_options(z_dim, truncation, classes, labels, output_range, discriminator)
-    target_arg = _generator_arg(target, options, n=n, seed=seed, device=resolve_device(device))
+    target_arg = _generator_arg(target, options, n=n, seed=seed, device=resolve_device(device),
+                                batch_size=batch_size)
     results = attack(target_arg, AttackConfig(
-        model=model, attacks=tuple(attack_names or ATTACKS), epsilons=tuple(eps) if eps else None,
+        model=model, attacks=tuple(attack_names or DEFAULT_ATTACKS),
+        epsilons=tuple(eps) if eps else None,
         n=n, reference=reference, corruptions=corruptions, options=AttackOptions(steps=steps),
         batch_size=batch_size, seed=seed, device=device,
         progress=lambda message: typer.echo(f"attack: {message}", err=True)))
@@ -657,8 +756,9 @@ ExtractorName = Annotated[
     typer.Option(
         "--extractor",
         "-e",
-        help="Feature extractor (repeatable; default dlib-face): "
-        + ", ".join(catalogue.EXTRACTORS) + ".",
+        metavar="NAME",
+        help=_with_default("Feature extractor, repeatable: " + ", ".join(catalogue.EXTRACTORS)
+                           + ".", "dlib-face"),
         show_default=False,
     ),
 ]
@@ -666,8 +766,10 @@ InceptionWeights = Annotated[
     Path | None,
     typer.Option(
         "--inception-weights",
-        help="weights-inception-2015-12-05-6726825d.pth (never downloaded; same as --weights "
-             "inception=PATH; default: $GAN_EVAL_INCEPTION_WEIGHTS, then the weights caches).",
+        metavar="PATH", show_default=False,
+        help=_with_default("weights-inception-2015-12-05-6726825d.pth (never downloaded; same as "
+                           "--weights inception=PATH).",
+                           "$GAN_EVAL_INCEPTION_WEIGHTS, then the weights caches"),
     ),
 ]
 
@@ -689,45 +791,47 @@ def evaluate_cmd(
         Path | None, typer.Option("--json", help="Write the results JSON here.")
     ] = None,
     inception_weights: InceptionWeights = None,
-    weights: Annotated[
-        list[str] | None,
-        typer.Option("--weights", metavar="EXTRACTOR=PATH",
-                     help="Weights file of an extractor (repeatable), e.g. "
-                     "clip-vit-l14-336=ViT-L-14-336px.pt; see `gan-eval weights list`."),
-    ] = None,
+    weights: WeightsPairs = None,
     splits: Annotated[int, typer.Option(
         help="Random halves/quarters of the generated set behind the 95% intervals of fid, "
              "fid_infinity, recall and is (split-variance extrapolation).")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of sampling and of the interval splits.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when present).")
-    ] = None,
+    device: Device = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Quiet = False,
     z_dim: ZDim = None,
     truncation: Truncation = None,
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
 ) -> None:
     """FID, KID, precision/recall, density/coverage (and IS on Inception) with 95% intervals.
 
     Under torchrun each process extracts a shard of the images; rank 0 prints and writes.
     """
     _writable("--json", json_path)
+    json_path = _absolute(json_path)
+    preflight.check_data(generated)
+    preflight.check_data(reference, "--reference")
+    extractors = tuple(extractor or ("dlib-face",))
+    preflight.check_extractors(extractors)
+    weights_pairs = preflight.weights_pairs(weights or [], inception_weights)
+    preflight.check_weights_found(extractors, weights_pairs)
+    options = _generator_options(z_dim, truncation, classes, labels, output_range,
+                                 allow_nondeterministic=allow_nondeterministic)
     from gan_eval.distributed import is_main_process
     from gan_eval.evaluation import EvaluateConfig, evaluate
 
-    options = _generator_options(z_dim, truncation, classes, labels, output_range)
     generated_arg = _generator_arg(generated, options, resolution=resolution, n=n, seed=seed,
-                                   device=device)
+                                   device=device, batch_size=batch_size)
     results = evaluate(generated_arg, reference, EvaluateConfig(
-        extractors=tuple(extractor or ("dlib-face",)), n=n, resolution=resolution,
+        extractors=extractors, n=n, resolution=resolution,
         batch_size=batch_size, device=device, inception_weights=inception_weights,
-        weights=_weights_option(weights or [], inception_weights),
+        weights=weights_pairs,
         use_cache=not no_cache, splits=splits, seed=seed, progress=not quiet))
     if not is_main_process():
         return  # every torchrun process holds the same results; rank 0 reports them
@@ -748,26 +852,23 @@ def calibrate_cmd(
     n: Annotated[int, typer.Option("--count", "--n", help="Generated samples you evaluate "
                                    "with (the n to check the intervals at).")] = 1000,
     n_reference: Annotated[int | None, typer.Option(
-        "--reference-count", help="Reference samples (default: every image of DATA).",
+        "--reference-count", help=_with_default("Reference samples.", "every image of DATA"),
         show_default=False)] = None,
     trials: Annotated[int, typer.Option(help="Simulated draws per design (coverage ±2 % at "
                                         "400, ±3 % at 200).")] = 200,
-    workers: Annotated[int | None, typer.Option(help="Processes (default: up to 2).",
+    workers: Annotated[int | None, typer.Option(help=_with_default("Processes.", "up to 2"),
                                                 show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulation.")] = 0,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write the table as JSON here.")
     ] = None,
-    weights: Annotated[Path | None, typer.Option(
-        "--weights", help="The extractor's weights file, where it needs one.")] = None,
+    weights: WeightsPairs = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when present).")
-    ] = None,
+    device: Device = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Do the intervals hold on your features at your n? Simulates on DATA's own features.
 
@@ -776,11 +877,17 @@ def calibrate_cmd(
     and its width against the true spread are printed, with whether gan-eval reports it.
     """
     _writable("--json", json_path)
+    json_path = _absolute(json_path)
+    preflight.check_data(data)
+    preflight.check_extractors([extractor])
+    pairs = preflight.weights_pairs(weights or [])
+    preflight.check_weights_found([extractor], pairs)
     from gan_eval.calibration import CalibrateConfig, calibrate  # torch-free until it runs
 
     config = CalibrateConfig(extractor=extractor, n=n, n_reference=n_reference, trials=trials,
                              seed=seed, workers=workers, device=device, batch_size=batch_size,
-                             weights=weights, use_cache=not no_cache, progress=not quiet)
+                             weights=dict(pairs).get(extractor), use_cache=not no_cache,
+                             progress=not quiet)
     from gan_eval.report.tables import calibration_table
 
     found = calibrate(data, config)
@@ -798,14 +905,15 @@ def calibrate_cmd(
 def report_cmd(
     data: Annotated[
         str | None,
-        typer.Option(metavar="DATA", help="Training/reference faces (default: the checkpoint's "
-                     "training data, else builtin:lfw-train).", show_default=False),
+        typer.Option(metavar="DATA", show_default=False, help=_with_default(
+            "Training/reference faces (an external --checkpoint needs it).",
+            "the checkpoint's training data, else builtin:lfw-train")),
     ] = None,
     heldout: Annotated[
         str | None,
-        typer.Option(metavar="DATA", help="Real faces of people kept out of training, for the "
-                     "membership test (default with builtin:lfw-train: builtin:lfw-heldout).",
-                     show_default=False),
+        typer.Option(metavar="DATA", show_default=False, help=_with_default(
+            "Real faces of people kept out of training, for the membership test.",
+            "builtin:lfw-heldout with builtin:lfw-train, else none")),
     ] = None,
     checkpoint: Annotated[
         str | None,
@@ -813,7 +921,9 @@ def report_cmd(
                      "attr, TorchScript or .onnx) instead of training a DCGAN.",
                      show_default=False),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/default"),
+    out: Annotated[Path, typer.Option(
+        help="Report folder (runs/ is git-ignored; the committed reports/default is a reference "
+             "copy: write there only to update it).")] = Path("runs/report"),
     from_results: Annotated[
         Path | None,
         typer.Option(metavar="RESULTS_JSON", help="Only draw the report of this results.json.",
@@ -825,8 +935,8 @@ def report_cmd(
     attack_n: Annotated[int, typer.Option(help="Faces per set in the robustness sweep.")] = 8,
     gates: Annotated[
         Path | None,
-        typer.Option(metavar="GATES_TOML", help="Gates for the verdict (default: built-in).",
-                     show_default=False),
+        typer.Option(metavar="GATES_TOML", show_default=False,
+                     help=_with_default("Gates for the verdict.", "gan-eval's built-in gates")),
     ] = None,
     baseline: Annotated[
         Path | None, typer.Option(metavar="RESULTS_JSON", help="Baseline for the gates.",
@@ -834,23 +944,39 @@ def report_cmd(
     ] = None,
     inception_weights: InceptionWeights = None,
     seed: Annotated[int, typer.Option(help="Seed of training, sampling and interval splits.")] = 0,
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    device: Device = None,
+    quiet: Quiet = False,
     z_dim: ZDim = None,
     truncation: Truncation = None,
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
+    batch_size: GeneratorBatch = None,
 ) -> None:
     """The whole pipeline (train → evaluate → recognition → attacks → gates) as an HTML report.
 
-    With no options: a small DCGAN on the built-in LFW faces, reported in reports/default/.
+    With no options: a small DCGAN on the built-in LFW faces, reported in runs/report/.
     The gate verdict is shown on the page and in the last line; the exit code stays 0 (use
-    ``gan-eval gate`` to fail a CI job).
+    `gan-eval gate` to fail a CI job).
     """
     _writable("--out", out, folder=True)
+    out = _absolute(out)
+    if from_results is not None:
+        Results.load(from_results)  # a file that is not a results JSON is refused now
+    else:
+        preflight.check_data(data, "--data")
+        preflight.check_data(heldout, "--heldout")
+        kind = preflight.check_spec(checkpoint, "--checkpoint")
+        if kind not in (None, SpecKind.CHECKPOINT):
+            preflight.data_for_external(str(checkpoint), data)
+        gate_config = load_config(gates) if gates is not None else None
+        if baseline is not None:
+            base = Results.load(baseline)
+            if gate_config is not None:
+                check_baseline(gate_config, base, baseline_source=str(baseline))
+    generator = _generator_options(z_dim, truncation, classes, labels, output_range,
+                                   allow_nondeterministic=allow_nondeterministic)
     from gan_eval.audit import AuditConfig, run_audit
     from gan_eval.report.render import render_from_results
 
@@ -866,8 +992,8 @@ def report_cmd(
             data=data, heldout=heldout, checkpoint=checkpoint, out=out, steps=steps, n=n,
             attack_n=attack_n,
             gates=gates, baseline=baseline, inception_weights=inception_weights, seed=seed,
-            device=device, progress=None if quiet else say,
-            generator=_generator_options(z_dim, truncation, classes, labels, output_range)))
+            device=device, progress=None if quiet else say, generator=generator,
+            generator_batch=batch_size))
     typer.echo(f"report       {index}")
     typer.echo(f"results      {index.parent / 'results.json'}")
     typer.echo(f"gates        {_verdict(index.parent / 'results.json')}")
@@ -906,8 +1032,9 @@ def gate_cmd(
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
     data: Annotated[
         str | None,
-        typer.Option(metavar="DATA", help="Reference faces for a generator (default for a "
-                     "checkpoint: its training data).", show_default=False),
+        typer.Option(metavar="DATA", show_default=False, help=_with_default(
+            "Reference faces for a generator (an external generator needs it).",
+            "a checkpoint's training data")),
     ] = None,
     n: Annotated[int, typer.Option("--count", "--n",
                                    help="Samples drawn from a generator.")] = 1000,
@@ -918,18 +1045,19 @@ def gate_cmd(
     ] = None,
     inception_weights: InceptionWeights = None,
     seed: Annotated[int, typer.Option(help="Seed of sampling and interval splits.")] = 0,
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
-    ] = None,
+    device: Device = None,
     z_dim: ZDim = None,
     truncation: Truncation = None,
     classes: Classes = None,
     labels: Labels = None,
     output_range: OutputRange = "-1,1",
+    allow_nondeterministic: AllowNondeterministic = False,
+    batch_size: GeneratorBatch = None,
 ) -> None:
     """Exit 0 when every gate passes, 1 when one fails, 2 on a bad config or results file."""
     _writable("--json", json_path)
     _writable("--junit", junit)
+    json_path, junit = _absolute(json_path), _absolute(junit)
 
     gates = load_config(config)
     base = Results.load(baseline) if baseline is not None else None
@@ -937,11 +1065,18 @@ def gate_cmd(
     if base is not None:  # a baseline that cannot be compared fails before any evaluation
         check_baseline(gates, base, baseline_source=str(baseline))
     if not is_results:
+        kind = preflight.check_spec(target)
+        if kind is not SpecKind.CHECKPOINT:
+            preflight.data_for_external(target, data)
+        preflight.check_data(data, "--data")
+        generator = _generator_options(z_dim, truncation, classes, labels, output_range,
+                                       allow_nondeterministic=allow_nondeterministic)
         from gan_eval.audit import AuditConfig, gate_generator
 
         results = gate_generator(target, gates, AuditConfig(
             data=data, n=n, seed=seed, device=device, inception_weights=inception_weights,
-            generator=_generator_options(z_dim, truncation, classes, labels, output_range),
+            generator=generator,
+            generator_batch=batch_size,
             progress=lambda message: typer.echo(f"gate: {message}", err=True)))
         if json_path is not None:
             results.save(json_path)
@@ -962,7 +1097,8 @@ def gate_cmd(
 NamesArg = Annotated[
     list[str] | None,
     typer.Argument(metavar="NAME...",
-                   help=f"Weights names (default: all): {', '.join(weights_table.WEIGHTS)}."),
+                   help=_with_default(f"Weights names: {', '.join(weights_table.WEIGHTS)}.",
+                                      "all")),
 ]
 
 
@@ -1003,8 +1139,9 @@ def weights_fetch_cmd(
         "--url", help="Download from this mirror URL (http/https), not the official one (one "
                       "NAME).")] = None,
     dest: Annotated[str | None, typer.Option(
-        "--dest", help="Target folder (default: $GAN_EVAL_WEIGHTS_DIR or "
-                       "~/.cache/gan-eval/weights).")] = None,
+        "--dest", show_default=False,
+        help=_with_default("Target folder.", "$GAN_EVAL_WEIGHTS_DIR or ~/.cache/gan-eval/weights")
+    )] = None,
     sha256: Annotated[str | None, typer.Option(
         "--sha256", help="Full sha256 the file must have (pins files with no published "
                          "hash; one NAME).")] = None,
@@ -1057,36 +1194,19 @@ def weights_verify_cmd(names: NamesArg = None) -> None:
         )
 
 
-def _weights_option(values: list[str], inception_weights: Path | None = None
-                    ) -> tuple[tuple[str, Path], ...]:
-    """``--weights EXTRACTOR=PATH`` values as (extractor, path) pairs, each file checked for what
-    can be told without torch (exists, not empty, not an HTML page or a plain pickle, the
-    format its extractor reads); ``--inception-weights`` joins them as ``inception``."""
-    pairs: dict[str, Path] = {}
-    for value in values:
-        name, sep, text = value.partition("=")
-        if not sep or name not in catalogue.EXTRACTORS or not text:
-            raise InputError(
-                f"--weights {value!r}: expected EXTRACTOR=PATH (e.g. --weights "
-                f"dinov2-vit-s14=dinov2_vits14_pretrain.pth) with EXTRACTOR one of "
-                f"{', '.join(catalogue.EXTRACTORS)}")
-        if name in pairs and pairs[name] != Path(text):
-            raise InputError(f"--weights {name}= is given twice, with different files")
-        pairs[name] = Path(text)
-    if inception_weights is not None:
-        if pairs.get("inception", inception_weights) != inception_weights:
-            raise InputError(f"--weights inception={pairs['inception']} and --inception-weights "
-                             f"{inception_weights} name different files; give one")
-        pairs["inception"] = inception_weights
-    for name, path in pairs.items():
-        entry = catalogue.EXTRACTORS[name].weights
-        if problem := weights_table.file_problem(path, entry.kind if entry else None):
-            option = ("--inception-weights" if name == "inception" and path == inception_weights
-                      else f"--weights {name}=PATH")
-            expected = entry.expected if entry else "its weights file"
-            raise InputError(f"{option}: {name} weights file {path} {problem}; expected "
-                             f"{expected}")
-    return tuple(pairs.items())
+P = TypeVar("P", str, Path)
+
+
+@typing.overload
+def _absolute(path: P) -> P: ...
+@typing.overload
+def _absolute(path: None) -> None: ...
+def _absolute(path: str | Path | None) -> str | Path | None:
+    """``path`` made absolute now, before any user code runs (a generator that changes the
+    working directory must not move gan-eval's outputs); None stays None."""
+    if path is None:
+        return None
+    return Path(os.path.abspath(path)) if isinstance(path, Path) else os.path.abspath(path)
 
 
 def _writable(option: str, path: str | Path | None, *, folder: bool = False) -> None:
@@ -1102,6 +1222,18 @@ def _is_results_file(target: Path) -> bool:
             and target.name != "checkpoint.json")
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str,
+                    lineno: int, line: str | None = None) -> str:
+    """gan-eval's own warnings as ``warning: MESSAGE`` lines (others as Python formats them)."""
+    if issubclass(category, GanEvalWarning):
+        return f"warning: {message}\n"
+    return _PYTHON_FORMAT(message, category, filename, lineno, line)
+
+
+_PYTHON_FORMAT = warnings.formatwarning
+
+
 def main() -> None:
     """Console-script entry point."""
+    warnings.formatwarning = _format_warning
     app()

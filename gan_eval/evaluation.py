@@ -389,7 +389,7 @@ def _attach_controls(metrics: list[Metric], gen: Features, ref: Features,
 def _open(data: str | ImageSource, config: EvaluateConfig, role: str) -> ImageSource:
     source = as_source(data, "GENERATED" if role == "generated" else "--reference",
                        resolution=config.resolution, n=config.n, seed=config.seed,
-                       device=config.device)
+                       device=config.device, batch_size=config.batch_size)
     if len(source) < 2:
         raise InputError(
             f"{source.data}: the {role} set has {len(source)} image(s); need at least 2"

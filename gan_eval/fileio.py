@@ -184,13 +184,18 @@ def check_output_file(path: str | os.PathLike[str], option: str | None = None) -
     return target
 
 
-def check_output_dir(path: str | os.PathLike[str], option: str, *, create: bool = True) -> Path:
+def check_output_dir(path: str | os.PathLike[str], option: str, *, create: bool = True,
+                     empty: bool = False) -> Path:
     """``path`` as a folder gan-eval can write into (created when missing, unless ``create`` is
     False: then its parent is created and checked); :class:`InputError` naming ``option`` when it
-    is a file or cannot be written."""
+    is a file or cannot be written, or, with ``empty``, when it already holds something (a
+    command that replaces a folder whole offers ``--overwrite`` for that)."""
     folder = Path(path).expanduser()
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{option} {folder}: is a file; expected a folder")
+    if empty and folder.is_dir() and any(folder.iterdir()):
+        raise InputError(f"{option} {folder}: the folder is not empty; choose a new or empty "
+                         "folder, or pass --overwrite to replace it")
     for parent in folder.parents:
         if parent.exists():
             if not parent.is_dir():

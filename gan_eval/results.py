@@ -9,15 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import platform
-import sys
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from gan_eval.catalogue import METRICS, metric_spec
+from gan_eval.environment import environment
 from gan_eval.errors import InputError
 from gan_eval.estimates import IntervalResult, estimand_label
 from gan_eval.fileio import atomic_write_text
@@ -400,29 +398,9 @@ def _omitted_from_json(entry: Any, where: str) -> Omitted:
                    needed_n=needed, **counts)
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def provenance(**extra: Any) -> dict[str, Any]:
-    """Package versions, platform and time, plus ``extra`` (seed, device, data, weight hashes)."""
-    packages = [
-        "gan-eval",
-        "torch",
-        "torchvision",
-        "torch-fidelity",
-        "foolbox",
-        "numpy",
-        "scikit-learn",
-        "safetensors",
-    ]
-    return {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "packages": {name: _version(name) for name in packages},
-        **extra,
-    }
+    """When and with what a result was made, plus ``extra`` (command, seed, device, data,
+    weight hashes, ...): ``created``, then the sections of
+    :func:`gan_eval.environment.environment` (gan-eval's version and commit, the torch build,
+    package versions, optional packages that change numbers, Python and platform)."""
+    return {"created": datetime.now(UTC).isoformat(timespec="seconds"), **environment(), **extra}

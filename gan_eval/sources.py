@@ -18,12 +18,7 @@ import torch
 from gan_eval.data import ImageSource, SourceInfo, inspect_images, open_images
 from gan_eval.errors import GanEvalError, InputError
 from gan_eval.generators import GeneratorOptions, is_generator, open_generator
-
-DATA_HELP = (
-    "an image folder (identity = first-level subfolder), a .zip of images, an .npz/.npy array, "
-    "builtin:lfw-subset, or a generator: a gan-eval checkpoint, py:package.module:attr or "
-    "file.py:attr (runs that code), a TorchScript archive or an .onnx model"
-)
+from gan_eval.preflight import DATA_HELP
 
 
 def open_source(
@@ -34,26 +29,28 @@ def open_source(
     seed: int = 0,
     device: str | torch.device | None = None,
     options: GeneratorOptions | None = None,
+    batch_size: int | None = None,
 ) -> ImageSource:
     """Open a DATA string (see :data:`DATA_HELP`) as a source of uint8 B×3×H×W batches.
 
     ``resolution`` resizes every image to a square of that size (see
     :data:`gan_eval.data.convert.RESIZE_FILTER`); without it, mixed sizes are an error.
-    ``n``, ``seed``, ``device`` and ``options`` (an external model's contract:
-    :class:`~gan_eval.generators.GeneratorOptions`) apply to generators: how many images to
-    sample, from which seed, on which device. Raises :class:`InputError` naming ``data`` when it
-    cannot be used.
+    ``n``, ``seed``, ``device``, ``options`` (an external model's contract:
+    :class:`~gan_eval.generators.GeneratorOptions`) and ``batch_size`` (latents per call of an
+    external generator) apply to generators: how many images to sample, from which seed, on
+    which device. Raises :class:`InputError` naming ``data`` when it cannot be used.
     """
     if not isinstance(data, str):
         raise InputError(f"expected a DATA string, got {type(data).__name__}")
     if resolution is not None and not 1 <= resolution <= 4096:
         raise InputError(f"--resolution: {resolution} is out of range; expected 1..4096 pixels")
     if is_generator(data):
-        return open_generator(data, n=n, seed=seed, device=device,
-                              options=options).with_resolution(resolution)
+        return open_generator(data, n=n, seed=seed, device=device, options=options,
+                              batch_size=batch_size).with_resolution(resolution)
     if options is not None and not options.is_default():
         raise InputError(f"{data}: generator options (--z-dim, --truncation, --classes, "
-                         "--labels, --output-range, --discriminator) given for image data")
+                         "--labels, --output-range, --discriminator, --allow-nondeterministic) "
+                         "given for image data")
     return open_images(data, resolution=resolution, expected=DATA_HELP)
 
 
@@ -66,6 +63,7 @@ def as_source(
     seed: int = 0,
     device: str | torch.device | None = None,
     options: GeneratorOptions | None = None,
+    batch_size: int | None = None,
 ) -> ImageSource:
     """``data`` itself when it is an opened source, else :func:`open_source` of it; ``option``
     names the argument in errors (e.g. ``--reference``)."""
@@ -75,7 +73,7 @@ def as_source(
         raise InputError(f"{option}: expected a DATA string or an ImageSource, got "
                          f"{type(data).__name__}")
     return open_source(data, resolution=resolution, n=n, seed=seed, device=device,
-                       options=options)
+                       options=options, batch_size=batch_size)
 
 
 def inspect_source(data: str, *, resolution: int | None = None) -> SourceInfo:
@@ -122,6 +120,9 @@ def reopen(
     generator = record.get("generator")
     options = (GeneratorOptions.from_json(generator.get("options"))
                if isinstance(generator, dict) else None)
+    batch = generator.get("batch_size") if isinstance(generator, dict) else None
+    batch = batch if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0 \
+        else None
     reason = ""
     for candidate in candidates:
         if confine_to is not None and not record.get("content_hash") \
@@ -132,7 +133,7 @@ def reopen(
         try:
             source = open_source(candidate, resolution=record.get("resize"), n=record.get("n"),
                                  seed=int(record.get("seed", seed)), device=device,
-                                 options=options)
+                                 options=options, batch_size=batch)
         except GanEvalError as exc:
             reason = reason or f"{data} cannot be opened now ({exc})"
             continue

@@ -12,7 +12,7 @@ import pytest
 
 from gan_eval.gan.checkpoint import load_checkpoint
 from gan_eval.gan.models import Discriminator, Generator
-from gan_eval.generators.export import export_onnx, export_torchscript
+from gan_eval.generators.export import export_onnx, export_pt2, export_torchscript
 
 FACTORY = '''"""Test factory: the tiny run's EMA generator and discriminator, by gan-eval's API."""
 from gan_eval.gan.checkpoint import load_checkpoint
@@ -83,3 +83,20 @@ def export_all(run: Path, folder: Path, monkeypatch: pytest.MonkeyPatch,
         torchscript_plain=str(folder / "g_plain.ts"), onnx=str(folder / "g.onnx"),
         py=f"py:{module}:make_generator", file=str(folder / f"{module}.py") + ":make_generator",
         d_py=f"py:{module}:make_discriminator", d_torchscript=str(folder / "d.pt"), z_dim=nz)
+
+
+def export_pt2_pair(run: Path, folder: Path) -> tuple[str, str]:
+    """The run's EMA generator and its discriminator as ``torch.export`` archives (``g.pt2``,
+    with gan_eval.json, and ``d.pt2``) in ``folder``."""
+    import torch
+
+    ckpt = load_checkpoint(run / "checkpoint", groups=("g_ema", "d"))
+    g = Generator(ckpt.spec)
+    g.load_state_dict(ckpt.tensors("g_ema"))
+    d = Discriminator(ckpt.spec)
+    d.load_state_dict(ckpt.tensors("d"))
+    folder.mkdir(parents=True, exist_ok=True)
+    side = ckpt.spec.resolution
+    g_path = export_pt2(g, torch.zeros(2, ckpt.spec.nz), folder / "g.pt2", z_dim=ckpt.spec.nz)
+    d_path = export_pt2(d, torch.zeros(2, ckpt.spec.channels, side, side), folder / "d.pt2")
+    return str(g_path), str(d_path)

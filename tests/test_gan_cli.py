@@ -78,13 +78,18 @@ def test_train_then_resume_with_fewer_options(tmp_path: Path) -> None:
 
 
 def test_help_defaults_match_the_config() -> None:
-    """The (default: …) texts of `train --help` are written by hand: keep them true."""
+    """The [default: …] texts of `train --help` are written by hand (the options default to
+    None, so that --resume keeps checkpointed values): keep them true."""
     fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "400"})
-    claims = {}  # one option per table row at this width
-    for line in result.output.splitlines():
-        if match := re.search(r"│\s+\*?\s*--([a-z0-9-]+)\s.*\(default: ([^)]+)\)", line):
-            claims[match[1]] = match[2]
+    # one entry per option: its first line starts with the option, continuation lines are indented
+    entries = re.split(r"\n(?=  (?:-\w, )?--)", result.output.split("Options:", 1)[1])
+    claims = {}
+    for entry in entries:
+        name = re.match(r"\s*(?:-\w, )?--([a-z0-9-]+)", entry)
+        default = re.search(r"\[default: ([^\]]+)\]", " ".join(entry.split()))
+        if name and default:
+            claims[name[1]] = default[1]
     assert len(claims) >= 15
     words = {"on": True, "off": False}
     for option, claim in claims.items():

@@ -40,6 +40,9 @@ def test_exports_give_the_file_generators_images(tmp_path: Path,
     assert reference.shape == (16, 3, 32, 32) and reference.float().std() > 0
     torchscript = open_source(str(tmp_path / "generator.pt"), n=16, seed=3, device="cpu")
     assert torch.equal(torchscript.load(), reference)
+    exported = open_source(str(tmp_path / "generator.pt2"), n=16, seed=3, device="cpu")
+    assert exported.kind == "generator-torch-export"
+    assert torch.equal(exported.load(), reference)
     onnx = open_source(str(tmp_path / "generator.onnx"), n=16, seed=3, device="cpu").load()
     diff = (onnx.int() - reference.int()).abs()
     assert int(diff.max()) <= 1 and float((diff > 0).float().mean()) <= 0.001

@@ -12,12 +12,13 @@ ROOT = Path(gan_eval.__file__).parent
 
 FLOORS: list[set[str]] = [
     {"version", "errors"},
-    {"seeding", "faces", "catalogue", "fileio", "devices", "estimates"},
+    {"seeding", "faces", "catalogue", "fileio", "devices", "estimates", "environment"},
     {"metrics", "results", "distributed", "weights"},
     {"gates"},
     {"data"},
     {"features", "gan"},
     {"generators"},
+    {"preflight"},
     {"sources"},
     {"evaluation", "calibration", "identity", "robustness"},
     {"restoration"},

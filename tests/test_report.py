@@ -277,6 +277,80 @@ def test_report_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -
     assert badge.sum() > 500
 
 
+def _provenance_rows(html: str) -> list[tuple[str, str, str]]:
+    """(section, key, value) of every row of the page's provenance tables."""
+    tail = html.split('id="provenance"', 1)[1]
+    rows = []
+    for section, table in re.findall(r"<h3>(.*?)</h3>\s*<table class=\"kv\">(.*?)</table>", tail,
+                                     flags=re.S):
+        rows += [(section, k, v) for k, v in
+                 re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", table, flags=re.S)]
+    return rows
+
+
+def test_provenance_is_folded_into_sections(report_dir: Path) -> None:
+    prov = json.loads((report_dir / "results.json").read_text())["provenance"]
+    said_once = {"created", "command", "seed", "notes", "gan_eval", "torch", "packages",
+                 "optional_packages", "system", "device", "weights"}
+    for name, part in prov["parts"].items():
+        assert not said_once & set(part), (name, sorted(said_once & set(part)))
+        assert all(value not in (None, "", [], {}) for value in part.values()), name
+        for role, record in part.get("data", {}).items():  # only records of its own
+            assert record != prov["data"].get(role), (name, role)
+    assert set(prov["data"]) >= {"generated", "reference"}
+    assert prov["gan_eval"]["version"]
+    if (Path(__file__).resolve().parents[1] / ".git").exists():
+        assert re.fullmatch(r"[0-9a-f]{40}", prov["gan_eval"]["commit"])
+        assert isinstance(prov["gan_eval"]["dirty"], bool)
+    assert prov["torch"]["build"] == "CPU only" or prov["torch"]["build"].startswith("CUDA")
+    assert {"dlib-bin", "timm", "onnxruntime"} <= set(prov["optional_packages"])
+    assert prov["device"].startswith("cpu (")  # the device that ran, not "auto"
+    assert prov["weights_sha256"]["dlib-face"]
+
+    rows = _provenance_rows((report_dir / "index.html").read_text())
+    keys = [(section, key) for section, key, _ in rows]
+    assert len(keys) == len(set(keys)), "a key repeated within a section"
+    assert all(value.strip() for _, _, value in rows), "an empty row"
+    assert len(rows) < 60, len(rows)
+    assert {"Run", "gan-eval", "Software", "Data"} <= {section for section, _, _ in rows}
+    training = json.loads((report_dir / "results.json").read_text())["training"]
+    assert training["config"]["device"] == "cpu" or training["device"].startswith("cpu (")
+
+
+def test_header_says_what_was_trained_on_what(report_dir: Path) -> None:
+    html = (report_dir / "index.html").read_text()
+    subject = re.search(r'<div class="subject">(.*?)</div>', html, flags=re.S)
+    assert subject is not None
+    assert "checkpoint, state sha256" in subject.group(1)
+    assert "trained on and compared with" in subject.group(1)
+
+
+def test_faceness_says_which_detector_and_why(report_dir: Path) -> None:
+    section = Results.load(report_dir / "results.json").recognition["faceness"]
+    html = (report_dir / "index.html").read_text()
+    assert f"Detector <strong>{section['detector']}</strong>" in html
+    other = {"dlib-hog": "skimage-lbp", "skimage-lbp": "dlib-hog"}[section["detector"]]
+    assert other in section["chosen_because"] and "not comparable" in section["chosen_because"]
+    assert "Why this detector" in html
+
+
+def test_report_subject_of_an_external_generator_claims_no_training_data() -> None:
+    from gan_eval.audit import subject
+
+    class External:
+        data = "examples/out/generator.onnx"
+
+        def record(self) -> dict[str, object]:
+            return {"data": self.data, "kind": "generator-onnx", "content_hash": "c" * 64,
+                    "generator": {"spec": self.data, "kind": "onnx",
+                                  "files_sha256": {"/abs/generator.onnx": "ab" * 32}}}
+
+    line = subject(External(), "builtin:lfw-subset")  # type: ignore[arg-type]
+    assert "trained on" not in line
+    assert "generator.onnx" in line and "onnx generator" in line and "abababab" in line
+    assert line.endswith("compared with builtin:lfw-subset")
+
+
 def test_page_shows_floor_ceiling_and_span(report_dir: Path) -> None:
     """Every distribution metric's row, the summary cards and the gate table show its floor
     (real vs real), ceiling (noise or the mean face) and span; an uncalibrated leakage card is

@@ -56,7 +56,7 @@ def bounds_run(tmp_path_factory: pytest.TempPathFactory, alexnet: Path) -> Path:
     result = CliRunner().invoke(app, [
         "restoration", f"{MODELS}:make_swapper", f"{MODELS}:make_oracle",
         "--data", "builtin:lfw-heldout", *GRID, "--no-baselines", "--quiet",
-        "--lpips-weights", str(alexnet), "--out", str(out), "--gates", str(GATES),
+        "--weights", f"lpips-alex={alexnet}", "--out", str(out), "--gates", str(GATES),
         "--json", str(out.parent / "r.json")])
     assert result.exit_code == 0, result.output
     return out

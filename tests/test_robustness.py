@@ -294,7 +294,8 @@ def test_epsilon_plan() -> None:
 @pytest.mark.slow
 def test_full_default_run_has_what_a_plot_needs(tmp_path: Path) -> None:
     options = AttackOptions(steps=3, cw_binary_search_steps=2, cw_steps=10, deepfool_steps=10)
-    results = attack("builtin:lfw-subset", AttackConfig(n=4, options=options, device="cpu", seed=1))
+    results = attack("builtin:lfw-subset", AttackConfig(  # every attack: the slow ones are opt-in
+        n=4, attacks=tuple(ATTACKS), options=options, device="cpu", seed=1))
     rob = results.robustness
     names = {r["attack"] for r in rob["attacks"]}
     assert names == set(ATTACKS)

@@ -52,7 +52,7 @@ def _commands() -> dict[str, Any]:
 def test_every_command_is_checked() -> None:
     assert set(_commands()) == {"inspect", "train", "sample", "evaluate", "recognition",
                                 "attack", "report", "gate", "weights list", "weights fetch",
-                                "weights verify", "restoration"}
+                                "weights verify", "restoration", "calibrate"}
 
 
 @pytest.mark.parametrize("name", sorted(_commands()))

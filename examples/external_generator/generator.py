@@ -2,7 +2,7 @@
 
 gan-eval reads this file as ``examples/external_generator/generator.py:make_generator`` (a
 ``file.py:attr`` spec, which imports and runs this code) or, after ``export.py``, as a
-TorchScript archive or an ONNX model (no code of yours runs then).
+``torch.export`` archive, a TorchScript archive or an ONNX model (no code of yours runs then).
 
 The contract: ``make_generator()`` returns an ``nn.Module`` that maps latents float32 B×z_dim
 (z ~ N(0, I)) to images float B×3×H×W in [-1, 1] (NCHW). It states its latent size as the

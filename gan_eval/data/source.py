@@ -59,6 +59,9 @@ class ImageSource(ABC):
     identities: tuple[str, ...] | None = None
     labels: np.ndarray | None = None
     problems: list[Problem]
+    cacheable: bool = True
+    """False when the content hash does not pin the images (a generator accepted as
+    non-deterministic): features of such a source are never cached."""
 
     def __init__(self) -> None:
         self.problems = []
@@ -106,6 +109,18 @@ class ImageSource(ABC):
             self._hash = digest.hexdigest()
         return self._hash
 
+    def hashed_by_reading(self) -> bool:
+        """True when :meth:`content_hash` would read every image now (an external generator,
+        whose hash is of its pixels, before they were all read in order): a caller that reads
+        every image anyway asks for the hash after reading."""
+        return False
+
+    def origin_hash(self) -> str:
+        """A hash of what the images come from, known without reading them: the content hash,
+        except for sources :meth:`hashed_by_reading` (then their files, weights and settings;
+        something looked up under it must be checked against :meth:`content_hash`)."""
+        return self.content_hash()
+
     def record(self) -> dict[str, Any]:
         """The source record: what a results file stores so that a report can reopen this
         source (:func:`gan_eval.sources.reopen`) and check it is unchanged.
@@ -151,6 +166,7 @@ class _Head(ImageSource):
         self.identities = parent.identities
         self.labels = None if parent.labels is None else parent.labels[:n]
         self.problems = parent.problems
+        self.cacheable = parent.cacheable
 
     def __len__(self) -> int:
         return self.n
@@ -162,6 +178,14 @@ class _Head(ImageSource):
 
     def _hash_content(self, digest: hashlib._Hash) -> None:
         digest.update(f"{self.parent.content_hash()}/head={self.n}".encode())
+
+    def hashed_by_reading(self) -> bool:
+        return self.parent.hashed_by_reading()  # (its hash is the whole parent's)
+
+    def origin_hash(self) -> str:
+        if not self.hashed_by_reading():
+            return self.content_hash()
+        return hashlib.sha256(f"{self.parent.origin_hash()}/head={self.n}".encode()).hexdigest()
 
     def record(self) -> dict[str, Any]:
         """The parent's record (``n`` is how many images to open it with) plus ``head``."""

@@ -1,7 +1,12 @@
 """On-disk cache of extracted features, keyed by everything that changes them.
 
 Key = sha256 of (source content hash, resolution and resize filter, extractor name, extractor
-weights sha256, gan-eval version, sample count). Entries are safetensors files written atomically.
+weights sha256, gan-eval version, sample count). The content hash is of what the images are: the
+files of image data, a gan-eval checkpoint's weights and sampler, and an external generator's
+generated pixels themselves (so a weights file its factory reads, or an ONNX model's external
+data, is part of the key by what it changes); a generator accepted as non-deterministic is never
+cached (:attr:`gan_eval.data.ImageSource.cacheable`). Entries are safetensors files written
+atomically.
 ``GAN_EVAL_CACHE_DIR`` moves the cache; ``FeatureCache(None)`` (``--no-cache``) turns it off.
 
 Integrity: a cached number must never be silently wrong. Each entry records, in its safetensors
@@ -19,7 +24,7 @@ import json
 import os
 import warnings
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -76,11 +81,12 @@ class CacheLookup:
 
     ``tensors``: the verified tensors (CPU), or None. ``reason``: None on a hit, a miss or a
     disabled cache; otherwise why an existing entry was rejected (and removed), to be shown to
-    the user.
+    the user. ``meta``: the metadata the entry was stored with (on a hit).
     """
 
     tensors: dict[str, torch.Tensor] | None
     reason: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
 
 
 class FeatureCache:
@@ -147,7 +153,7 @@ class FeatureCache:
         if problem is None:
             problem = self._verify(key, meta, tensors, expected_rows, expected_names)
         if problem is None:
-            return CacheLookup(tensors)
+            return CacheLookup(tensors, meta=dict(meta))
         with contextlib.suppress(OSError):
             path.unlink()
         return CacheLookup(

@@ -71,6 +71,15 @@ def extract(
 ) -> Features:
     """Features of every image of ``source`` (in order), from the cache when present.
 
+    The cache key is the source's content hash, its size and resize, and the extractor, its
+    weights and settings. A source whose content hash is only known once its images are read (an
+    external generator: a hash of its pixels, :meth:`ImageSource.hashed_by_reading`) is looked up
+    under its :meth:`~ImageSource.origin_hash` instead, and an entry found there is used only when
+    the pixels it was extracted from (recorded with it) hash as the images do now; so the images
+    are generated once whether the features are cached or not. A source that is not
+    ``cacheable`` (a generator accepted as non-deterministic) is neither read from nor written
+    to the cache.
+
     Raises :class:`InputError` when the source is empty or the extractor yields NaN or infinite
     features (for example a generator that diverged), naming the source. Under torchrun every
     rank must call this with the same source, extractor and ``batch_size``; each returns all
@@ -79,24 +88,27 @@ def extract(
     n = len(source)
     if n == 0:
         raise InputError(f"{source.data}: no images to extract {extractor.name} features from")
+    if not source.cacheable:
+        cache = None
     env = dist.current()
-    key = cache_key(
-        source=source.content_hash(),
-        n=n,
-        resolution=source.resolution,
-        resize=RESIZE_FILTER,
-        extractor=extractor.name,
-        weights=extractor.weights_sha256(),
-        settings=json.dumps(extractor.settings(), sort_keys=True),
-        version=__version__,
-    )
+    settings: dict[str, str | int | tuple[int, int]] = {
+        "n": n,
+        "resolution": source.resolution,
+        "resize": RESIZE_FILTER,
+        "extractor": extractor.name,
+        "weights": extractor.weights_sha256(),
+        "settings": json.dumps(extractor.settings(), sort_keys=True),
+        "version": __version__,
+    }
+    late = source.hashed_by_reading()  # its content hash is of pixels not read yet
+    key = cache_key(source=source.origin_hash() if late else source.content_hash(), **settings)
     features = Features(
         extractor=extractor.name,
         primary=extractor.primary,
         tensors={},
         key=key,
         source=source.data,
-        source_hash=source.content_hash(),
+        source_hash="",
         weights_sha256=extractor.weights_sha256(),
     )
     needed = {extractor.primary} | ({extractor.logits} if extractor.logits else set())
@@ -106,9 +118,16 @@ def extract(
     if found is not None and found.reason:
         features.notes.append(f"{source.data}: cached {extractor.name} features were not used "
                               f"and are recomputed: {found.reason}")
+    if late and found is not None and cached is not None \
+            and found.meta.get("pixels") != source.content_hash():  # generates, no extraction
+        cached = None
+        features.notes.append(f"{source.data}: cached {extractor.name} features were of other "
+                              "images (the generator's images changed, its files did not); "
+                              "recomputed")
     # Under torchrun every rank must take the same branch: the gather below is collective.
     if dist.all_true(cached is not None, env) and cached is not None:
         features.tensors, features.from_cache = cached, True
+        _identify(features, source, settings)
         return features
 
     start = time.perf_counter()
@@ -148,8 +167,19 @@ def extract(
             f"{source.data}: {bad} of {n} images give NaN or infinite {extractor.name} features "
             "(a diverged generator or corrupt images?)"
         )
+    _identify(features, source, settings)  # after reading: the pixels are hashed by now
     if cache is not None and (env is None or env.is_main):
-        cache.store(key, tensors, {"source": source.data, "extractor": extractor.name})
+        meta = {"source": source.data, "extractor": extractor.name}
+        if late:
+            meta["pixels"] = features.source_hash
+        cache.store(key, tensors, meta)
     features.tensors, features.forward_passes = tensors, passes
     features.seconds = time.perf_counter() - start
     return features
+
+
+def _identify(features: Features, source: ImageSource,
+              settings: dict[str, str | int | tuple[int, int]]) -> None:
+    """Set what the features are of: the source's content hash and the key over it."""
+    features.source_hash = source.content_hash()
+    features.key = cache_key(source=features.source_hash, **settings)

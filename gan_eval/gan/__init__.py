@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _LAZY = {
-    "Checkpoint": "checkpoint", "is_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
+    "Checkpoint": "checkpoint", "is_checkpoint": "layout", "load_checkpoint": "checkpoint",
     "LOSSES": "losses", "GanLoss": "losses", "get_loss": "losses", "LossName": "loss_names",
     "RESOLUTIONS": "models", "Discriminator": "models", "Generator": "models",
     "ModelSpec": "models", "GanStep": "training", "TrainConfig": "training",
@@ -21,7 +21,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from gan_eval.gan.checkpoint import Checkpoint, is_checkpoint, load_checkpoint
+    from gan_eval.gan.checkpoint import Checkpoint, load_checkpoint
+    from gan_eval.gan.layout import is_checkpoint
     from gan_eval.gan.loss_names import LossName
     from gan_eval.gan.losses import LOSSES, GanLoss, get_loss
     from gan_eval.gan.models import RESOLUTIONS, Discriminator, Generator, ModelSpec

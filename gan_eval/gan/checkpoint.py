@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from gan_eval.errors import InputError
 from gan_eval.fileio import (
@@ -45,45 +45,24 @@ from gan_eval.fileio import (
     sha256_file,
     stale_temps,
 )
+from gan_eval.gan.layout import (
+    CHECKPOINT_DIR,
+    JSON_NAME,
+    checkpoint_json,
+    state_file_name,
+)
+from gan_eval.gan.layout import (
+    is_checkpoint as is_checkpoint,  # re-exported: gan_eval.gan.checkpoint.is_checkpoint
+)
 from gan_eval.gan.models import Discriminator, Generator, ModelSpec
 
 SCHEMA = "gan-eval/checkpoint/v1"
-CHECKPOINT_DIR = "checkpoint"
-JSON_NAME = "checkpoint.json"
 MODULE_GROUPS = ("g", "d", "g_ema")
 OPTIMIZER_GROUPS = ("opt_g", "opt_d")
 ADAM_STATE_NAMES = ("exp_avg", "exp_avg_sq", "step")
 _STATE_FILE = re.compile(r"state-\d{8}\.safetensors")
 _LEGACY_TEMP = re.compile(r"\.(state-\d{8}\.safetensors|checkpoint\.json)\.[a-z0-9_]{6,}\.tmp")
 _PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar"})
-
-
-def state_file_name(step: int) -> str:
-    """Name of the state file written at ``step``."""
-    return f"state-{step:08d}.safetensors"
-
-
-def _checkpoint_json(path: Path) -> Path | None:
-    """checkpoint.json for a checkpoint folder, a run folder, the JSON itself or a state file."""
-    if path.is_dir():
-        for folder in (path, path / CHECKPOINT_DIR):
-            if (folder / JSON_NAME).is_file():
-                return folder / JSON_NAME
-        return None
-    if path.name == JSON_NAME or path.suffix == ".safetensors":
-        return path.parent / JSON_NAME
-    return None
-
-
-def is_checkpoint(path: Path) -> bool:
-    """True when ``path`` names a gan-eval checkpoint: its folder, its run folder, or its files.
-
-    A ``.safetensors`` file or a ``checkpoint.json`` counts (so that :func:`load_checkpoint`
-    can explain what is wrong with it), even without a valid checkpoint beside it.
-    """
-    if path.is_dir():
-        return _checkpoint_json(path) is not None
-    return path.suffix == ".safetensors" or path.name == JSON_NAME
 
 
 def package_versions() -> dict[str, str]:
@@ -97,11 +76,41 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def canonical_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """``tensors`` (CPU, contiguous) and ``metadata`` as safetensors bytes that depend on their
+    content only.
+
+    safetensors writes its ``__metadata__`` in hash-map order, which changes from process to
+    process; here the header is rewritten with the metadata keys sorted and the tensor entries
+    in data order (the data section, laid out by safetensors by dtype and name, is kept as it
+    is), padded with spaces to a multiple of 8 bytes as safetensors pads it. Any safetensors
+    reader reads the result.
+    """
+    raw = save(tensors, metadata=metadata)
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + size])
+    meta = header.pop("__metadata__", {})
+    entries = sorted(header.items(), key=lambda item: (item[1]["data_offsets"], item[0]))
+    text = json.dumps({"__metadata__": dict(sorted(meta.items())), **dict(entries)},
+                      separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + raw[8 + size:]
+
+
+def save_file(tensors: dict[str, torch.Tensor], filename: str,
+              metadata: dict[str, str] | None = None) -> None:
+    """``safetensors.torch.save_file`` with the canonical header of
+    :func:`canonical_safetensors` (the same bytes for the same tensors and metadata)."""
+    Path(filename).write_bytes(canonical_safetensors(tensors, metadata or {}))
+
+
 def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """Write ``tensors`` and ``meta`` as a checkpoint in ``folder`` atomically; returns the JSON.
 
     ``meta`` must hold ``step``; ``schema``, ``state_file``, ``state_sha256`` and ``versions``
-    are added. Tensors are copied to CPU and made contiguous.
+    are added. Tensors are copied to CPU and made contiguous. The state file's bytes depend on
+    the tensors and the step only (:func:`canonical_safetensors`), so identical weights get the
+    same ``state_sha256`` in any process.
     """
     folder.mkdir(parents=True, exist_ok=True)
     step = int(meta["step"])
@@ -316,7 +325,7 @@ def load_checkpoint(path: Path | str, *, groups: Iterable[str] = ("g_ema",)) -> 
         )
     if not path.exists():
         raise InputError(f"{path}: no such checkpoint file or folder")
-    json_path = _checkpoint_json(path)
+    json_path = checkpoint_json(path)
     if json_path is None:
         raise _fail(path, f"no {JSON_NAME} in it or in {path / CHECKPOINT_DIR}")
     if not json_path.is_file():

@@ -36,7 +36,8 @@ def sample(
     Files: ``000000.png``, ``000001.png``, … (gray PNGs for a 1-channel model); with ``npz``,
     also ``samples.npz`` holding ``images`` (uint8 N×H×W for gray, N×H×W×3 for color), which
     ``open_source`` reads back. Image i depends only on the generator, ``seed`` and i (not on
-    ``batch_size``); see :mod:`gan_eval.generators.source`.
+    ``batch_size``); see :mod:`gan_eval.generators.source`. An external generator is called with
+    ``min(batch_size, images left)`` latents at a time.
 
     ``out`` must be new or empty unless ``overwrite``, which replaces it whole: the folder holds
     the images of one call, never a mix with an earlier one. A failure leaves ``out`` as it was.
@@ -48,11 +49,9 @@ def sample(
     if batch_size < 1:
         raise InputError(f"--batch-size {batch_size}: expected at least 1")
     out = Path(out).expanduser()
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"--out {out}: the folder is not empty; choose a new or empty folder, "
-                         "or pass --overwrite to replace it")
-    check_output_dir(out, "--out", create=False)
-    source = open_generator(str(generator), n=n, seed=seed, device=device, options=options)
+    check_output_dir(out, "--out", create=False, empty=not overwrite)
+    source = open_generator(str(generator), n=n, seed=seed, device=device, options=options,
+                            batch_size=batch_size)
     channels = source.source_channels
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=TEMP_SUFFIX, dir=out.parent))
     try:

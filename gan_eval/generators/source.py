@@ -6,9 +6,11 @@ nor on the device the latents are drawn for. The generator runs (in eval mode, f
 ``nn.Module`` s: BatchNorm uses its running statistics, so images do not interact) on
 ``device``, in fixed-size chunks (the last one zero-padded): every image is computed by the same
 kernels whatever batch size the caller uses, which makes the pixels batch-size invariant bit for
-bit, not merely up to rounding. Outputs in [-1, 1] become uint8 with
-:func:`gan_eval.data.convert.to_uint8`. A consumer reading contiguous ranges in order gets the
-next range generated in a worker thread meanwhile (read-ahead), so sampling overlaps extraction.
+bit, not merely up to rounding (an external generator is called with ``min(batch, images left)``
+latents instead, in calls of fixed images: :mod:`gan_eval.generators.external`). Outputs in
+[-1, 1] become uint8 with :func:`gan_eval.data.convert.to_uint8`. A consumer reading contiguous
+ranges in order gets the next range generated in a worker thread meanwhile (read-ahead), so
+sampling overlaps extraction.
 """
 
 from __future__ import annotations

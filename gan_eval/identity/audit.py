@@ -207,6 +207,8 @@ def _faceness(gen: _Embedded, ref: _Embedded, config: RecognitionConfig
     section: dict[str, Any] = {
         "detector": detector.name,
         "description": detector.description,
+        "chosen_because": ("named by the detector option" if config.detector is not None
+                           else detector.chosen_because),
         "detection": detection_note(),
     }
     if reasons:

@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 
 from gan_eval.catalogue import headlines
+from gan_eval.environment import OPTIONAL_PACKAGES
 from gan_eval.estimates import estimand_label
 from gan_eval.report.restoration import restoration_view
 from gan_eval.report.tables import control_note, recognition_table
@@ -126,6 +127,7 @@ def _faceness(recognition: dict[str, Any]) -> dict[str, Any] | None:
              "found": fmt(f.get("with_face")), "n": fmt(f.get("n"))}
             for s in ("generated", "reference") if isinstance(f := faceness.get(s), dict)]
     return {"note": None, "rows": rows, "detector": faceness.get("description"),
+            "name": faceness.get("detector"), "chosen_because": faceness.get("chosen_because"),
             "detection": faceness.get("detection")}
 
 
@@ -170,6 +172,106 @@ def flatten(data: Any, prefix: str = "", *, max_items: int = 12) -> list[tuple[s
     else:
         rows.append((prefix, fmt(data)))
     return rows
+
+
+def describe_record(record: Any) -> str:
+    """A source record (:meth:`ImageSource.record`) as one line: what, how many, size, hash."""
+    if not isinstance(record, dict):
+        return fmt(record)
+    parts = [str(record.get("data", "?"))]
+    generator = record.get("generator")
+    if isinstance(generator, dict):
+        parts.append(f"{generator.get('kind')} generator")
+    elif record.get("kind"):
+        parts.append(str(record["kind"]))
+    if record.get("n") is not None:
+        parts.append(f"{fmt(record['n'])} images")
+    size = record.get("resolution")
+    if isinstance(size, list | tuple) and len(size) == 2:
+        parts.append(f"{size[0]}×{size[1]}" + (" (resized)" if record.get("resize") else ""))
+    if record.get("seed") is not None:
+        parts.append(f"seed {record['seed']}")
+    if record.get("role"):
+        parts.append(str(record["role"]))
+    if record.get("content_hash"):
+        parts.append(f"content sha256 {str(record['content_hash'])[:16]}…")
+    return " · ".join(parts)
+
+
+_PROVENANCE_SKIPPED = ("notes", "title", "subject")
+"""Provenance keys shown elsewhere on the page (the header and the notes)."""
+
+
+def provenance_sections(prov: dict[str, Any]) -> list[dict[str, Any]]:
+    """The provenance as titled tables, each fact once: the run, gan-eval (version, commit),
+    software (torch build, packages), optional packages (and what each changes), data (one line
+    per set), weights, then what each analysis recorded of its own. Keys of older results files
+    that fit none of these are listed last, flattened."""
+    rest = {k: v for k, v in prov.items() if k not in _PROVENANCE_SKIPPED}
+    sections: list[dict[str, Any]] = []
+
+    def add(title: str, rows: list[tuple[str, str]]) -> None:
+        rows = [(k, v) for k, v in rows if v not in ("", "None")]
+        if rows:
+            sections.append({"title": title, "rows": rows})
+
+    add("Run", [(key, fmt(rest.pop(key))) for key in ("created", "command", "seed", "device")
+                if key in rest])
+    source = rest.pop("gan_eval", None)
+    if isinstance(source, dict):
+        commit = source.get("commit")
+        if commit and source.get("dirty"):
+            commit = f"{commit} (tracked files changed since this commit)"
+        add("gan-eval", [("version", fmt(source.get("version"))), ("commit", fmt(commit)),
+                         ("source", fmt(source.get("source")))])
+    software: list[tuple[str, str]] = []
+    torch = rest.pop("torch", None)
+    if isinstance(torch, dict):
+        build = ", ".join(str(v) for v in (torch.get("version"), torch.get("build")) if v)
+        if torch.get("threads") is not None:
+            build += f", {torch['threads']} CPU threads"
+        software.append(("torch", build))
+    system = rest.pop("system", None)
+    if isinstance(system, dict):
+        software += [(k, fmt(v)) for k, v in system.items()]
+    packages = rest.pop("packages", None)
+    if isinstance(packages, dict):
+        software += [(name, fmt(v) if v else "not installed") for name, v in packages.items()]
+    add("Software", software)
+    optional = rest.pop("optional_packages", None)
+    if isinstance(optional, dict):
+        add("Optional packages (each changes the numbers named)", [
+            (name, f"{version or 'not installed'} — {OPTIONAL_PACKAGES.get(name, '')}".rstrip(
+                " —")) for name, version in optional.items()])
+    data = rest.pop("data", None)
+    if isinstance(data, dict):
+        data_rows: list[tuple[str, str]] = []
+        for role, record in data.items():
+            data_rows.append((role, describe_record(record)))
+            generator = record.get("generator") if isinstance(record, dict) else None
+            if isinstance(generator, dict):  # an external generator: what exactly ran
+                data_rows += flatten(
+                    {key: value for key, value in generator.items()
+                     if key not in ("kind", "options") and value not in (None, {}, [])},
+                    f"{role}.generator")
+        add("Data", data_rows)
+    weights = rest.pop("weights_sha256", None) or rest.pop("weights", None)
+    if isinstance(weights, dict):
+        add("Weights (sha256)", [(name, fmt(v)) for name, v in weights.items()])
+    parts = rest.pop("parts", None)
+    if isinstance(parts, dict):
+        for name, part in parts.items():
+            if not isinstance(part, dict):
+                continue
+            rows: list[tuple[str, str]] = []
+            for key, value in part.items():
+                if key == "data" and isinstance(value, dict):
+                    rows += [(f"data.{role}", describe_record(r)) for role, r in value.items()]
+                else:
+                    rows += flatten(value, key)
+            add(f"{name}", rows)
+    add("Other", flatten(rest))
+    return sections
 
 
 def _leakage(recognition: dict[str, Any], pictures: Pictures) -> dict[str, Any] | None:
@@ -353,7 +455,9 @@ def build_view(results: Results, pictures: Pictures) -> dict[str, Any]:
                     for o in results.omitted],
         "figures": pictures.figures,
         "training": {
-            "rows": [(k, fmt(v)) for k, v in (training.get("config") or {}).items()
+            "rows": [(k, fmt(training["device"] if k == "device" and training.get("device")
+                          else v))
+                     for k, v in (training.get("config") or {}).items()
                      if k in ("data", "resolution", "steps", "batch_size", "loss", "seed",
                               "width", "nz", "lr", "ema_decay", "device")],
             "source": training.get("run") or training.get("checkpoint"),
@@ -378,8 +482,7 @@ def build_view(results: Results, pictures: Pictures) -> dict[str, Any]:
             "sets": [(name, s.get("data"), fmt(s.get("n"))) for name, s in
                      (rob.get("sets") or {}).items()],
         } if rob else None,
-        "provenance": flatten({k: v for k, v in prov.items() if k not in ("notes", "title",
-                                                                         "subject")}),
+        "provenance": provenance_sections(prov),
         "restoration": restoration_view(results.restoration, pictures.figures),
     }
 

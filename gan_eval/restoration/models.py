@@ -287,10 +287,8 @@ def open_restorer(spec: str, options: ModelOptions | None = None,
         call, files = _onnx_call(spec, device)
         return ModelRestorer(spec, call, options, kind="onnx", files=files, weights_sha256=None,
                              device=device)
-    try:
-        loaded = load_model(spec, device, role="restoration model")
-    except InputError as exc:
-        raise InputError(f"MODEL {exc}") from exc
-    return ModelRestorer(spec, lambda x: loaded.call(x, None, None), options,
+    # the user's code (import, factory, forward) runs contained: gan_eval.generators.usercode
+    loaded = load_model(spec, device, role="restoration model", name=f"MODEL {spec}")
+    return ModelRestorer(spec, lambda x: loaded.run(x), options,
                          kind=loaded.kind.value, files=dict(loaded.files),
                          weights_sha256=loaded.weights_sha256, device=device)

@@ -4,6 +4,10 @@
     results = attack("runs/lfw", AttackConfig(attacks=("fgsm", "pgd", "cw"),
                                               epsilons=("2/255", "8/255")))
 
+Without ``attacks``, the quick ones run (:data:`~gan_eval.robustness.attacks.DEFAULT_ATTACKS`:
+fgsm, pgd); the minimization attacks cw and deepfool take minutes per face set and run only when
+named.
+
 - :mod:`.attacks`: registry of attack names → foolbox attack + norm; ε units and rules.
 - :mod:`.models`: the dlib recognizer and a checkpoint's discriminator, each wrapped once as a
   foolbox ``PyTorchModel`` with bounds (0, 1); the 2-logit verification view.
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gan_eval.robustness.attacks import (
         ATTACKS,
+        DEFAULT_ATTACKS,
         DEFAULT_EPSILONS,
         AttackKind,
         AttackOptions,
@@ -44,8 +49,9 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
-    **dict.fromkeys(("ATTACKS", "DEFAULT_EPSILONS", "AttackKind", "AttackOptions", "AttackSpec",
-                     "Norm", "TargetModel", "parse_epsilon", "plan_epsilons", "register_attack"),
+    **dict.fromkeys(("ATTACKS", "DEFAULT_ATTACKS", "DEFAULT_EPSILONS", "AttackKind",
+                     "AttackOptions", "AttackSpec", "Norm", "TargetModel", "parse_epsilon",
+                     "plan_epsilons", "register_attack"),
                     "attacks"),
     "CORRUPTIONS": "corruptions",
     "embedding_drift": "corruptions",
@@ -62,6 +68,7 @@ _LAZY = {
 __all__ = [
     "ATTACKS",
     "CORRUPTIONS",
+    "DEFAULT_ATTACKS",
     "DEFAULT_EPSILONS",
     "AttackConfig",
     "AttackKind",

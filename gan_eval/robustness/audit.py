@@ -40,7 +40,7 @@ from gan_eval.generators.external import ExternalSource
 from gan_eval.metrics.intervals import rate_interval
 from gan_eval.results import Metric, Results, provenance
 from gan_eval.robustness.attacks import (
-    ATTACKS,
+    DEFAULT_ATTACKS,
     AttackOptions,
     AttackSpec,
     Norm,
@@ -329,7 +329,9 @@ def _metrics(records: list[dict[str, Any]], corruption_records: list[dict[str, A
 class AttackConfig:
     """Options of :func:`attack` (validated; bad values raise :class:`InputError`).
 
-    ``attacks``: registered names (:data:`~gan_eval.robustness.attacks.ATTACKS`); ``epsilons``:
+    ``attacks``: registered names (:data:`~gan_eval.robustness.attacks.ATTACKS`); default
+    :data:`~gan_eval.robustness.attacks.DEFAULT_ATTACKS` (fgsm, pgd: seconds per set), the slow
+    minimization attacks (cw, deepfool: minutes per set) only when named; ``epsilons``:
     numbers, fractions or norm-tagged strings under the rules of
     :mod:`~gan_eval.robustness.attacks` (default grids per norm). ``goals``: recognizer goals
     (dodging, impersonation). ``corruptions``: also measure embedding drift under noise, blur and
@@ -339,7 +341,7 @@ class AttackConfig:
     """
 
     model: TargetModel = TargetModel.RECOGNIZER
-    attacks: tuple[str, ...] = tuple(ATTACKS)
+    attacks: tuple[str, ...] = DEFAULT_ATTACKS  # fgsm, pgd; cw and deepfool are slow: opt in
     epsilons: tuple[float | str, ...] | None = None
     n: int = 32  # images per set (a seeded subset of image data, samples of a generator)
     reference: str | ImageSource | None = None  # real faces (default for a checkpoint: its data)
@@ -399,8 +401,14 @@ def attack(target: str | ImageSource, config: AttackConfig | None = None) -> Res
     plan = plan_epsilons(specs, config.epsilons)
     dev = resolve_device(config.device)
     seed, threshold = config.seed, config.threshold
-    source = as_source(target, "TARGET", n=config.n, seed=seed, device=dev)
+    source = as_source(target, "TARGET", n=config.n, seed=seed, device=dev,
+                       batch_size=config.batch_size)
     checkpoint = getattr(source, "checkpoint", None)
+    if kind is TargetModel.RECOGNIZER and isinstance(source, ExternalSource) \
+            and source.options.discriminator is not None:
+        raise InputError(f"--discriminator {source.options.discriminator}: a discriminator is "
+                         "attacked only with --model discriminator (this run attacks the face "
+                         "recognizer)")
     external_d = (source.open_discriminator() if kind is TargetModel.DISCRIMINATOR
                   and isinstance(source, ExternalSource) else None)
     if kind is TargetModel.DISCRIMINATOR and checkpoint is None and external_d is None:
@@ -452,7 +460,8 @@ def attack(target: str | ImageSource, config: AttackConfig | None = None) -> Res
             d_module, prov_extra["discriminator"] = external_d
             d_model = external_discriminator_model(
                 d_module, channels=source.source_channels, resolution=source.resolution[0],
-                input_range=source.output_range, device=dev)
+                input_range=source.output_range, device=dev,
+                name=f"--discriminator {source.options.discriminator}")
         records, clean = _attack_discriminator(
             sets, d_model, specs, plan, options=config.options, batch_size=config.batch_size,
             seed=seed, device=dev, progress=report,

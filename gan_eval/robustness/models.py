@@ -145,24 +145,27 @@ class DiscriminatorClassifier(nn.Module):
     to D's input range (``input_range``: ``"-1,1"``, gan-eval's DCGAN: ``2x − 1``; ``"0,1"``:
     as is; ``"uint8"``: ``255x``, not rounded), and D's logit ``l`` (one per image) becomes
     ``[0, l]``: class :data:`REAL` wins ⇔ ``l > 0`` (``l = 0`` counts as fake), and the softmax
-    cross-entropy of ``[0, l]`` is D's own binary cross-entropy on ``l``.
+    cross-entropy of ``[0, l]`` is D's own binary cross-entropy on ``l``. A logit that is NaN or
+    infinite (or a count other than one per image) is an :class:`InputError` naming D
+    (``name``): such a D gives no verdict to count as fooled or not.
     """
 
     def __init__(self, discriminator: nn.Module, *, channels: int, resolution: int,
-                 input_range: str = "-1,1") -> None:
+                 input_range: str = "-1,1", name: str = "discriminator") -> None:
         super().__init__()
         self.discriminator = discriminator
         self.channels = channels
         self.resolution = resolution
         self.input_range = input_range
+        self.name = name
         self.requires_grad_(False)
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
             raise InputError(
-                f"discriminator: images are {x.shape[-2]}×{x.shape[-1]}, the checkpoint's D "
-                f"takes {self.resolution}×{self.resolution}"
+                f"{self.name}: images are {x.shape[-2]}×{x.shape[-1]}, the D takes "
+                f"{self.resolution}×{self.resolution}"
             )
         if self.channels == 1:
             x = x[:, :1]
@@ -170,7 +173,16 @@ class DiscriminatorClassifier(nn.Module):
             x = x * 2.0 - 1.0
         elif self.input_range == "uint8":
             x = x * 255.0
-        logits = self.discriminator(x).reshape(x.shape[0])
+        out = self.discriminator(x)
+        if out.numel() != x.shape[0]:
+            raise InputError(f"{self.name}: returned {tuple(out.shape)} for {x.shape[0]} images; "
+                             "expected one logit per image")
+        logits = out.reshape(x.shape[0])
+        finite = torch.isfinite(logits.detach())
+        if not bool(finite.all()):
+            raise InputError(f"{self.name}: returned NaN or infinite logits for "
+                             f"{int((~finite).sum())} of {x.shape[0]} images; expected finite "
+                             "logits (a diverged discriminator gives no verdict)")
         return torch.stack([torch.zeros_like(logits), logits], dim=1)
 
 
@@ -187,17 +199,19 @@ def discriminator_model(
     d = Discriminator(ckpt.spec)
     d.load_state_dict(ckpt.tensors("d"))
     module = DiscriminatorClassifier(
-        d, channels=ckpt.spec.channels, resolution=ckpt.spec.resolution
+        d, channels=ckpt.spec.channels, resolution=ckpt.spec.resolution,
+        name=f"the discriminator of {ckpt.folder}",
     )
     return fb.PyTorchModel(module, bounds=BOUNDS, device=torch.device(device)), ckpt
 
 
 def external_discriminator_model(
     discriminator: nn.Module, *, channels: int, resolution: int, input_range: str,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "cpu", name: str = "--discriminator",
 ) -> fb.PyTorchModel:
     """An external D (``--discriminator``: images in its generator's output range → one logit
-    per image) wrapped as :func:`discriminator_model` wraps a checkpoint's."""
+    per image) wrapped as :func:`discriminator_model` wraps a checkpoint's; ``name`` names it in
+    errors (``--discriminator SPEC``)."""
     module = DiscriminatorClassifier(discriminator, channels=channels, resolution=resolution,
-                                     input_range=input_range)
+                                     input_range=input_range, name=name)
     return fb.PyTorchModel(module, bounds=BOUNDS, device=torch.device(device))

@@ -4,6 +4,7 @@ is looked for; the messages that say how to provide a missing one."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +74,16 @@ def default_cache_dir() -> Path:
 
 def hub_checkpoints_dir() -> Path:
     """torch hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``; honours
-    ``torch.hub.set_dir``). Computing it touches nothing on disk."""
-    import torch.hub
-
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    ``torch.hub.set_dir`` when torch is loaded). Computing it touches nothing on disk and
+    imports nothing: without torch loaded, the path is found as ``torch.hub.get_dir`` finds it
+    (``$TORCH_HOME``, else ``$XDG_CACHE_HOME/torch``, else ``~/.cache/torch``), so that a
+    missing file is reported before a command imports torch."""
+    hub = sys.modules.get("torch.hub")
+    if hub is not None:
+        return Path(hub.get_dir()) / "checkpoints"
+    cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    torch_home = os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch")))
+    return Path(torch_home) / "hub" / "checkpoints"
 
 
 def candidates(entry: WeightsFile) -> list[tuple[Path, str]]:
