@@ -230,8 +230,9 @@ DiscriminatorSpec = Annotated[
 ]
 GeneratorBatch = Annotated[
     int | None,
-    typer.Option("--batch-size", min=1, help="Latents per call of an external generator "
-                 "(default 64 on the CPU, 256 on CUDA).", show_default=False),
+    typer.Option("--batch-size", min=1, help=_with_default(
+        "Latents per call of an external generator.", "64 on the CPU, 256 on CUDA"),
+        show_default=False),
 ]
 AllowNondeterministic = Annotated[
     bool,

@@ -44,12 +44,12 @@ def check_data(data: str | None, option: str | None = None) -> None:
     """
     if data is None or data.startswith("builtin:"):
         return
-    where = f"{option}: {data}" if option else data
+    where = f"{option} {data}" if option else data
     if classify(data) is not None:
         try:
             check_generator(data)
         except InputError as exc:
-            raise InputError(f"{option}: {exc}" if option else str(exc)) from None
+            raise InputError(f"{option} {exc}" if option else str(exc)) from None
         return
     if not Path(data).expanduser().exists():
         raise InputError(f"{where}: no such file or folder; expected {DATA_HELP}")
@@ -64,7 +64,7 @@ def check_spec(spec: str | None, option: str | None = None) -> SpecKind | None:
     try:
         return check_generator(spec)
     except InputError as exc:
-        raise InputError(f"{option}: {exc}" if option else str(exc)) from None
+        raise InputError(f"{option} {exc}" if option else str(exc)) from None
 
 
 def data_for_external(spec: str, data: str | None) -> str:
@@ -153,4 +153,4 @@ def check_file(path: str | Path | None, option: str, expected: str) -> None:
     file = Path(path).expanduser()
     if not file.is_file():
         what = "is a folder" if file.is_dir() else "no such file"
-        raise InputError(f"{option}: {file}: {what}; expected {expected}")
+        raise InputError(f"{option} {file}: {what}; expected {expected}")
