@@ -29,7 +29,7 @@ def _results_file(folder: Path) -> Path:
         "from gan_eval.estimates import normal_interval\n"
         "from gan_eval.results import Metric, Results, provenance\n"
         "def iv(v, se, e):\n"
-        "    return normal_interval(v, se, n=1000, estimand=e, method='bench')\n"
+        "    return normal_interval(v, se, n=1000, estimand=e, method='split_extrapolation')\n"
         "Results(provenance=provenance(command='bench'), metrics=["
         "Metric.of('fid', 'dlib-face', iv(0.3, 0.025, 'mean_at_n'), n_generated=1000, "
         "n_reference=100), Metric.of('precision', 'dlib-face', iv(0.8, 0.05, 'population'), "

@@ -332,8 +332,8 @@ def run_audit(config: AuditConfig) -> Path:
     baseline = Results.load(config.baseline) if config.baseline is not None else None
     if baseline is not None:  # an unusable baseline fails before any work, too
         check_baseline(gates, baseline, baseline_source=str(config.baseline))
-    if config.heldout is not None:  # so does a --heldout that cannot be opened
-        open_heldout(config.heldout)
+    held_source = open_heldout(config.heldout) if config.heldout is not None else None
+    # (so does a --heldout that cannot be opened)
     run: Path | None = None
     train_info: dict[str, Any] = {}
     native = True
@@ -348,6 +348,7 @@ def run_audit(config: AuditConfig) -> Path:
         data = config.data or given.training_data("--data")
     else:
         data = config.data or DEFAULT_DATA
+        _heldout_is_not_training_data(held_source, data)  # before training, too
         run, train_info = _train_or_reuse(config, data)
         spec = str(run / CHECKPOINT_DIR)
     generated = open_generator(spec, n=config.n, seed=config.seed, device=config.device,
@@ -371,10 +372,17 @@ def run_audit(config: AuditConfig) -> Path:
     _relative_to(config.out, *results.provenance["data"].values(), results.training["samples"])
     judge(results, gates, baseline, str(config.gates or "built-in default gates"),
           str(config.baseline))
-    config.out.mkdir(parents=True, exist_ok=True)
-    results.save(config.out / "results.json")
     config.say("writing the report")
-    return render_report(results, config.out, device=config.device)
+    return render_report(results, config.out, device=config.device)  # results.json with it
+
+
+def _heldout_is_not_training_data(heldout: ImageSource | None, data: str) -> None:
+    """:class:`InputError` naming --heldout when it is the training data itself (the same
+    content); held-out images among other ones are found by recognition, after embedding."""
+    if heldout is not None and heldout.content_hash() == open_source(data).content_hash():
+        raise InputError(f"--heldout {heldout.data}: the same images as the training data "
+                         f"(--data {data}); held-out faces must show people who are not in the "
+                         "training set")
 
 
 def _gate_extractor(metric: str, extractor: str | None) -> str:
@@ -425,8 +433,7 @@ def write_restoration_report(run: RestorationRun, out: Path, *, gates: Path | No
     write_pictures(run.tiles, results.restoration, out)
     if gates is not None:
         judge(results, load_config(gates), None, label or str(gates))
-    results.save(out / "results.json")
-    return render_report(results, out)
+    return render_report(results, out)  # results.json committed with the page
 
 
 REPORT_RESTORATION_FACES = 100

@@ -23,6 +23,13 @@ otherwise — compare FID∞ instead); ``"population"`` estimands compare at any
 Effect size: ``effect`` in metric units (positive = worse), and ``effect_in_spreads`` — the
 effect divided by the baseline's interval width (``high − low``, its "spread": one spread is
 ≈ 3.9 baseline standard errors at 95%).
+
+**A record agrees with itself or is refused.** Each ``method`` fixes how an interval's bounds,
+``se`` and estimate relate (:data:`NORMAL_METHODS`: ``estimate ± z·se``; :data:`WILSON`: the
+Wilson score bounds of ``successes/n`` with ``se = (high − low)/(2z)``), so a record read from
+a file is checked against its own method (:meth:`IntervalResult.inconsistency`) before a gate
+trusts its ``se``: a record whose ``se`` contradicts its bounds would let a gate pass a run
+that is worse by many spreads.
 """
 
 from __future__ import annotations
@@ -35,14 +42,19 @@ from typing import Any, Literal, cast
 from gan_eval.errors import InputError
 
 __all__ = [
+    "AGREEMENT",
     "ESTIMANDS",
+    "NORMAL_METHODS",
+    "WILSON",
     "Estimand",
     "GateTest",
     "IntervalResult",
+    "agree",
     "compare_to_baseline",
     "estimand_label",
     "normal_interval",
     "two_sided_z",
+    "wilson_interval",
 ]
 
 Estimand = Literal["mean_at_n", "population", "mean_at_sizes"]
@@ -56,6 +68,60 @@ ESTIMANDS: dict[str, str] = {
 (``details.interval``: what comparing models against one reference, and ``gate --baseline``,
 need); ``"mean_at_sizes"`` also counts the reference set's own sampling noise
 (``details.interval_both_sets``: what this model's number is, beyond this reference)."""
+
+NORMAL_METHODS: frozenset[str] = frozenset({
+    "split_extrapolation",  # FID, recall, coverage, IS: variance of disjoint halves/quarters
+    "extrapolation_1_over_n",  # FID∞, IS∞
+    "per_sample_mean",  # density
+    "jackknife",  # KID, CMMD, coverage
+    "min_jackknife_delete_d",  # recall
+    "split_extrapolation_both_sets",  # FID with the reference redrawn too (interval_both_sets)
+    "paired_mean",  # restoration: per-face means and paired differences
+    "u_statistic_variance",  # KID, CMMD in results files of earlier versions
+})
+"""Methods whose interval is ``estimate ± z·se`` (:func:`normal_interval`, which takes no other
+method): ``high − low = 2·z·se`` and the estimate is the midpoint."""
+
+WILSON = "wilson"
+"""The method of a rate's interval (:func:`gan_eval.metrics.intervals.rate_interval`,
+:func:`gan_eval.metrics.paired.rate_interval_of_means`): the Wilson score bounds of
+``successes / n`` (asymmetric; ``successes`` may be a fraction of faces' fractions),
+``se = (high − low)/(2z)``."""
+
+AGREEMENT = 1e-9
+"""Relative tolerance of the relations an interval record must satisfy: float rounding at the
+magnitude of its numbers (a file gan-eval wrote holds them exactly; JSON round-trips floats)."""
+
+Z95 = 1.959963984540054
+"""Two-sided 95% standard-normal quantile."""
+
+
+def agree(a: float, b: float, *magnitudes: float) -> bool:
+    """``a`` equals ``b`` up to float rounding at the largest magnitude of ``a``, ``b`` and
+    ``magnitudes`` (:data:`AGREEMENT` relative to it: a KID of 1e-4 is held to 1e-13; 1e-300
+    absolute, where subnormal numbers carry no relative precision)."""
+    scale = max(abs(a), abs(b), *(abs(m) for m in magnitudes))
+    return abs(a - b) <= AGREEMENT * scale + 1e-300
+
+
+def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score interval of a binomial proportion ``successes / n`` at the two-sided normal
+    quantile ``z`` (default: 95%); None when n = 0. ``successes`` is a count, or a sum of
+    per-item fractions (then the interval bounds the variance from above).
+
+    Used for rates over independent images (leakage, faceness, rank-1): it is what a bootstrap
+    over the images approximates for large ``n``, and unlike the bootstrap it does not collapse
+    to a single point when the rate is exactly 0 or 1.
+    """
+    if n <= 0:
+        return None
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return lo, hi
 
 
 def estimand_label(estimand: object, n: object, n_reference: object = None) -> str:
@@ -102,6 +168,61 @@ class IntervalResult:
         """``(low, high)``."""
         return (self.low, self.high)
 
+    def inconsistency(self) -> str | None:
+        """Why the bounds, ``se``, estimate and ``n`` contradict each other under ``method``
+        (up to float rounding, :func:`agree`), or None when they agree.
+
+        Every method: ``low ≤ estimate ≤ high``. :data:`NORMAL_METHODS`: ``high − low = 2·z·se``
+        and the estimate is the midpoint. :data:`WILSON`: the estimate is ``successes / n``
+        (``record["successes"]`` when present), the bounds are the Wilson bounds of that count
+        at ``level``, and ``se = (high − low)/(2z)``. Any other method is unknown: nothing
+        says how its ``se`` relates to its bounds, so it cannot be trusted either.
+        """
+        z = two_sided_z(self.level)
+        low, high, est, se = self.low, self.high, self.estimate, self.se
+        size = (low, high, est, z * se)
+        if not (low <= est <= high or agree(est, low, *size) or agree(est, high, *size)):
+            return f"the estimate {est!r} lies outside its own bounds [{low!r}, {high!r}]"
+        if self.method in NORMAL_METHODS:
+            if not agree(high - low, 2.0 * z * se, *size):
+                return (f"bounds [{low!r}, {high!r}] are {high - low:.6g} wide, but a normal "
+                        f"interval ({self.method}) at level {self.level:g} with se {se!r} is "
+                        f"2·z·se = {2.0 * z * se:.6g} wide")
+            if not agree((low + high) / 2.0, est, *size):
+                return (f"a normal interval ({self.method}) is centred on its estimate "
+                        f"{est!r}, but [{low!r}, {high!r}] is centred on {(low + high) / 2.0!r}")
+            return None
+        if self.method == WILSON:
+            return self._wilson_inconsistency(z, size)
+        return (f"unknown interval method {self.method!r} (known: "
+                f"{', '.join(sorted(NORMAL_METHODS | {WILSON}))}): how its se relates to its "
+                "bounds cannot be checked")
+
+    def _wilson_inconsistency(self, z: float, size: tuple[float, ...]) -> str | None:
+        n, est = self.n, self.estimate
+        if (est < 0.0 and not agree(est, 0.0, *size)) or (est > 1.0 and not agree(est, 1.0, *size)):
+            return f"a Wilson rate lies in [0, 1], not {est!r}"
+        count = min(max(est * n, 0.0), float(n))  # the count the bounds are of
+        raw = self.record.get("successes")
+        if raw is not None:  # recorded to 9 decimals (a sum of per-face fractions may be one)
+            if (isinstance(raw, bool) or not isinstance(raw, int | float)
+                    or not math.isfinite(raw) or not 0 <= raw <= n):
+                return f"successes must be a number in 0..n={n}, got {raw!r}"
+            if abs(raw - count) > 1e-9 * max(1.0, n):
+                return (f"a Wilson rate's estimate is successes/n, but {est!r} is not "
+                        f"{raw!r}/{n}")
+            if raw in (0, n):
+                count = float(raw)
+        bounds = wilson_interval(count, n, z)
+        assert bounds is not None  # n ≥ 1
+        if not (agree(bounds[0], self.low, *size) and agree(bounds[1], self.high, *size)):
+            return (f"the Wilson bounds of {count:.9g}/{n} at level {self.level:g} are "
+                    f"[{bounds[0]!r}, {bounds[1]!r}], not [{self.low!r}, {self.high!r}]")
+        if not agree(self.se, (self.high - self.low) / (2.0 * z), *size):
+            return (f"a Wilson interval's se is (high − low)/(2z) = "
+                    f"{(self.high - self.low) / (2.0 * z):.6g}, not {self.se!r}")
+        return None
+
     def to_json(self) -> dict[str, Any]:
         """Fields for the results JSON: ``ci``, ``se``, ``estimand`` (+ its meaning), ..."""
         return {
@@ -127,7 +248,9 @@ class IntervalResult:
             InputError: starting with ``where`` (say which file and metric): ``data`` not an
                 object, ``ci`` not two finite numbers with low ≤ high, ``se`` not a finite
                 number ≥ 0, ``level`` not in (0, 1), an unknown ``estimand``, ``method`` not a
-                string, ``n`` not a whole number ≥ 1, or ``estimate`` not finite.
+                string, ``n`` not a whole number ≥ 1, ``estimate`` not finite, or a record
+                whose bounds, se, estimate and n contradict its method
+                (:meth:`inconsistency`).
         """
         def number(value: Any) -> bool:
             return (isinstance(value, int | float) and not isinstance(value, bool)
@@ -159,9 +282,14 @@ class IntervalResult:
         if not number(estimate):
             raise InputError(f"{where}: the estimate must be a finite number, got {estimate!r}")
         fixed = {"ci", "level", "se", "estimand", "estimand_meaning", "method", "n"}
-        return cls(float(estimate), float(ci[0]), float(ci[1]), float(se),
-                   cast(Estimand, estimand), data["method"], n, float(level),
-                   {k: v for k, v in data.items() if k not in fixed})
+        result = cls(float(estimate), float(ci[0]), float(ci[1]), float(se),
+                     cast(Estimand, estimand), data["method"], n, float(level),
+                     {k: v for k, v in data.items() if k not in fixed})
+        problem = result.inconsistency()
+        if problem:
+            raise InputError(f"{where}: {problem}; the record contradicts itself, so its "
+                             "standard error cannot be trusted")
+        return result
 
 
 def two_sided_z(level: float) -> float:
@@ -181,7 +309,11 @@ def normal_interval(
     level: float = 0.95,
     record: dict[str, Any] | None = None,
 ) -> IntervalResult:
-    """``estimate ± z·se`` (``z`` the two-sided normal quantile of ``level``)."""
+    """``estimate ± z·se`` (``z`` the two-sided normal quantile of ``level``); ``method``
+    is one of :data:`NORMAL_METHODS` (ValueError otherwise: a reader could not check it)."""
+    if method not in NORMAL_METHODS:
+        raise ValueError(f"{method!r} is not a normal-interval method; add it to "
+                         "estimates.NORMAL_METHODS with what it is")
     if not (math.isfinite(estimate) and math.isfinite(se) and se >= 0):
         raise InputError(f"interval needs a finite estimate and se ≥ 0, got {estimate}, {se}")
     half = two_sided_z(level) * se

@@ -57,13 +57,14 @@ from gan_eval.metrics import (
     inception_score,
     inception_score_infinity,
     inception_score_interval,
+    kid,
     kid_interval,
     memorization,
     prdc,
     prdc_intervals,
     rate_interval,
 )
-from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA
+from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA, cmmd
 from gan_eval.metrics.controls import (
     CONTROL_SPLITS,
     DEGENERATE,
@@ -73,7 +74,7 @@ from gan_eval.metrics.controls import (
     control_size,
     distribution_controls,
 )
-from gan_eval.metrics.intervals import DEFAULT_SPLITS
+from gan_eval.metrics.intervals import DEFAULT_SPLITS, JACKKNIFE_MIN_SAMPLES
 from gan_eval.metrics.pairs import CALIBRATION_PAIRS, far_threshold, unlabelled_impostors
 from gan_eval.metrics.regimes import Refusal, reference_note, refusal
 from gan_eval.results import SPAN_MEANING, Metric, Omitted, Results, provenance
@@ -181,8 +182,6 @@ def _metrics_for(
         notes.append(f"{name}: {small_reference}")
 
     subset = min(config.kid_subset_size, n_g, n_r)
-    kid_iv = kid_interval(g, r, subsets=config.kid_subsets, subset_size=subset,
-                          variance_seed=seed)
     kernel_uncalibrated = refusal("kid", n=n_g, d=g.shape[1])  # the same rule for cmmd
     if kernel_uncalibrated:
         notes.append(f"{name}: {kernel_uncalibrated.reason} (cmmd likewise)")
@@ -192,14 +191,26 @@ def _metrics_for(
         why = refusal(metric_name, n=n_g, d=g.shape[1])
         return (iv.estimate, why.reason) if why else (iv, None)
 
-    metrics.append(metric("kid", *kernel("kid", kid_iv), std=kid_iv.record["std_over_subsets"],
-                          subsets=config.kid_subsets, subset_size=subset))
-
-    metrics.append(metric(
-        "cmmd", *kernel("cmmd", cmmd_interval(g, r)), sigma=CMMD_SIGMA, scale=CMMD_SCALE,
-        estimator="biased, kernel means over full matrices with diagonals "
-                  "(google-research cmmd/distance.py); comparable with the paper on "
-                  "clip-vit-l14-336 only"))
+    cmmd_details: dict[str, Any] = {
+        "sigma": CMMD_SIGMA, "scale": CMMD_SCALE,
+        "estimator": "biased, kernel means over full matrices with diagonals "
+                     "(google-research cmmd/distance.py); comparable with the paper on "
+                     "clip-vit-l14-336 only"}
+    if n_g >= JACKKNIFE_MIN_SAMPLES:
+        kid_iv = kid_interval(g, r, subsets=config.kid_subsets, subset_size=subset,
+                              variance_seed=seed)
+        metrics.append(metric("kid", *kernel("kid", kid_iv),
+                              std=kid_iv.record["std_over_subsets"],
+                              subsets=config.kid_subsets, subset_size=subset))
+        metrics.append(metric("cmmd", *kernel("cmmd", cmmd_interval(g, r)), **cmmd_details))
+    else:  # too few rows for the jackknife at all: the numbers alone, with the reason
+        why = (kernel_uncalibrated.reason if kernel_uncalibrated else
+               f"the jackknife interval needs at least {JACKKNIFE_MIN_SAMPLES} generated "
+               f"images, got {n_g}")
+        kid_plain = kid(g, r, subsets=config.kid_subsets, subset_size=subset)
+        metrics.append(metric("kid", kid_plain.mean, why, std=kid_plain.std,
+                              subsets=config.kid_subsets, subset_size=subset))
+        metrics.append(metric("cmmd", cmmd(g, r), why, **cmmd_details))
 
     k_pr, k_dc = 3, 5
     names = ("precision", "recall", "density", "coverage")

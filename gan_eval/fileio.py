@@ -3,25 +3,43 @@
 
 A crash or an error never leaves a half-written output under the final name, and once a write
 returns, a power loss cannot bring back the previous content (the file's data and the rename are
-both on disk). Temporary files are named ``.NAME.<pid>-<random>.tmp``; the ones a killed process
-left behind are removed by the next successful write into the same folder
-(:func:`clean_stale_temps`), those of live writers are not.
+both on disk). Temporary files (and staging folders, :func:`temp_dir`) are named
+``.NAME.<pid>-<random>.tmp``; the ones a killed process left behind are removed by the next
+successful write into the same folder (:func:`clean_stale_temps`), those of live writers are
+not. Their names start with a dot: image folders skip hidden entries, so a killed writer's
+leftovers are never read as data.
+
+**Several files that change together** (a report's ``results.json`` and ``index.html``):
+:func:`write_together` writes each new file as a pending file beside its target
+(``.NAME.<pid>-<random>.pending``), then commits by writing one journal
+(``.gan-eval-commit.json``, atomically) that names them all, then renames them onto their
+targets and removes the journal. A kill before the journal leaves every old file; after it,
+the journal says what the folder holds, and :func:`read_committed` (every reader of such a
+file) reads through it — or finishes the renames once the writer is gone — so no reader sees
+half of one write and half of another.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
+import secrets
+import shutil
 import tempfile
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path, PurePosixPath
 
 from gan_eval.errors import InputError
 
 TEMP_SUFFIX = ".tmp"
+PENDING_SUFFIX = ".pending"
+COMMIT_JOURNAL = ".gan-eval-commit.json"
+"""The journal of a :func:`write_together` commit in progress (or interrupted)."""
 _TEMP = re.compile(r"\.(?P<target>.+)\.(?P<pid>\d+)-[a-z0-9_]+\.tmp", re.ASCII)
+_PENDING = re.compile(r"\.(?P<target>.+)\.(?P<pid>\d+)-[a-z0-9_]+\.pending", re.ASCII)
 _cleaned: set[Path] = set()  # folders this process already swept (see clean_stale_temps)
 
 
@@ -46,8 +64,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def temp_dir(target: str | os.PathLike[str]) -> Path:
+    """Create an empty staging folder beside ``target`` (``.NAME.<pid>-<random>.tmp``) with the
+    permissions a plain ``mkdir`` gives (0777 less the umask; not mkdtemp's owner-only 0700),
+    so that renaming it onto ``target`` gives the folder a user expects. A killed process's
+    staging folder is hidden from image-folder readers and removed by
+    :func:`clean_stale_temps`."""
+    path = Path(target)
+    while True:
+        staging = path.with_name(f"{temp_prefix(path)}{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        try:
+            staging.mkdir()
+        except FileExistsError:
+            continue
+        return staging
+
+
 def stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
-    """Temporary files in ``folder`` left by atomic writes whose process no longer runs."""
+    """Temporary files and staging folders in ``folder`` left by writes whose process no
+    longer runs."""
     path = Path(folder)
     try:
         with os.scandir(path) as listing:
@@ -76,7 +111,10 @@ def clean_stale_temps(folder: str | os.PathLike[str], *, force: bool = False) ->
     removed = 0
     for stale in stale_temps(path):
         with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
             removed += 1
     _cleaned.add(key)
     return removed
@@ -229,3 +267,179 @@ def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# -- several files that change together ------------------------------------------------------
+
+
+def _relative(name: str, what: str) -> PurePosixPath:
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or not rel.parts or any(p in ("", ".", "..") for p in rel.parts):
+        raise InputError(f"{what}: {name!r} is not a plain path inside the folder")
+    return rel
+
+
+def _read_journal(folder: Path) -> dict[str, object] | None:
+    """The pending commit of ``folder`` (pid, renames, removals), or None when there is none.
+    :class:`InputError` naming the journal when it is not one gan-eval wrote."""
+    journal = folder / COMMIT_JOURNAL
+    try:
+        raw = json.loads(journal.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{journal}: not a readable gan-eval commit journal ({exc})") from exc
+    renames, removals = (raw.get("files"), raw.get("remove")) if isinstance(raw, dict) else (
+        None, None)
+    if (not isinstance(raw, dict) or isinstance(raw.get("pid"), bool)
+            or not isinstance(raw.get("pid"), int) or not isinstance(renames, dict)
+            or not isinstance(removals, list)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in renames.items())
+            or not all(isinstance(r, str) for r in removals)):
+        raise InputError(f"{journal}: not a gan-eval commit journal (expected pid, files, "
+                         "remove)")
+    root = folder.resolve()
+    for target, pending in renames.items():
+        rel, pend = _relative(target, str(journal)), _relative(pending, str(journal))
+        if pend.parent != rel.parent or not _PENDING.fullmatch(pend.name):
+            raise InputError(f"{journal}: {pending!r} is not a pending file beside {target!r}")
+        _contained(root, folder / rel, journal)
+    for name in removals:
+        _contained(root, folder / _relative(name, str(journal)), journal)
+    return {"pid": raw["pid"], "files": renames, "remove": removals}
+
+
+def _contained(root: Path, path: Path, journal: Path) -> None:
+    """:class:`InputError` unless ``path``'s folder lies inside ``root`` once links are
+    followed (a renamed or removed entry itself is never followed: a link is replaced)."""
+    if not path.parent.resolve().is_relative_to(root):
+        raise InputError(f"{journal}: {path} lies outside {root} through a symbolic link")
+
+
+def finish_commit(folder: str | os.PathLike[str]) -> bool:
+    """Complete a :func:`write_together` commit that a killed writer left in ``folder`` (rename
+    its pending files onto their targets, make its removals, delete the journal). A commit
+    whose writer still runs is left to it. Returns True when no commit is pending afterwards.
+    Raises OSError when the folder cannot be changed (e.g. read-only)."""
+    path = Path(folder)
+    journal = _read_journal(path)
+    if journal is None:
+        return True
+    pid = journal["pid"]
+    assert isinstance(pid, int)
+    if pid != os.getpid() and _pid_alive(pid):
+        return False
+    _apply(path, journal)
+    return True
+
+
+def _apply(folder: Path, journal: dict[str, object]) -> None:
+    renames, removals = journal["files"], journal["remove"]
+    assert isinstance(renames, dict) and isinstance(removals, list)
+    parents = {folder}
+    for target, pending in renames.items():
+        with contextlib.suppress(FileNotFoundError):  # renamed already (interrupted half-way)
+            os.replace(folder / pending, folder / target)
+        parents.add((folder / target).parent)
+    for name in removals:
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
+    for parent in parents:
+        fsync_dir(parent)
+    with contextlib.suppress(FileNotFoundError):
+        (folder / COMMIT_JOURNAL).unlink()
+    fsync_dir(folder)
+
+
+def read_committed(path: str | os.PathLike[str]) -> Path:
+    """The file to read for ``path``: ``path`` itself, unless a :func:`write_together` commit
+    of its folder is pending — then the content that commit gives it.
+
+    A commit whose writer was killed is finished first when the folder can be written; a
+    commit still running in another process (or one that cannot be finished here, e.g. on a
+    read-only copy) is read through: the pending file when it is still there, else the target
+    (already renamed). Either way the reader sees all of one commit, never half of two.
+    :class:`InputError` when the folder's journal is not one gan-eval wrote.
+    """
+    target = Path(path)
+    folder = target.parent
+    if not (folder / COMMIT_JOURNAL).exists():
+        return target
+    try:
+        if finish_commit(folder):
+            return target
+    except OSError:
+        pass
+    journal = _read_journal(folder)
+    if journal is None:  # finished meanwhile
+        return target
+    renames = journal["files"]
+    assert isinstance(renames, dict)
+    pending = renames.get(target.name)
+    if isinstance(pending, str) and (folder / pending).exists():
+        return folder / pending
+    return target
+
+
+def _stale_pending(folder: Path) -> list[Path]:
+    try:
+        with os.scandir(folder) as listing:
+            names = [e.name for e in listing]
+    except OSError:
+        return []
+    return [folder / n for n in names
+            if (m := _PENDING.fullmatch(n)) and not _pid_alive(int(m["pid"]))]
+
+
+def write_together(folder: str | os.PathLike[str], files: Mapping[str, bytes], *,
+                   remove: Iterable[str] = ()) -> None:
+    """Replace several files of ``folder`` as one change, durably: after a kill at any moment,
+    every reader (:func:`read_committed`) sees either all of the old files or all of the new
+    ones (and ``remove``'s files gone with them).
+
+    ``files`` maps paths relative to ``folder`` (subfolders are created) to their new bytes;
+    ``remove`` names files to delete in the same change. New files get the permissions a plain
+    ``open(path, "w")`` gives (0666 less the umask). A commit left by a killed writer is
+    finished first, and pending files of killed writes are removed. :class:`InputError` when
+    the folder cannot be written or another live process is committing into it.
+    """
+    base = Path(folder)
+    targets = {name: _relative(name, str(base)) for name in files}
+    removals = [str(_relative(name, str(base))) for name in remove]
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        if not finish_commit(base):
+            journal = _read_journal(base)
+            raise InputError(f"{base}: another gan-eval process (pid "
+                             f"{journal['pid'] if journal else '?'}) is writing here; wait for "
+                             "it or choose another folder")
+        for rel in {PurePosixPath(), *(r.parent for r in targets.values())}:
+            (base / rel).mkdir(parents=True, exist_ok=True)
+            clean_stale_temps(base / rel, force=True)  # e.g. a killed commit's journal temp
+            for stale in _stale_pending(base / rel):
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
+    except OSError as exc:
+        raise InputError(f"{base}: cannot write here ({exc.strerror or exc})") from exc
+    pending: dict[str, str] = {}
+    try:
+        for name, data in files.items():
+            target = base / targets[name]
+            fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=PENDING_SUFFIX,
+                                       dir=target.parent)
+            pending[name] = str(targets[name].parent / Path(tmp).name)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fchmod(handle.fileno(), 0o666 & ~_umask())
+                os.fsync(handle.fileno())
+        for rel in {r.parent for r in targets.values()}:
+            fsync_dir(base / rel)
+        journal = {"pid": os.getpid(), "files": pending, "remove": removals}
+        # the commit point: from here on the new files are what the folder holds
+        atomic_write_text(base / COMMIT_JOURNAL, json.dumps(journal, indent=1) + "\n")
+    except BaseException:
+        for tmp in pending.values():
+            (base / tmp).unlink(missing_ok=True)
+        raise
+    _apply(base, journal)

@@ -35,7 +35,11 @@ recall, coverage, CMMD, IS: their expected value depends on the number of genera
 at different ``n`` (re-run with the baseline's ``--count``, or gate ``fid_infinity``), different
 estimands, or a gated metric without ``details.interval`` in either file (results written by an
 older gan-eval, or a metric without a calibrated interval, e.g. below the samples its interval
-needs): a baseline check never passes silently for want of a standard error. A value that is
+needs): a baseline check never passes silently for want of a standard error. Nor for a wrong
+one: an interval record whose bounds, ``se`` and estimate contradict its method, whose ``n`` is
+not the metric's ``n_generated`` or whose ``ci95`` is not its bounds clipped to the catalogue's
+range is refused the same way (:meth:`gan_eval.results.Metric.checked_interval`; a results
+file is checked when it loads). A value that is
 not a finite number fails its checks (fail closed). When both standard errors are 0 the
 difference is exact: worse when it exceeds the margin.
 
@@ -297,9 +301,9 @@ def _fmt(value: float) -> str:
 def interval_of(metric: Metric, label: str, source: str) -> IntervalResult:
     """The calibrated interval a results file recorded for ``metric`` (``details.interval``,
     with its standard error); :class:`InputError` naming ``source`` and ``label`` when it is
-    missing or malformed."""
-    raw = metric.details.get("interval")
-    if raw is None:
+    missing, malformed, or contradicts itself or the metric (:meth:`Metric.checked_interval`)."""
+    interval = metric.checked_interval(f"{source}: {label} details.interval")
+    if interval is None:
         raise InputError(
             f"{source}: {label} has no calibrated interval (details.interval with a standard "
             "error), which a baseline check needs from both runs: the file was written by an "
@@ -307,8 +311,7 @@ def interval_of(metric: Metric, label: str, source: str) -> IntervalResult:
             "metric without one); re-evaluate with this version, or drop the [baseline] check "
             "of this gate"
         )
-    return IntervalResult.from_json(raw, estimate=metric.value,
-                                    where=f"{source}: {label} details.interval")
+    return interval
 
 
 def _like_with_like(label: str, now: IntervalResult, base: IntervalResult, source: str,

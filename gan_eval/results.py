@@ -17,8 +17,8 @@ from typing import Any
 from gan_eval.catalogue import METRICS, metric_spec
 from gan_eval.environment import environment
 from gan_eval.errors import InputError
-from gan_eval.estimates import IntervalResult, estimand_label
-from gan_eval.fileio import atomic_write_text
+from gan_eval.estimates import IntervalResult, agree, estimand_label
+from gan_eval.fileio import atomic_write_text, read_committed
 
 SCHEMA = "gan-eval/results/v1"
 
@@ -123,8 +123,9 @@ class Metric:
 
         Raises:
             ValueError: a producer's mistake — a number without ``no_interval``, an interval
-                with one, an interval of another ``n``, or ``details`` that already hold an
-                interval record.
+                with one, an interval of another ``n``, an interval whose bounds, se and
+                estimate contradict its method (:meth:`IntervalResult.inconsistency`: a reader
+                would refuse the file), or ``details`` that already hold an interval record.
         """
         spec = metric_spec(name)
         details = dict(details or {})
@@ -136,10 +137,11 @@ class Metric:
             if estimate.n != n_generated:
                 raise ValueError(f"{name}: interval of n={estimate.n}, metric of "
                                  f"n_generated={n_generated}")
-            low, high = spec.bounds
+            problem = estimate.inconsistency()
+            if problem:
+                raise ValueError(f"{name}: {problem}")
             value = estimate.estimate
-            ci95: tuple[float, float] | None = (min(max(estimate.low, low), high),
-                                                min(max(estimate.high, low), high))
+            ci95: tuple[float, float] | None = clipped(name, estimate.interval)
             details["interval"] = estimate.to_json()
         else:
             if not no_interval:
@@ -150,6 +152,39 @@ class Metric:
         return cls(name=name, extractor=extractor, value=float(value), ci95=ci95,
                    n_generated=n_generated, n_reference=n_reference,
                    higher_is_better=spec.higher_is_better, details=details)
+
+    def checked_interval(self, where: str) -> IntervalResult | None:
+        """The calibrated interval this metric records (``details.interval``), checked against
+        itself and against the metric; None when it records none.
+
+        Raises:
+            InputError: starting with ``where`` (name the file and the metric): a malformed or
+                self-contradicting record (:meth:`IntervalResult.from_json`: bounds, se and
+                estimate that disagree under its method, an estimate outside its bounds), an
+                interval ``n`` that is not ``n_generated``, or a ``ci95`` that is not the
+                interval's bounds clipped to the catalogue's range (what :meth:`of` writes);
+                ``details.interval_both_sets`` (shown beside it) is held to the first two.
+        """
+        raw = self.details.get("interval")
+        if raw is None:
+            return None
+        interval = IntervalResult.from_json(raw, estimate=self.value, where=where)
+        if interval.n != self.n_generated:
+            raise InputError(f"{where}: an interval of n={interval.n} generated samples, but "
+                             f"the metric's n_generated is {self.n_generated}")
+        expected = clipped(self.name, interval.interval)
+        if self.ci95 is None or self.ci95[0] > self.ci95[1] or not all(
+                agree(a, b, *interval.interval) for a, b in zip(self.ci95, expected, strict=True)):
+            raise InputError(f"{where}: ci95 {list(self.ci95) if self.ci95 else None} is not the "
+                             f"interval's bounds clipped to the range of {self.name} "
+                             f"({list(expected)})")
+        both = self.details.get("interval_both_sets")
+        if both is not None:  # the interval with the reference redrawn too: shown, so checked
+            other = IntervalResult.from_json(both, estimate=self.value, where=f"{where}_both_sets")
+            if other.n != self.n_generated:
+                raise InputError(f"{where}_both_sets: an interval of n={other.n} generated "
+                                 f"samples, but the metric's n_generated is {self.n_generated}")
+        return interval
 
     def interval_of(self) -> str:
         """What ``ci95`` is an interval of, for a reader (:func:`gan_eval.estimates
@@ -237,6 +272,13 @@ class Omitted:
         return f"{self.name}[{self.extractor}]"
 
 
+def clipped(name: str, bounds: tuple[float, float]) -> tuple[float, float]:
+    """``bounds`` clipped to metric ``name``'s range in the catalogue (a Wilson bound cannot
+    leave [0, 1], an FID interval cannot reach below 0): the ``ci95`` a metric reports."""
+    low, high = metric_spec(name).bounds
+    return (min(max(bounds[0], low), high), min(max(bounds[1], low), high))
+
+
 @dataclass
 class Results:
     """Everything one run measured (``omitted``: metrics left out, each with its reason)."""
@@ -282,16 +324,23 @@ class Results:
             "restoration": self.restoration,
         }
 
+    def to_text(self) -> str:
+        """The results file's text: strict JSON (no NaN / Infinity), indented."""
+        return json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n"
+
     def save(self, path: str | Path) -> None:
         """Write the JSON atomically (no half-written file under ``path``)."""
-        atomic_write_text(path, json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
+        atomic_write_text(path, self.to_text())
 
     @classmethod
     def load(cls, path: str | Path) -> Results:
-        """Read and validate a results JSON; :class:`InputError` names the file and the problem."""
+        """Read and validate a results JSON; :class:`InputError` names the file and the problem
+        (every metric's ``details.interval`` is checked: :meth:`Metric.checked_interval`)."""
         path = Path(path)
         try:
-            raw = json.loads(path.read_text())
+            # a report folder's results.json is committed together with its page: read what
+            # the last commit gave it, even when a killed writer left that commit half-done
+            raw = json.loads(read_committed(path).read_text())
         except FileNotFoundError as exc:
             raise InputError(f"{path}: no such results file") from exc
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -302,6 +351,8 @@ class Results:
             raise InputError(f"{path}: 'metrics' must be a list of metric entries")
         metrics = [_metric_from_json(m, f"{path}: metrics[{i}]")
                    for i, m in enumerate(raw.get("metrics", []))]
+        for metric in metrics:  # a number whose interval contradicts it is never read
+            metric.checked_interval(f"{path}: {metric.name}[{metric.extractor}] details.interval")
         sections = {}
         for name in SECTIONS:
             value = raw.get(name, {})
@@ -351,6 +402,7 @@ def _metric_from_json(entry: Any, where: str) -> Metric:
     if entry["extractor"] not in allowed:
         raise InputError(f"{where}.extractor: {entry['name']} is not computed on "
                          f"{entry['extractor']!r}; expected one of {', '.join(allowed)}")
+    where = f"{where} {entry['name']}[{entry['extractor']}]"
     if not isinstance(entry["higher_is_better"], bool):
         raise InputError(f"{where}.higher_is_better: expected true or false, got "
                          f"{entry['higher_is_better']!r}")

@@ -44,7 +44,7 @@ def test_gate_on_a_results_file_loads_no_network(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     Results(provenance=provenance(command="t"), metrics=[
         Metric.of("fid", "dlib-face", normal_interval(0.3, 0.05, n=10, estimand="mean_at_n",
-                                                      method="test"),
+                                                      method="split_extrapolation"),
                   n_generated=10, n_reference=10)
     ]).save(results)
     gates = tmp_path / "gates.toml"

@@ -31,7 +31,7 @@ UNWRITABLE = Path("/proc/gan-eval-no-such-place")  # not creatable, not even by 
 def _results(path: Path, value: float = 0.3) -> Path:
     Results(provenance=provenance(command="test"), metrics=[
         Metric.of("fid", "dlib-face", normal_interval(value, 0.025, n=50, estimand="mean_at_n",
-                                                      method="test"),
+                                                      method="split_extrapolation"),
                   n_generated=50, n_reference=40),
     ]).save(path)
     return path

@@ -18,7 +18,7 @@ from gan_eval.results import Metric, Results, provenance
 def _metric(name: str, value: float, se: float, n: int = 500) -> Metric:
     """A metric as evaluate writes it: ci95 and details.interval (with its se) agree."""
     estimand = "mean_at_n" if name in ("fid", "recall", "coverage") else "population"
-    iv = normal_interval(value, se, n=n, estimand=estimand, method="test")  # type: ignore[arg-type]
+    iv = normal_interval(value, se, n=n, estimand=estimand, method="split_extrapolation")  # type: ignore[arg-type]
     return Metric.of(name, "dlib-face", iv, n_generated=n, n_reference=100)
 
 

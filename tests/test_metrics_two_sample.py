@@ -21,7 +21,7 @@ from gan_eval.metrics.frechet import FeatureStats
 
 
 def _iv(est: float, se: float, n: int = 1000, estimand: str = "mean_at_n"):
-    return normal_interval(est, se, n=n, estimand=estimand, method="test")  # type: ignore[arg-type]
+    return normal_interval(est, se, n=n, estimand=estimand, method="split_extrapolation")  # type: ignore[arg-type]
 
 
 def test_one_sided_p_value_and_effect() -> None:

@@ -21,6 +21,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from gan_eval.data import ArraySource
 from gan_eval.errors import InputError, MissingAssetError
+from gan_eval.estimates import wilson_interval
 from gan_eval.features.framing import Framing, frame_crops
 from gan_eval.identity import (
     PairScores,
@@ -44,7 +45,7 @@ from gan_eval.identity.verification_roc import (
     genuine_pairs,
     verification,
 )
-from gan_eval.metrics.summaries import median_rank_interval, wilson_interval
+from gan_eval.metrics.summaries import median_rank_interval
 from gan_eval.seeding import derive_seed
 
 

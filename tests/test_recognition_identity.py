@@ -32,6 +32,7 @@ from typer.testing import CliRunner
 
 from gan_eval.cli import app
 from gan_eval.data.source import ArraySource
+from gan_eval.errors import InputError
 from gan_eval.features.cache import FeatureCache
 from gan_eval.features.extraction import extract
 from gan_eval.features.registry import DlibFaceExtractor
@@ -276,16 +277,21 @@ def test_report_section_shows_the_numbers_and_what_they_mean(copies: tuple[Resul
     assert "Skipped" not in section
 
 
-def test_mixed_identity_units_and_shared_images_are_warned(
+def test_mixed_identity_units_are_warned_and_shared_images_refused(
     faces: torch.Tensor, sets: dict[str, Path]
 ) -> None:
-    # unlabelled held-out set that repeats five training faces
-    held = source(torch.cat([faces[40:80], faces[0:5]]), "leaky held-out")
+    # an unlabelled held-out set beside a labelled reference: warned
+    held = source(faces[40:80].clone(), "unlabelled held-out")
     results = recognition(source(faces[80:].clone(), "gen"), str(sets["reference"]),
                           RecognitionConfig(heldout=held, **FAST))
     warnings = results.recognition["identity"]["membership"]["warnings"]
     assert any("counted by label" in w for w in warnings)
-    assert any(w.startswith("5 held-out face(s) are identical") for w in warnings)
+    # ... that repeats five training faces: the membership test cannot be judged (this used to
+    # be a warning; tests/test_recognition_heldout.py covers the class)
+    leaky = source(torch.cat([faces[40:80], faces[0:5]]), "leaky held-out")
+    with pytest.raises(InputError, match=r"cannot judge membership: 5 held-out face\(s\)"):
+        recognition(source(faces[80:].clone(), "gen"), str(sets["reference"]),
+                    RecognitionConfig(heldout=leaky, **FAST))
 
 
 @pytest.mark.slow
@@ -325,7 +331,7 @@ def test_false_alarm_rate_on_random_identity_splits(faces: torch.Tensor) -> None
         (lambda d: str(d / "missing"), "no such file"),
         (lambda d: str(d / "notes.txt"), "unsupported file type"),
         (lambda d: str(d / "empty"), "no files"),
-        (lambda d: "builtin:lfw-subset", "same images as --reference"),
+        (lambda d: "builtin:lfw-subset", "same images as the training (reference) set"),
         (lambda d: str(d / "gen.py") + ":make", "got a generator"),
     ],
 )

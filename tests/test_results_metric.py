@@ -21,7 +21,7 @@ ROOT = Path(gan_eval.__file__).parent
        estimate=st.floats(-5, 5), se=st.floats(0, 3), n=st.integers(1, 10_000))
 def test_interval_gives_value_ci95_and_record(name: str, estimate: float, se: float,
                                               n: int) -> None:
-    iv = normal_interval(estimate, se, n=n, estimand="population", method="test")
+    iv = normal_interval(estimate, se, n=n, estimand="population", method="split_extrapolation")
     m = Metric.of(name, "dlib-face", iv, n_generated=n, n_reference=7, details={"k": 3})
     low, high = METRICS[name].bounds
     assert m.value == estimate
@@ -42,11 +42,16 @@ def test_a_number_without_an_interval_says_why() -> None:
 
 
 @pytest.mark.parametrize("mistake", ["reason_and_interval", "other_n", "interval_in_details",
-                                     "no_interval_in_details"])
+                                     "no_interval_in_details", "se_contradicts_bounds",
+                                     "not_wilson_bounds"])
 def test_producer_mistakes_are_refused(mistake: str) -> None:
-    iv = normal_interval(0.3, 0.01, n=40, estimand="mean_at_n", method="test")
+    iv = normal_interval(0.3, 0.01, n=40, estimand="mean_at_n", method="split_extrapolation")
     kwargs: dict = {"n_generated": 40, "n_reference": 80}
-    if mistake == "reason_and_interval":
+    if mistake == "se_contradicts_bounds":
+        iv = IntervalResult(0.3, 0.28, 0.32, 1.0, "mean_at_n", "split_extrapolation", 40, 0.95)
+    elif mistake == "not_wilson_bounds":  # a rate of 12/40 with a symmetric interval
+        iv = IntervalResult(0.3, 0.28, 0.32, 0.01, "population", "wilson", 40, 0.95)
+    elif mistake == "reason_and_interval":
         kwargs["no_interval"] = "why"
     elif mistake == "other_n":
         kwargs["n_generated"] = 41
@@ -59,10 +64,11 @@ def test_producer_mistakes_are_refused(mistake: str) -> None:
 
 
 def test_clipped_to_the_catalogue_bounds() -> None:
-    iv = IntervalResult(0.01, -0.02, 0.04, 0.015, "population", "wilson", 30, 0.95)
+    iv = normal_interval(0.01, 0.015, n=30, estimand="population", method="jackknife")
+    assert iv.low < 0
     assert Metric.of("copy_rate", "dlib-face", iv, n_generated=30, n_reference=5).ci95 == (
-        0.0, 0.04)
-    inf = normal_interval(1.0, 2.0, n=30, estimand="population", method="t")
+        0.0, iv.high)
+    inf = normal_interval(1.0, 2.0, n=30, estimand="population", method="split_extrapolation")
     assert Metric.of("fid_infinity", "dlib-face", inf, n_generated=30,
                      n_reference=5).ci95 == inf.interval  # unbounded: not clipped
 

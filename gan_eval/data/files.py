@@ -250,7 +250,7 @@ class _FileSource(ImageSource):
                 self.problems.append(Problem(
                     self._display(name), "name is not valid UTF-8; shown with \\x escapes "
                     "(the file is read under its own name)"))
-            if PurePosixPath(name).name.startswith("."):
+            if any(part.startswith(".") for part in PurePosixPath(name).parts):
                 self.problems.append(Problem(self._display(name), "hidden file skipped"))
             elif suffix in IMAGE_SUFFIXES:
                 images.append(name)
@@ -354,7 +354,9 @@ class _FileSource(ImageSource):
 def _scan_folder(root: Path) -> tuple[list[str], list[Problem]]:
     """Relative POSIX paths of every file under ``root`` (symlinks followed, loops cut) and the
     problems met: a folder that cannot be listed is a fatal problem (its images would be missing
-    from every number), a broken link or a special file is a note.
+    from every number), a broken link or a special file is a note. Hidden folders (names
+    starting with ``.``: version control, editors, and the staging folders of writes in
+    progress or killed, e.g. ``gan-eval sample``'s) are not entered; each is a note.
 
     ``Path.rglob`` skips folders it cannot read without a word; this walk reports them.
     """
@@ -390,7 +392,10 @@ def _scan_folder(root: Path) -> tuple[list[str], list[Problem]]:
                 problems.append(Problem(shown(child), f"{kind} ({exc.strerror or exc}), skipped"))
                 continue
             if stat.S_ISDIR(mode):
-                pending.append((child, Path(entry.path)))
+                if entry.name.startswith("."):
+                    problems.append(Problem(shown(child), "hidden folder, skipped"))
+                else:
+                    pending.append((child, Path(entry.path)))
             elif stat.S_ISREG(mode):
                 files.append(child)
             else:

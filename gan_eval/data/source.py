@@ -188,8 +188,12 @@ class _Head(ImageSource):
         return hashlib.sha256(f"{self.parent.origin_hash()}/head={self.n}".encode()).hexdigest()
 
     def record(self) -> dict[str, Any]:
-        """The parent's record (``n`` is how many images to open it with) plus ``head``."""
-        return {**self.parent.record(), "content_hash": self.content_hash(), "head": self.n}
+        """The parent's record (``n`` is how many images to open it with) plus ``head``, and
+        this view's own resize when it has one."""
+        record = {**self.parent.record(), "content_hash": self.content_hash(), "head": self.n}
+        if self._target_size is not None:
+            record.update(resize=self._target_size[0], resolution=list(self.resolution))
+        return record
 
 
 class ArraySource(ImageSource):

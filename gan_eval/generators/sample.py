@@ -1,12 +1,17 @@
 """Sampling a generator to PNG files (and optionally one .npz), as one folder that never mixes
-runs: the images are written into a fresh temporary folder beside ``out``, which then takes
-``out``'s place in one rename."""
+runs: the images are written into a fresh staging folder beside ``out``, which then takes
+``out``'s place in one rename.
+
+The staging folder is hidden and tagged with the writer's process id
+(``.OUT.<pid>-<random>.tmp``, :func:`gan_eval.fileio.temp_dir`): a reader of ``out``'s parent
+skips it (image folders skip hidden entries), and one left by a killed run is removed by the
+next ``sample`` into the same parent (:func:`gan_eval.fileio.clean_stale_temps`); a live
+run's is left alone."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +19,7 @@ import torch
 
 from gan_eval.data.pictures import write_png
 from gan_eval.errors import InputError
-from gan_eval.fileio import TEMP_SUFFIX, check_output_dir, fsync_dir
+from gan_eval.fileio import check_output_dir, clean_stale_temps, fsync_dir, temp_dir
 from gan_eval.generators import GeneratorOptions, open_generator
 from gan_eval.generators.source import MAX_COUNT
 
@@ -53,7 +58,8 @@ def sample(
     source = open_generator(str(generator), n=n, seed=seed, device=device, options=options,
                             batch_size=batch_size)
     channels = source.source_channels
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=TEMP_SUFFIX, dir=out.parent))
+    clean_stale_temps(out.parent, force=True)  # staging folders of killed runs
+    staging = temp_dir(out)
     try:
         digits = max(6, len(str(n - 1)))
         collected: list[np.ndarray] = []
@@ -83,7 +89,8 @@ def _replace_folder(new: Path, out: Path) -> None:
     """Put the folder ``new`` in ``out``'s place (an existing ``out`` is removed after)."""
     old = None
     if out.exists():
-        old = out.with_name(f".{out.name}.{os.getpid()}.old{TEMP_SUFFIX}")
+        old = temp_dir(out)  # a name of this process's (stale-swept if it is killed here)
+        old.rmdir()
         os.replace(out, old)
     os.replace(new, out)
     fsync_dir(out.parent)

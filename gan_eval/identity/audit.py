@@ -28,7 +28,9 @@ Steps (every number lands in the ``recognition`` section of the returned :class:
    sets (effective number of distinct identities, no threshold), the membership test of training
    identities against held-out identities (``heldout``: real faces of people not in the training
    set; skipped with a reason without them) and authenticity (Alaa et al. 2022), beside held-out
-   real faces when given.
+   real faces when given. Held-out faces go through the reference's resizing and are checked
+   before any comparison: training images among them are refused ("cannot judge membership"),
+   people named in both sets and held-out images that hardly look like faces are warned.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from gan_eval import distributed
 from gan_eval.data import ImageSource
 from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
+from gan_eval.estimates import wilson_interval
 from gan_eval.faces import CALIBRATION_FAR, MATCH_THRESHOLD, is_match, threshold_warning
 from gan_eval.features.cache import FeatureCache, default_cache_dir
 from gan_eval.features.dlib_face import dlib_weights_sha256
@@ -82,9 +85,8 @@ from gan_eval.identity.utility import (
 )
 from gan_eval.identity.verification_roc import verification
 from gan_eval.metrics.intervals import rate_interval
-from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET
+from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET, nearest
 from gan_eval.metrics.pairs import CALIBRATION_PAIRS, far_threshold, unlabelled_impostors
-from gan_eval.metrics.summaries import wilson_interval
 from gan_eval.results import Metric, Results, provenance
 from gan_eval.seeding import numpy_rng
 from gan_eval.sources import as_source
@@ -196,8 +198,8 @@ def _embed(source: ImageSource, name: str, extractor: DlibFaceExtractor,
     return _Embedded(source, name, len(source), features, ids)
 
 
-def _faceness(gen: _Embedded, ref: _Embedded, config: RecognitionConfig
-              ) -> tuple[dict[str, Any], Metric | None]:
+def _faceness(gen: _Embedded, ref: _Embedded, config: RecognitionConfig,
+              held: _Embedded | None = None) -> tuple[dict[str, Any], Metric | None]:
     if config.faceness_max == 0:
         return {"skipped": True, "reason": "faceness_max = 0"}, None
     detector, reasons = load_detector(config.detector)
@@ -214,7 +216,8 @@ def _faceness(gen: _Embedded, ref: _Embedded, config: RecognitionConfig
     if reasons:
         section["not_used"] = reasons
     results = {}
-    for key, emb in (("generated", gen), ("reference", ref)):
+    sets = [("generated", gen), ("reference", ref)] + ([("heldout", held)] if held else [])
+    for key, emb in sets:
         rows = np.arange(emb.count)
         sample = None
         if emb.count > config.faceness_max:
@@ -234,6 +237,10 @@ def _faceness(gen: _Embedded, ref: _Embedded, config: RecognitionConfig
             "without_face": rows[~found.found][:20].tolist(),
         }
     g, r = results["generated"], results["reference"]
+    if "heldout" in results:
+        warning = heldout_faceness_warning(results["heldout"], r)
+        if warning:
+            section["heldout_warning"] = warning
     rate = rate_interval(int(g.found.sum()), g.n)
     metric = Metric.of(
         "faceness", detector.name, rate, n_generated=g.n, n_reference=r.n,
@@ -241,6 +248,29 @@ def _faceness(gen: _Embedded, ref: _Embedded, config: RecognitionConfig
                  "detection": detection_note()},
     )
     return section, metric
+
+
+HELDOUT_FACENESS_RATIO = 0.75
+"""A held-out set is warned when its faceness is significantly (Wilson 95% upper bound) below
+this fraction of the reference's: its images are not real faces like the training ones."""
+
+
+def heldout_faceness_warning(heldout: Any, reference: Any) -> str | None:
+    """The warning for held-out images in which a face detector finds faces far less often
+    than in the reference (:data:`HELDOUT_FACENESS_RATIO`), or None. ``heldout`` and
+    ``reference``: :class:`~gan_eval.identity.faceness.Faceness` results of one detector."""
+    if heldout.n == 0 or reference.n == 0:
+        return None
+    found = int(heldout.found.sum())
+    bounds = wilson_interval(found, heldout.n)
+    assert bounds is not None
+    if bounds[1] >= HELDOUT_FACENESS_RATIO * reference.rate:
+        return None
+    return (f"--heldout: a face was detected in {found} of {heldout.n} held-out images "
+            f"({heldout.rate:.0%}) against {reference.rate:.0%} of the reference images "
+            f"({heldout.detector}): these do not look like real faces of the training "
+            "population, so the membership test and authenticity's base rate compare with "
+            "something else than held-out people")
 
 
 def _thresholds(
@@ -304,9 +334,14 @@ def recognition(
     Embeddings go through the feature cache (:func:`gan_eval.features.extraction.extract`, the
     same entries as ``evaluate``'s dlib-face features under the default framing). Under torchrun
     the extraction is sharded over the processes and every process returns the same results.
+    Held-out faces are resized to the reference's resolution, as the reference is, before they
+    are embedded and compared; ``faceness`` examines them too, and a held-out set in which the
+    detector finds faces far less often than in the reference is warned in the membership and
+    authenticity parts (:func:`heldout_faceness_warning`).
     Raises :class:`InputError` for an empty generated set, a reference of fewer than 2 images,
-    or a ``heldout`` that cannot be opened, is a generator, is empty, has no face, or holds the
-    reference's own images (the message names ``--heldout``),
+    or a ``heldout`` that cannot be opened, is a generator, is empty, has no face, is the
+    reference's own source or holds any of its images (the same pixels after resizing, up to
+    :data:`IDENTICAL_PIXELS`: "cannot judge membership"; the message names ``--heldout``),
     :class:`MissingAssetError` when ``framing.align`` needs dlib-bin or a weights file is missing.
     """
     config = config or RecognitionConfig()
@@ -323,7 +358,7 @@ def recognition(
             "are needed"
         )
     held_src = (_open_heldout(config.heldout, ref_src, config.seed, device)
-                if config.heldout is not None else None)
+                if config.heldout is not None else None)  # resized like the reference
     cache = FeatureCache((config.cache_dir or default_cache_dir()) if config.use_cache else None)
     framing = config.framing
     with distributed.job(device) as env:
@@ -345,6 +380,8 @@ def recognition(
     if held is not None and held.ids.size == 0:
         raise InputError(f"--heldout {held.source.data}: no face found in any of the "
                          f"{held.count} images (--align)")
+    if held is not None:  # before any comparison of training with held-out people
+        _refuse_training_images(held, ref)
 
     labels = None
     if ref_src.labels is not None and ref_src.identities is not None:
@@ -374,8 +411,13 @@ def recognition(
                                       nearest=nearest, names=ref_src.identities,
                                       heldout=heldout,
                                       heldout_ids=held.ids if held is not None else None))
-    faceness_section, faceness_metric = _faceness(gen, ref, config)
+    faceness_section, faceness_metric = _faceness(gen, ref, config, held)
     section["faceness"] = faceness_section
+    if faceness_section.get("heldout_warning"):
+        membership = section["identity"]["membership"]
+        membership["warnings"] = [*membership.get("warnings", []),
+                                  faceness_section["heldout_warning"]]
+        section["identity"]["authenticity"]["warning"] = faceness_section["heldout_warning"]
     metrics = recognition_metrics(section)
     if faceness_metric is not None:
         metrics.append(faceness_metric)
@@ -619,17 +661,18 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
 
 
 def open_heldout(data: str | ImageSource, *, seed: int = 0,
-                 device: str | torch.device | None = None) -> ImageSource:
-    """Open ``--heldout`` (real faces, not a generator, at least one image); :class:`InputError`
-    naming the option when it cannot be used. Cheap (no decoding): ``gan-eval report`` calls it
-    before any work."""
+                 device: str | torch.device | None = None,
+                 resolution: int | None = None) -> ImageSource:
+    """Open ``--heldout`` (real faces, not a generator, at least one image; a DATA string is
+    resized to ``resolution`` when given); :class:`InputError` naming the option when it cannot
+    be used. Cheap (no decoding): ``gan-eval report`` calls it before any work."""
     if isinstance(data, str) and is_generator(data):
         raise InputError(
             f"--heldout {data}: expected real faces of people not in the training set (an image "
             "folder, .zip, .npz/.npy or builtin:NAME), got a generator"
         )
     try:
-        source = as_source(data, "--heldout", seed=seed, device=device)
+        source = as_source(data, "--heldout", resolution=resolution, seed=seed, device=device)
     except InputError as exc:
         raise InputError(f"--heldout: {exc}") from exc
     if len(source) == 0:
@@ -639,11 +682,62 @@ def open_heldout(data: str | ImageSource, *, seed: int = 0,
 
 def _open_heldout(data: str | ImageSource, reference: ImageSource, seed: int,
                   device: torch.device) -> ImageSource:
-    """:func:`open_heldout`, refusing the reference's own images."""
-    source = open_heldout(data, seed=seed, device=device)
+    """:func:`open_heldout`, resized to the reference's (square) resolution the way the
+    reference is (so that held-out and training faces are embedded alike, and a training image
+    given as held out is found: :func:`_refuse_training_images`), refusing the reference's own
+    source."""
+    size = reference.resolution[0] if reference.resolution[0] == reference.resolution[1] else None
+    source = open_heldout(data, seed=seed, device=device, resolution=size)
+    if size is not None and source.resolution != (size, size):  # an opened source passed in
+        source = source.head(len(source)).with_resolution(size)  # a view: the caller's is kept
     if source.content_hash() == reference.content_hash():
         raise InputError(
-            f"--heldout {source.data}: the same images as --reference {reference.data}; held-out "
-            "faces must show people who are not in the training set"
+            f"--heldout {source.data}: the same images as the training (reference) set "
+            f"{reference.data}; held-out faces must show people who are not in the training set"
         )
     return source
+
+
+IDENTICAL_PIXELS = 4.0
+"""Mean absolute difference (0–255 levels, at the reference's resolution) at or below which a
+held-out image is a training image: the same picture through another resize (≤ 3.1 measured:
+LFW 25 px upsampled to 64 or 128 px, then resized to 32 px, against 25 → 32 px directly) or a
+JPEG re-encoding (≤ 3.7 at quality 75); different LFW faces differ by ≥ 19."""
+CANDIDATES = 3  # nearest training faces (by embedding) whose pixels each held-out face is held to
+
+
+def _refuse_training_images(held: _Embedded, ref: _Embedded) -> None:
+    """:class:`InputError` "cannot judge membership" when held-out images are training images
+    (the same pixels, up to :data:`IDENTICAL_PIXELS`, at the reference's resolution): the
+    membership test would count them as people never seen. Each held-out face is compared with
+    its :data:`CANDIDATES` nearest training faces in dlib-face space (a copy is among them:
+    identical pixels give identical embeddings), so only those pairs are read again."""
+    k = min(CANDIDATES, int(ref.ids.size))
+    found = nearest(held.embeddings, ref.embeddings, k=k)
+    held_rows = held.ids
+    ref_rows = ref.ids[found.indices.cpu().numpy()]  # (H, k) reference image indices
+    copies: list[tuple[int, int, float]] = []
+    height, width = ref.source.resolution
+    chunk = max(1, min(64, (64 << 20) // (16 * (k + 1) * 3 * max(1, height * width))))  # ~64 MB
+    for start in range(0, held_rows.size, chunk):
+        rows = held_rows[start:start + chunk]
+        mine = held.source.read(rows.tolist()).float()
+        theirs = ref.source.read(ref_rows[start:start + chunk].reshape(-1).tolist()).float()
+        if theirs.shape[1:] != mine.shape[1:]:
+            return  # another resolution (a non-square reference): no pixel comparison
+        diff = (theirs.view(len(rows), k, *mine.shape[1:]) - mine[:, None]).abs()
+        mad = diff.mean(dim=(2, 3, 4))
+        best, which = mad.min(dim=1)
+        for i in np.flatnonzero(best.numpy() <= IDENTICAL_PIXELS):
+            copies.append((int(rows[i]), int(ref_rows[start + i, int(which[i])]),
+                           float(best[i])))
+    if copies:
+        shown = ", ".join(f"held-out image {h} = reference image {r}" for h, r, _ in copies[:3])
+        raise InputError(
+            f"--heldout {held.source.data}: cannot judge membership: {len(copies)} held-out "
+            f"face(s) are also in the training set ({shown}{', …' if len(copies) > 3 else ''}; "
+            f"mean pixel difference ≤ {IDENTICAL_PIXELS:g} of 255 at {ref.source.resolution[0]}"
+            f"×{ref.source.resolution[1]} px, against the training (reference) set "
+            f"{ref.source.data}); held-out faces must show people who are not in the training "
+            "set: remove them from the held-out set"
+        )

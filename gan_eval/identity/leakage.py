@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from gan_eval.estimates import wilson_interval
 from gan_eval.faces import is_match
 from gan_eval.metrics.copies import NearestReference, nearest_reference
-from gan_eval.metrics.summaries import wilson_interval
 
 __all__ = ["NearestReference", "distance_quantiles", "leakage_at", "leaked_pairs",
            "nearest_reference"]

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan_eval.errors import InputError
 from gan_eval.estimates import IntervalResult
 from gan_eval.metrics.copies import nearest_reference
 from gan_eval.metrics.identity import (
@@ -214,7 +215,8 @@ def membership_section(
     seed: int = 0,
 ) -> dict[str, Any]:
     """The membership test of training (reference) identities against held-out identities,
-    or ``{"skipped": True, "reason": …}`` without held-out faces."""
+    or ``{"skipped": True, "reason": …}`` without held-out faces. :class:`InputError` ("cannot
+    judge membership") when held-out embeddings are reference embeddings (the same images)."""
     if heldout is None:
         return {"skipped": True, "meaning": MEMBERSHIP_MEANING,
                 "reason": f"no held-out faces: the test compares training identities with "
@@ -252,10 +254,12 @@ def membership_section(
             )
     same = nearest_reference(heldout.embeddings.to(reference), reference)
     identical = int(np.count_nonzero(same.distances <= IDENTICAL))
-    if identical:
-        warnings.append(
-            f"{identical} held-out face(s) are identical to reference faces (embedding distance "
-            f"≤ {IDENTICAL:g}): held-out people must not be in training"
+    if identical:  # recognition() compares pixels before; embeddings are all this API gets
+        raise InputError(
+            f"--heldout {heldout.data}: cannot judge membership: {identical} held-out face(s) "
+            f"are also in the training set (embedding distance ≤ {IDENTICAL:g} to a reference "
+            "face); held-out faces must show people who are not in the training set: remove "
+            "them from the held-out set"
         )
     section: dict[str, Any] = {
         "method": "Webster et al. 2021: each generated face is assigned to its nearest identity "

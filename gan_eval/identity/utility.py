@@ -61,6 +61,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from gan_eval.errors import InputError
+from gan_eval.estimates import wilson_interval
 from gan_eval.identity.leakage import nearest_reference
 from gan_eval.identity.verification_roc import (
     FAR_TARGETS,
@@ -71,7 +72,6 @@ from gan_eval.identity.verification_roc import (
     roc_summary,
 )
 from gan_eval.metrics.pairs import far_threshold
-from gan_eval.metrics.summaries import wilson_interval
 from gan_eval.seeding import numpy_rng
 
 BOOTSTRAP_RESAMPLES = 1000

@@ -37,13 +37,12 @@ import numpy as np
 import torch
 
 from gan_eval.errors import InputError
-from gan_eval.estimates import IntervalResult, two_sided_z
+from gan_eval.estimates import IntervalResult, two_sided_z, wilson_interval
 from gan_eval.metrics.extrapolation import fid_analysis
 from gan_eval.metrics.frechet import FeatureStats, frechet_distance
 from gan_eval.metrics.intervals import DEFAULT_SPLITS, cmmd_interval, kid_interval, prdc_intervals
 from gan_eval.metrics.regimes import refusal
 from gan_eval.metrics.simulation import FeatureModel, population_stats
-from gan_eval.metrics.summaries import wilson_interval
 
 __all__ = ["INTERVALS", "CoverageRow", "coverage_table"]
 

@@ -75,7 +75,13 @@ import numpy as np
 import torch
 
 from gan_eval.errors import InputError
-from gan_eval.estimates import Estimand, IntervalResult, normal_interval, two_sided_z
+from gan_eval.estimates import (
+    Estimand,
+    IntervalResult,
+    normal_interval,
+    two_sided_z,
+    wilson_interval,
+)
 from gan_eval.metrics.cmmd import (
     CMMD_SCALE,
     CMMD_SIGMA,
@@ -93,9 +99,9 @@ from gan_eval.metrics.polynomial_mmd import (
 )
 from gan_eval.metrics.prc import _validate
 from gan_eval.metrics.prdc_resample import PRDCResampler
-from gan_eval.metrics.summaries import wilson_interval
 
 __all__ = [
+    "JACKKNIFE_MIN_SAMPLES",
     "SplitVariance",
     "cmmd_interval",
     "kid_interval",
@@ -105,6 +111,9 @@ __all__ = [
 ]
 
 DEFAULT_SPLITS = 50
+#: Fewest generated rows for the KID and CMMD jackknife intervals: leaving one row out must
+#: leave a pair, and KID's ζ estimates need distinct triples.
+JACKKNIFE_MIN_SAMPLES = 3
 #: Recall's delete-d jackknife: random subsets of this fraction of the generated rows ...
 RECALL_FRACTION = 0.75
 #: ... and this many of them (:func:`prdc_intervals`).
@@ -482,8 +491,15 @@ def kid_interval(
     calibrated there and on Gaussian features (tests/test_metrics_interval_calibration.py).
     Estimand ``"population"``: the generated side of KID is unbiased, its expectation does
     not depend on ``n``.
+
+    Raises:
+        InputError: as :func:`~gan_eval.metrics.polynomial_mmd.kid`; fewer than
+            :data:`JACKKNIFE_MIN_SAMPLES` generated rows.
     """
     x, y = check_kid_args(generated, real, subsets, subset_size, degree)
+    if x.shape[0] < JACKKNIFE_MIN_SAMPLES:
+        raise InputError(f"kid interval needs at least {JACKKNIFE_MIN_SAMPLES} generated "
+                         f"samples, got {x.shape[0]}")
     est = kid(x, y, subsets=subsets, subset_size=subset_size, degree=degree, gamma=gamma,
               coef0=coef0, seed=seed)
     n1, d = x.shape
@@ -559,12 +575,14 @@ def cmmd_interval(
     the diagonal makes ``E[CMMD]`` depend on ``n`` (it adds ``scale · (1 − E k(X, X'))/n``).
 
     Raises:
-        InputError: as :func:`~gan_eval.metrics.cmmd.cmmd`; fewer than 3 generated rows.
+        InputError: as :func:`~gan_eval.metrics.cmmd.cmmd`; fewer than
+            :data:`JACKKNIFE_MIN_SAMPLES` generated rows.
     """
     gen, ref = _prepare(generated, real, sigma)
     n, m = gen.shape[0], ref.shape[0]
-    if n < 3:
-        raise InputError(f"cmmd interval needs at least 3 generated samples, got {n}")
+    if n < JACKKNIFE_MIN_SAMPLES:
+        raise InputError(f"cmmd interval needs at least {JACKKNIFE_MIN_SAMPLES} generated "
+                         f"samples, got {n}")
     # one pass over K_gg and K_gr gives the estimate (as cmmd() sums it: same bits) and every
     # leave-one-out value
     row_gg, diag = kernel_row_sums(gen, gen, sigma)

@@ -22,8 +22,7 @@ import math
 import numpy as np
 
 from gan_eval.errors import InputError
-from gan_eval.estimates import IntervalResult, normal_interval, two_sided_z
-from gan_eval.metrics.summaries import wilson_interval
+from gan_eval.estimates import IntervalResult, normal_interval, two_sided_z, wilson_interval
 
 __all__ = ["mean_interval", "paired_difference", "rate_interval_of_means"]
 
@@ -59,7 +58,7 @@ def rate_interval_of_means(values: np.ndarray, *, level: float = 0.95,
     z = two_sided_z(level)
     p = float(x.mean())
     successes = p * n
-    bounds = wilson_interval(successes, n, z)  # type: ignore[arg-type]
+    bounds = wilson_interval(successes, n, z)
     assert bounds is not None
     low, high = bounds
     if successes == 0:

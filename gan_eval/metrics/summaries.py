@@ -1,5 +1,6 @@
-"""Small summaries of samples as pure functions (float64): a binomial rate's Wilson interval, a
-median's distribution-free rank interval, mean and standard deviation."""
+"""Small summaries of samples as pure functions (float64): a median's distribution-free rank
+interval, mean and standard deviation (a binomial rate's Wilson interval is
+:func:`gan_eval.estimates.wilson_interval`, beside the interval records it makes)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,7 @@ import math
 
 import numpy as np
 
-Z95 = 1.959963984540054
-"""Two-sided 95% standard-normal quantile."""
-
-
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """95% Wilson score interval of a binomial proportion ``successes / n`` (None when n = 0).
-
-    Used for rates over independent images (leakage, faceness, rank-1): it is what a bootstrap
-    over the images approximates for large ``n``, and unlike the bootstrap it does not collapse
-    to a single point when the rate is exactly 0 or 1.
-    """
-    if n <= 0:
-        return None
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    lo = 0.0 if successes == 0 else max(0.0, centre - half)
-    hi = 1.0 if successes == n else min(1.0, centre + half)
-    return lo, hi
+from gan_eval.estimates import Z95
 
 
 def median_rank_interval(m: int, z: float = Z95) -> tuple[int, int]:

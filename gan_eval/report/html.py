@@ -125,10 +125,11 @@ def _faceness(recognition: dict[str, Any]) -> dict[str, Any] | None:
         return {"note": faceness.get("reason"), "rows": []}
     rows = [{"set": s, "rate": fmt(f.get("rate")), "ci": fmt_ci(f.get("ci95")),
              "found": fmt(f.get("with_face")), "n": fmt(f.get("n"))}
-            for s in ("generated", "reference") if isinstance(f := faceness.get(s), dict)]
+            for s in ("generated", "reference", "heldout")
+            if isinstance(f := faceness.get(s), dict)]
     return {"note": None, "rows": rows, "detector": faceness.get("description"),
             "name": faceness.get("detector"), "chosen_because": faceness.get("chosen_because"),
-            "detection": faceness.get("detection")}
+            "detection": faceness.get("detection"), "warning": faceness.get("heldout_warning")}
 
 
 def _metric_row(m: Metric) -> dict[str, Any]:
@@ -497,6 +498,10 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_html(results: Results, pictures: Pictures) -> str:
-    """The report page as one HTML string (UTF-8, no external requests, no scripts)."""
-    return _environment().get_template(TEMPLATE).render(**build_view(results, pictures))
+def render_html(results: Results, pictures: Pictures, *,
+                results_sha256: str | None = None) -> str:
+    """The report page as one HTML string (UTF-8, no external requests, no scripts);
+    ``results_sha256``: the sha256 of the results file it is drawn from, named in a ``<meta
+    name="gan-eval-results-sha256">`` so that a page can be matched with its numbers."""
+    return _environment().get_template(TEMPLATE).render(
+        **build_view(results, pictures), results_sha256=results_sha256)

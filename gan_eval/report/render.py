@@ -1,15 +1,21 @@
 """Drawing a report folder from a results JSON: ``plots/*.png`` and the self-contained
-``index.html`` (:mod:`.html`), with face pictures reopened from the sources the results name."""
+``index.html`` (:mod:`.html`), with face pictures reopened from the sources the results name.
+
+A report folder's ``results.json``, ``plots/`` and ``index.html`` change together
+(:func:`gan_eval.fileio.write_together`): a kill at any moment leaves the previous report or the
+new one, never a page drawn from other numbers than its ``results.json`` (the page names the
+sha256 of the results it shows in ``<meta name="gan-eval-results-sha256">``)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from gan_eval.errors import InputError
-from gan_eval.fileio import atomic_write_bytes, atomic_write_text
+from gan_eval.fileio import read_committed, write_together
 from gan_eval.report import face_tiles, plots
 from gan_eval.report.html import Pictures, render_html
 from gan_eval.report.restoration import restoration_figures
@@ -74,21 +80,33 @@ def render_report(
     results: Results, out: Path, *, base: Path | None = None, device: str | None = "cpu",
     trusted: bool = True,
 ) -> Path:
-    """Write ``out/plots/*.png`` and ``out/index.html`` from ``results``; returns index.html.
+    """Write ``out/results.json``, ``out/plots/*.png`` and ``out/index.html`` from ``results``,
+    as one change (see the module docstring); returns index.html.
 
     ``base``: the folder that recorded relative paths start from (default ``out``);
     ``trusted``: see :func:`pictures`.
     """
     found = pictures(results, base or out, device=device, trusted=trusted)
-    return _write(out, found, render_html(results, found))
+    text = results.to_text().encode("utf-8")
+    return _write(out, found, render_html(results, found, results_sha256=_sha256(text)), text)
 
 
-def _write(out: Path, found: Pictures, page: str) -> Path:
-    for name, png in found.pngs.items():
-        atomic_write_bytes(out / "plots" / f"{name}.png", png)
-    index = out / "index.html"
-    atomic_write_text(index, page)
-    return index
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write(out: Path, found: Pictures, page: str, results_bytes: bytes | None) -> Path:
+    """Commit the page, its plots (stale ones removed) and, unless None, ``results.json``
+    together (:func:`gan_eval.fileio.write_together`)."""
+    files = {f"plots/{name}.png": png for name, png in found.pngs.items()}
+    if results_bytes is not None:
+        files["results.json"] = results_bytes
+    files["index.html"] = page.encode("utf-8")
+    plots = out / "plots"
+    stale = sorted(f"plots/{p.name}" for p in plots.glob("*.png")
+                   if f"plots/{p.name}" not in files) if plots.is_dir() else []
+    write_together(out, files, remove=stale)
+    return out / "index.html"
 
 
 def render_from_results(path: Path, out: Path) -> Path:
@@ -96,18 +114,18 @@ def render_from_results(path: Path, out: Path) -> Path:
 
     The file may come from anywhere: it is validated (:meth:`Results.load`), a section that
     cannot be drawn is an :class:`InputError` naming the file, and faces are reopened only from
-    paths under the file's folder or with a matching content hash.
+    paths under the file's folder or with a matching content hash. ``out/results.json`` becomes
+    the file's content (unless it is that file), committed with the page.
     """
     results = Results.load(path)
+    raw = read_committed(path).read_bytes()
     try:
         view = pictures(results, path.parent, trusted=False)
-        page = render_html(results, view)
+        page = render_html(results, view, results_sha256=_sha256(raw))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError,
             jinja2.TemplateError) as exc:
         raise InputError(f"{path}: a section of this results file cannot be drawn "
                          f"({type(exc).__name__}: {exc})") from exc
-    if not (out / "results.json").exists() or not (out / "results.json").samefile(path):
-        results.save(out / "results.json")  # the folder holds what its page shows
-    return _write(out, view, page)
-
-
+    same = (out / "results.json").exists() and (out / "results.json").samefile(path)
+    # the folder holds what its page shows: the file's own bytes when it is copied in
+    return _write(out, view, page, None if same else raw)

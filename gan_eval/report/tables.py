@@ -169,9 +169,13 @@ def recognition_table(results: Results) -> str:
         lines.append(f"faceness       skipped: {face['reason']}")
     else:
         g, r = face["generated"], face["reference"]
+        held = (f", held-out {_fixed(face['heldout']['rate'])} (n={face['heldout']['n']})"
+                if isinstance(face.get("heldout"), dict) else "")
         lines.append(f"faceness       {face['detector']}: generated {_fixed(g['rate'])} "
-                     f"{_ci(g['ci95'])} (n={g['n']}), reference {_fixed(r['rate'])} (n={r['n']}); "
-                     f"upsampled ×{','.join(str(f) for f in g['upsample_factors'])}")
+                     f"{_ci(g['ci95'])} (n={g['n']}), reference {_fixed(r['rate'])} (n={r['n']})"
+                     f"{held}; upsampled ×{','.join(str(f) for f in g['upsample_factors'])}")
+        if face.get("heldout_warning"):
+            lines.append(f"               warning: {face['heldout_warning']}")
     ver = rec["verification"]
     if ver.get("skipped"):
         lines.append(f"verification   skipped: {ver['reason']}")
