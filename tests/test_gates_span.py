@@ -33,7 +33,7 @@ def _records(floor: float, ceiling: float, generated: float) -> dict[str, Any]:
 
 
 def _fid(generated: float, *, controls: bool = True, value: float = 0.2) -> Metric:
-    iv = normal_interval(value, 0.002, n=1000, estimand="mean_at_n", method="test")
+    iv = normal_interval(value, 0.002, n=1000, estimand="mean_at_n", method="split_extrapolation")
     details = _records(0.14, 0.46, generated) if controls else {}
     return Metric.of("fid", "dlib-face", iv, n_generated=1000, n_reference=80, details=details)
 

@@ -179,7 +179,7 @@ def test_no_span_when_the_ceiling_is_not_worse_than_the_floor(floor: float, gap:
 
 
 def _metric_with(details: dict) -> Metric:
-    iv = normal_interval(0.3, 0.01, n=100, estimand="mean_at_n", method="test")
+    iv = normal_interval(0.3, 0.01, n=100, estimand="mean_at_n", method="split_extrapolation")
     return Metric.of("fid", "dlib-face", iv, n_generated=100, n_reference=80, details=details)
 
 
