@@ -8,6 +8,9 @@ a clone, so that a first run never rewrites the committed reference copy ``repor
 
     runs/report/
       run/            the training run (checkpoint/, samples/, metrics.jsonl); reused when finished
+      restoration-run/  the restoration GAN trained on the same faces (``--task restoration``,
+                      :data:`~gan_eval.gan.training.QUICK_RESTORATION`), audited first in the
+                      restoration section on the held-out faces; reused when finished
       results.json    every number (schema gan-eval/results/v1)
       plots/          the figures as PNG files (the same ones index.html embeds)
       index.html      the self-contained report (no external requests, no scripts)
@@ -23,7 +26,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,14 @@ from gan_eval.errors import InputError, MissingAssetError
 from gan_eval.evaluation import EvaluateConfig, evaluate
 from gan_eval.features.inception_weights import resolve_inception_weights
 from gan_eval.gan.checkpoint import is_checkpoint, load_checkpoint
-from gan_eval.gan.training import CHECKPOINT_DIR, TrainConfig, config_for_resume, train
+from gan_eval.gan.task_names import TaskName
+from gan_eval.gan.training import (
+    CHECKPOINT_DIR,
+    QUICK_RESTORATION,
+    TrainConfig,
+    config_for_resume,
+    train,
+)
 from gan_eval.gates import GateConfig, check_baseline, evaluate_gates, load_config, verdict
 from gan_eval.generators import GeneratorOptions, open_generator
 from gan_eval.generators.spec import SpecKind, classify
@@ -87,10 +97,14 @@ class AuditConfig:
     device: str | None = None
     restoration: tuple[str, ...] = ("builtin:none",)  # restoration models audited on the
     # held-out faces beside every built-in baseline (needs a held-out set; () skips it)
+    restoration_steps: int = int(QUICK_RESTORATION["steps"])  # steps of the restoration GAN
+    # trained on the training faces and audited first when ``restoration`` names only
+    # built-in methods (0: train none, audit the baselines only)
     progress: Progress | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        for name, least in (("steps", 1), ("n", 2), ("attack_n", 1), ("splits", 2)):
+        for name, least in (("steps", 1), ("n", 2), ("attack_n", 1), ("splits", 2),
+                            ("restoration_steps", 0)):
             if getattr(self, name) < least:
                 option = "--" + name.replace("_", "-")
                 raise InputError(f"{option}: got {getattr(self, name)}; need at least {least}")
@@ -100,33 +114,80 @@ class AuditConfig:
             self.progress(message)
 
 
-def _train_or_reuse(config: AuditConfig, data: str) -> tuple[Path, dict[str, Any]]:
-    """The run folder ``out/run``: trained now, resumed to ``steps``, or reused when finished."""
-    run = config.out / "run"
+def _train_or_reuse(config: AuditConfig, data: str, *, run: Path, steps: int,
+                    task: TaskName, fresh: TrainConfig, what: str) -> tuple[Path, dict[str, Any]]:
+    """The run folder ``run`` of ``task``: trained now from ``fresh`` (``what`` says what it
+    trains), resumed to ``steps``, or reused when finished."""
     quiet = config.progress is None
     info: dict[str, Any] = {"run": str(run), "reused": False}
     if is_checkpoint(run / CHECKPOINT_DIR):
-        done = load_checkpoint(run / CHECKPOINT_DIR, groups=())
+        done = load_checkpoint(run / CHECKPOINT_DIR, groups=(), task=task)
         trained_on = done.training_data("--data")
         # the same images however DATA is spelled (./faces, faces, an absolute path), and not
         # images that changed since the run was trained
         if open_source(data).content_hash() != done.meta["data"].get("content_hash"):
             raise InputError(f"--out {config.out}: {run} holds a run on {trained_on!r}, whose "
                              f"images differ from --data {data!r}; choose another --out")
-        if done.step >= config.steps:
+        if done.step >= steps:
             config.say(f"reusing the finished run in {run} ({done.step} steps)")
-            return run, {**info, "reused": True}
-        config.say(f"resuming {run} from step {done.step} to {config.steps}")
-        train_config = config_for_resume(run, data=data, steps=config.steps, quiet=quiet)
+            return run, {**info, "reused": True, "step": done.step}
+        config.say(f"resuming {run} from step {done.step} to {steps}")
+        train_config = config_for_resume(run, data=data, steps=steps, quiet=quiet)
     else:
-        config.say(f"training a DCGAN on {data}: {config.steps} steps at {config.resolution} px")
-        train_config = TrainConfig(data=data, out=run, steps=config.steps,
-                                   resolution=config.resolution, batch_size=config.batch_size,
-                                   seed=config.seed, quiet=quiet,
-                                   device=config.device or "auto")
+        config.say(what)
+        train_config = fresh
     start = time.perf_counter()
     train(train_config)
-    return run, {**info, "seconds": round(time.perf_counter() - start, 1)}
+    return run, {**info, "step": steps, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _train_dcgan(config: AuditConfig, data: str) -> tuple[Path, dict[str, Any]]:
+    """``out/run``: the DCGAN the report audits when it is given no generator."""
+    run = config.out / "run"
+    fresh = TrainConfig(data=data, out=run, steps=config.steps, resolution=config.resolution,
+                        batch_size=config.batch_size, seed=config.seed,
+                        quiet=config.progress is None, device=config.device or "auto")
+    return _train_or_reuse(config, data, run=run, steps=config.steps,
+                           task=TaskName.GENERATION, fresh=fresh,
+                           what=f"training a DCGAN on {data}: {config.steps} steps at "
+                                f"{config.resolution} px")
+
+
+RESTORATION_RUN = "restoration-run"
+"""The report's restoration GAN: ``out/restoration-run``."""
+
+
+def _train_restorer(config: AuditConfig, data: str) -> tuple[Path, dict[str, Any]]:
+    """``out/restoration-run``: a restoration GAN trained on ``data`` with
+    :data:`~gan_eval.gan.training.QUICK_RESTORATION` for ``config.restoration_steps`` steps
+    (about a minute on 2 CPU cores at the default 400)."""
+    run = config.out / RESTORATION_RUN
+    options = {**QUICK_RESTORATION, "steps": config.restoration_steps}
+    fresh = TrainConfig(data=data, out=run, seed=config.seed, quiet=config.progress is None,
+                        device=config.device or "auto", **options)
+    return _train_or_reuse(config, data, run=run, steps=config.restoration_steps,
+                           task=TaskName.RESTORATION, fresh=fresh,
+                           what=f"training a restoration GAN on {data}: "
+                                f"{config.restoration_steps} steps at "
+                                f"{options['resolution']} px")
+
+
+def _trains_restorer(config: AuditConfig, heldout: str | None) -> bool:
+    """Whether the report trains its own restoration GAN: a held-out set to audit it on, the
+    restoration section on, and no restoration model of the caller's to audit first."""
+    return (heldout is not None and bool(config.restoration) and config.restoration_steps > 0
+            and config.restoration[0].startswith("builtin:"))
+
+
+def _gates_for(gates: GateConfig, label: str | None, restoring: bool) -> GateConfig:
+    """``gates``, less the restoration gates of the built-in default gates (``label`` None) when
+    the report audits no restoration model: those judge the report's restoration GAN, and a run
+    without one (no held-out faces, ``restoration_steps`` 0) is judged on the rest. A gates file
+    of the caller's is kept whole: its restoration gates then cannot judge (exit 2)."""
+    if label is not None or restoring:
+        return gates
+    restoration = metrics_by(Producer.RESTORATION)
+    return replace(gates, gates=tuple(g for g in gates.gates if g.metric not in restoration))
 
 
 def training_section(run: Path | None, checkpoint: Path) -> dict[str, Any]:
@@ -330,8 +391,6 @@ def run_audit(config: AuditConfig) -> Path:
     """Run the whole pipeline and write ``config.out``; returns the path of index.html."""
     gates = load_config(config.gates or default_gates())  # a bad config fails before any work
     baseline = Results.load(config.baseline) if config.baseline is not None else None
-    if baseline is not None:  # an unusable baseline fails before any work, too
-        check_baseline(gates, baseline, baseline_source=str(config.baseline))
     held_source = open_heldout(config.heldout) if config.heldout is not None else None
     # (so does a --heldout that cannot be opened)
     run: Path | None = None
@@ -349,18 +408,33 @@ def run_audit(config: AuditConfig) -> Path:
     else:
         data = config.data or DEFAULT_DATA
         _heldout_is_not_training_data(held_source, data)  # before training, too
-        run, train_info = _train_or_reuse(config, data)
-        spec = str(run / CHECKPOINT_DIR)
+        spec = str(config.out / "run" / CHECKPOINT_DIR)
+    heldout = config.heldout or HELDOUT_OF.get(data)
+    restores = bool(config.restoration) and heldout is not None
+    trains_restorer = _trains_restorer(config, heldout)
+    gates = _gates_for(gates, None if config.gates is None else str(config.gates),
+                       restores and (trains_restorer
+                                     or not config.restoration[0].startswith("builtin:")))
+    if baseline is not None:  # an unusable baseline fails before any work, too
+        check_baseline(gates, baseline, baseline_source=str(config.baseline))
+    if config.checkpoint is None:
+        run, train_info = _train_dcgan(config, data)
     generated = open_generator(spec, n=config.n, seed=config.seed, device=config.device,
                                options=config.generator, batch_size=config.generator_batch)
     results = audit_generator(generated, data, config)
-    heldout = config.heldout or HELDOUT_OF.get(data)
-    if config.restoration and isinstance(heldout, str):
-        config.say(f"restoration baselines on the held-out faces {heldout}")
-        part = restoration_part(config.restoration, heldout, config.out, seed=config.seed,
+    if restores and isinstance(heldout, str):
+        models = config.restoration
+        restorer_info: dict[str, Any] = {}
+        if trains_restorer:
+            restorer, restorer_info = _train_restorer(config, data)
+            models = (str(restorer / CHECKPOINT_DIR), *models)
+        config.say(f"restoration: {models[0]} and the baselines on the held-out faces {heldout}")
+        part = restoration_part(models, heldout, config.out, seed=config.seed,
                                 device=config.device, progress=config.progress,
-                                gated=not config.restoration[0].startswith("builtin:"))
+                                gated=not models[0].startswith("builtin:"))
         results.restoration = part.restoration
+        if restorer_info:
+            results.restoration["trained"] = restorer_info
         results.metrics += part.metrics
         results.provenance["notes"] = [*results.provenance.get("notes", []),
                                        *part.restoration.get("notes", [])]

@@ -36,6 +36,7 @@ from gan_eval import weights as weights_table
 from gan_eval.errors import GanEvalError, GanEvalWarning, InputError, MissingAssetError
 from gan_eval.fileio import check_output_dir, check_output_file
 from gan_eval.gan.loss_names import LossName
+from gan_eval.gan.task_names import TaskName
 from gan_eval.gates import check_baseline, evaluate_gates, load_config
 from gan_eval.generators.spec import SpecKind
 from gan_eval.report.junit import write_junit
@@ -494,6 +495,25 @@ def train_cmd(
         typer.Option(help="Training images: folder, .zip, .npz/.npy or builtin:lfw-subset "
                           "(required unless --resume).", show_default=False),
     ] = None,
+    task: Annotated[
+        TaskName | None,
+        typer.Option(help=_with_default(
+            "generation: a DCGAN making faces from latents; restoration: a pix2pix-style GAN "
+            "restoring degraded faces (U-Net, PatchGAN, L1).", "generation"),
+            show_default=False),
+    ] = None,
+    l1_weight: Annotated[
+        float | None,
+        typer.Option(help=_with_default("Restoration: weight λ of the L1 term.", 100.0),
+                     show_default=False),
+    ] = None,
+    degradations: Annotated[
+        str | None,
+        typer.Option(metavar="NAME=LOW:HIGH,…", help=_with_default(
+            "Restoration: degradations and severity ranges drawn from: blur (sigma, px), "
+            "downsample (integer scale), noise (sd, 0..255 levels), jpeg (quality 1..100).",
+            "blur=0.5:2,downsample=2:4,noise=5:25,jpeg=10:50"), show_default=False),
+    ] = None,
     resolution: Annotated[
         int | None,
         typer.Option(help=_with_default("Image size: 32, 64 or 128.", 32), show_default=False),
@@ -595,7 +615,11 @@ def train_cmd(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Train a DCGAN on DATA: checkpoints, sample grids and metrics.jsonl go to --out.
+    """Train a DCGAN on DATA (or, with --task restoration, a GAN that restores degraded faces of
+    DATA): checkpoints, sample grids and metrics.jsonl go to --out.
+
+    A restoration GAN on 32 px faces trains in under a minute on 2 CPU cores with --width 16
+    --lr 0.002 --batch-size 16 --steps 400 (on 80 faces, longer runs overfit).
 
     Under `torchrun --nproc-per-node K -m gan_eval train …` it trains with DistributedDataParallel
     (--batch-size is the global batch).
@@ -609,7 +633,8 @@ def train_cmd(
     from gan_eval.gan.training import TrainConfig, config_for_resume, train
 
     options: dict[str, Any] = {
-        "data": data, "resolution": resolution, "steps": steps, "batch_size": batch_size,
+        "data": data, "task": task, "l1_weight": l1_weight, "degradations": degradations,
+        "resolution": resolution, "steps": steps, "batch_size": batch_size,
         "loss": loss, "seed": seed, "width": width, "channels": channels,
         "spectral_norm": spectral_norm, "lr": lr, "ema_decay": ema_decay, "flip": flip,
         "sample_every": sample_every, "checkpoint_every": checkpoint_every, "device": device,
@@ -931,6 +956,9 @@ def report_cmd(
                      show_default=False),
     ] = None,
     steps: Annotated[int, typer.Option(help="Training steps (when training).")] = 300,
+    restoration_steps: Annotated[int, typer.Option(
+        help="Steps of the restoration GAN trained on DATA and audited first, beside the "
+             "built-in baselines, on the held-out faces (0: the baselines only).")] = 400,
     n: Annotated[int, typer.Option("--count", "--n",
                                    help="Generated faces for the metrics.")] = 1000,
     attack_n: Annotated[int, typer.Option(help="Faces per set in the robustness sweep.")] = 8,
@@ -991,7 +1019,7 @@ def report_cmd(
     else:
         index = run_audit(AuditConfig(
             data=data, heldout=heldout, checkpoint=checkpoint, out=out, steps=steps, n=n,
-            attack_n=attack_n,
+            attack_n=attack_n, restoration_steps=restoration_steps,
             gates=gates, baseline=baseline, inception_weights=inception_weights, seed=seed,
             device=device, progress=None if quiet else say, generator=generator,
             generator_batch=batch_size))

@@ -38,3 +38,13 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         train(TrainConfig(data="builtin:lfw-subset", out=run, steps=2, batch_size=16, width=8,
                           nz=16, quiet=True, device="cpu"))
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_restoration_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-step run of a tiny restoration GAN on the built-in faces (read-only)."""
+    run = tmp_path_factory.mktemp("restoration") / "run"
+    with single_thread():
+        train(TrainConfig(data="builtin:lfw-subset", out=run, task="restoration", steps=2,
+                          batch_size=16, width=8, quiet=True, device="cpu"))
+    return run

@@ -1,6 +1,7 @@
 """Restoration models for tests of ``gan-eval restoration`` (loaded as ``file.py:attr``).
 
-The two bounds and a hallucinating model, all working on ``builtin:lfw-heldout`` at 64 px:
+The two bounds and a hallucinating model, all working on ``builtin:lfw-heldout`` at 64 px
+(:func:`make_swapper_32`: at 32 px, the default report's size):
 
 - :func:`make_oracle` returns the clean face itself (it looks each degraded face up among the
   clean faces: the nearest one in pixels after the same blur, which finds the right face for
@@ -21,21 +22,22 @@ from gan_eval.sources import open_source
 SIZE = 64
 
 
-def _clean() -> torch.Tensor:
-    faces = open_source("builtin:lfw-heldout", resolution=SIZE).load()
+def _clean(size: int) -> torch.Tensor:
+    faces = open_source("builtin:lfw-heldout", resolution=size).load()
     return faces.float() / 127.5 - 1.0  # the default contract: [-1, 1]
 
 
 def _smooth(x: torch.Tensor) -> torch.Tensor:
-    return F.avg_pool2d(x, 8)  # 8×8 means: noise, JPEG and blur barely move them
+    # means over 8×8 cells of a 64 px face (4×4 at 32 px): noise, JPEG and blur barely move them
+    return F.avg_pool2d(x, x.shape[-1] // 8)
 
 
 class Lookup(torch.nn.Module):
     """Finds each input's face among the clean faces and returns the face ``shift`` later."""
 
-    def __init__(self, shift: int) -> None:
+    def __init__(self, shift: int, size: int = SIZE) -> None:
         super().__init__()
-        self.register_buffer("clean", _clean())
+        self.register_buffer("clean", _clean(size))
         self.shift = shift
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,6 +52,10 @@ def make_oracle() -> torch.nn.Module:
 
 def make_swapper() -> torch.nn.Module:
     return Lookup(1)
+
+
+def make_swapper_32() -> torch.nn.Module:
+    return Lookup(1, 32)
 
 
 def identity(x: torch.Tensor) -> torch.Tensor:

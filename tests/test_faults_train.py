@@ -220,8 +220,15 @@ def test_checkpoint_write_removes_stale_temps_of_killed_writes(tmp_path: Path) -
 
 # -- signals -----------------------------------------------------------------------------------
 
-def _train_cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "gan_eval", "train", "--out", str(out), *TINY, *extra]
+TASKS = ["generation", "restoration"]
+"""The kill-safety tests run for both training tasks: they share the loop and checkpoints."""
+
+
+def _train_cmd(out: Path, *extra: str, task: str = "generation") -> list[str]:
+    # --task is stored in the checkpoint: a resumed run keeps it without being told again
+    chosen = ["--task", task] if task != "generation" and "--resume" not in extra else []
+    return [sys.executable, "-m", "gan_eval", "train", "--out", str(out), *TINY, *chosen,
+            *extra]
 
 
 def _env() -> dict[str, str]:
@@ -236,13 +243,15 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 120.0)
         time.sleep(0.02)
 
 
+@pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("sig", [signal.SIGTERM,
                                  pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
-def test_signal_stops_training_with_a_committed_checkpoint(tmp_path: Path, sig: int) -> None:
+def test_signal_stops_training_with_a_committed_checkpoint(tmp_path: Path, sig: int,
+                                                           task: str) -> None:
     out = tmp_path / "run"
     # checkpoints only at the end: the one found afterwards was written because of the signal
     proc = subprocess.Popen(_train_cmd(out, "--steps", "100000", "--checkpoint-every", "100000",
-                                       "--sample-every", "100000"),
+                                       "--sample-every", "100000", task=task),
                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_for(out / "metrics.jsonl", proc)
     time.sleep(0.3)
@@ -252,8 +261,8 @@ def test_signal_stops_training_with_a_committed_checkpoint(tmp_path: Path, sig: 
     message = err.decode()
     assert signal.Signals(sig).name in message and "--resume" in message
     assert "Traceback" not in message
-    checkpoint = load_checkpoint(out, groups=("g", "d", "g_ema", "opt_g", "opt_d"))
-    assert 0 < checkpoint.step < 100000
+    checkpoint = load_checkpoint(out, groups=("g", "d", "g_ema", "opt_g", "opt_d"), task=None)
+    assert 0 < checkpoint.step < 100000 and checkpoint.task == task
     assert not list(out.rglob("*.tmp"))
 
 
@@ -276,11 +285,12 @@ def _wait_for_commit(run: Path, proc: subprocess.Popen[bytes], *, after: int) ->
 
 
 def _state(run: Path) -> dict[str, torch.Tensor]:
-    return load_file(load_checkpoint(run, groups=()).state_path)
+    return load_file(load_checkpoint(run, groups=(), task=None).state_path)
 
 
 @pytest.mark.slow
-def test_twenty_sigkills_then_resume_is_bit_identical(tmp_path: Path) -> None:
+@pytest.mark.parametrize("task", TASKS)
+def test_twenty_sigkills_then_resume_is_bit_identical(tmp_path: Path, task: str) -> None:
     # enough steps that 20 kills, each ≤ 0.4 s after a commit, cannot reach the end even on a
     # quiet machine (120 did: the last kill landed after the final checkpoint)
     steps = 600
@@ -290,7 +300,7 @@ def test_twenty_sigkills_then_resume_is_bit_identical(tmp_path: Path) -> None:
     while kills < 20:
         resume = ["--resume"] if (killed / "checkpoint" / "checkpoint.json").exists() else []
         proc = subprocess.Popen(_train_cmd(killed, "--steps", str(steps), "--checkpoint-every",
-                                           "1", "--sample-every", "7", *resume),
+                                           "1", "--sample-every", "7", *resume, task=task),
                                 env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # kill at a random moment once this process has committed a checkpoint of its own
         # (startup kills test nothing new): from then on it mostly steps and writes
@@ -304,22 +314,29 @@ def test_twenty_sigkills_then_resume_is_bit_identical(tmp_path: Path) -> None:
         # a kill inside a checkpoint write leaves its temp file until the next write sweeps it
         mid_write += bool(list((killed / "checkpoint").glob(".*.tmp")))
         # after every kill the committed checkpoint is complete and loads for resuming
-        load_checkpoint(killed, groups=("g", "d", "g_ema", "opt_g", "opt_d"))
+        load_checkpoint(killed, groups=("g", "d", "g_ema", "opt_g", "opt_d"), task=None)
     # ~30% of kills land inside a write here (measured 6 of 20); none in 20 would be a 1e-3 event
     # and would mean the test no longer exercises interrupted writes
     assert mid_write >= 1, "no kill landed inside a checkpoint write"
-    at = load_checkpoint(killed, groups=()).step
+    at = load_checkpoint(killed, groups=(), task=None).step
     assert 0 < at < steps
-    samples = tmp_path / "samples"
-    result = runner.invoke(app, ["sample", str(killed), "--n", "4", "--out", str(samples)])
-    assert result.exit_code == 0, result.output
-    assert len(list(samples.glob("*.png"))) == 4
+    if task == "generation":  # the killed run's last checkpoint samples
+        samples = tmp_path / "samples"
+        result = runner.invoke(app, ["sample", str(killed), "--n", "4", "--out", str(samples)])
+        assert result.exit_code == 0, result.output
+        assert len(list(samples.glob("*.png"))) == 4
+    else:  # ... or restores
+        from gan_eval.gan import load_restorer
+
+        restored = load_restorer(killed, "cpu")(torch.zeros(2, 3, 32, 32))
+        assert restored.shape == (2, 3, 32, 32) and bool(restored.isfinite().all())
     finish = subprocess.run(_train_cmd(killed, "--steps", str(steps), "--checkpoint-every",
-                                       "50", "--resume"), env=_env(), capture_output=True)
+                                       "50", "--resume", task=task), env=_env(),
+                            capture_output=True)
     assert finish.returncode == 0, finish.stderr.decode()
     whole = tmp_path / "whole"
-    once = subprocess.run(_train_cmd(whole, "--steps", str(steps), "--checkpoint-every", "50"),
-                          env=_env(), capture_output=True)
+    once = subprocess.run(_train_cmd(whole, "--steps", str(steps), "--checkpoint-every", "50",
+                                     task=task), env=_env(), capture_output=True)
     assert once.returncode == 0, once.stderr.decode()
     a, b = _state(killed), _state(whole)
     assert a.keys() == b.keys()
@@ -330,8 +347,10 @@ def test_twenty_sigkills_then_resume_is_bit_identical(tmp_path: Path) -> None:
           f"{at} of {steps}")
 
 
+@pytest.mark.parametrize("task", TASKS)
 def test_second_signal_abandons_a_checkpoint_write_cleanly(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           task: str) -> None:
     """Signals delivered *inside* a checkpoint write: the first asks to stop, the second
     abandons the write; the previous checkpoint stays committed and no temp file is left."""
     import gan_eval.gan.checkpoint as ckpt
@@ -339,9 +358,9 @@ def test_second_signal_abandons_a_checkpoint_write_cleanly(tmp_path: Path,
 
     out = tmp_path / "run"
     base = dict(data="builtin:lfw-subset", out=out, batch_size=16, width=8, nz=16, quiet=True,
-                device="cpu", checkpoint_every=1, sample_every=1000)
+                device="cpu", checkpoint_every=1, sample_every=1000, task=task)
     train(TrainConfig(steps=2, **base))  # type: ignore[arg-type]
-    before = load_checkpoint(out, groups=())
+    before = load_checkpoint(out, groups=(), task=None)
     real_save = ckpt.save_file
 
     def save_with_signals(tensors: dict[str, torch.Tensor], filename: str,
@@ -357,6 +376,6 @@ def test_second_signal_abandons_a_checkpoint_write_cleanly(tmp_path: Path,
         train(config_for_resume(out, steps=5, quiet=True))
     assert info.value.exit_code == 128 + signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is previous  # handlers restored
-    after = load_checkpoint(out, groups=("g", "d", "g_ema", "opt_g", "opt_d"))
+    after = load_checkpoint(out, groups=("g", "d", "g_ema", "opt_g", "opt_d"), task=None)
     assert after.step == before.step == 2 and after.state_path == before.state_path
     assert not list(out.rglob("*.tmp"))

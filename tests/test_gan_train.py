@@ -41,7 +41,7 @@ def tiny(out: Path, steps: int, **overrides: Any) -> TrainConfig:
 
 
 def state(run: Path) -> dict[str, torch.Tensor]:
-    checkpoint = load_checkpoint(run / "checkpoint", groups=())
+    checkpoint = load_checkpoint(run / "checkpoint", groups=(), task=None)
     return load_file(checkpoint.state_path)
 
 
@@ -53,19 +53,23 @@ def metric_rows(run: Path) -> list[dict[str, Any]]:
     return rows
 
 
-@pytest.mark.parametrize(("loss", "channels_last"),
-                         [("ns", True), ("wgan-gp", True), ("hinge", False)])
-def test_resume_is_bit_identical(tmp_path: Path, loss: str, channels_last: bool) -> None:
+@pytest.mark.parametrize(("task", "loss", "channels_last"),
+                         [("generation", "ns", True), ("generation", "wgan-gp", True),
+                          ("generation", "hinge", False), ("restoration", "ns", True),
+                          ("restoration", "wgan-gp", False)])
+def test_resume_is_bit_identical(tmp_path: Path, task: str, loss: str,
+                                 channels_last: bool) -> None:
     """2N steps in one run == N steps, then --resume to 2N: every tensor, bit for bit.
 
     N = 4 crosses an epoch boundary (3 batches per epoch); with wgan-gp (G steps every 5th
     step) the first G update after the resume point is exercised too; channels_last checks that
-    restored Adam moments take their parameter's memory layout.
+    restored Adam moments take their parameter's memory layout. The restoration GAN's random
+    degradations (kinds, severities, noise) are replayed too.
     """
-    options = {"loss": loss, "channels_last": channels_last}
+    options = {"task": task, "loss": loss, "channels_last": channels_last}
     train(tiny(tmp_path / "once", 8, **options))
     train(tiny(tmp_path / "twice", 4, **options))
-    assert load_checkpoint(tmp_path / "twice", groups=()).step == 4
+    assert load_checkpoint(tmp_path / "twice", groups=(), task=None).step == 4
     train(tiny(tmp_path / "twice", 8, resume=True, **options))
 
     once, twice = state(tmp_path / "once"), state(tmp_path / "twice")
@@ -105,8 +109,9 @@ def test_checkpoint_every_replaces_the_state_file(tmp_path: Path) -> None:
         "checkpoint.json", "state-00000003.safetensors"]
 
 
+@pytest.mark.parametrize("task", ["generation", "restoration"])
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task: str
 ) -> None:
     calls = {"n": 0}
 
@@ -119,9 +124,9 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(
                         GanLoss(LossName.NS, poisoned, losses.ns_g_loss))
     run = tmp_path / "run"
     with pytest.raises(TrainingDivergedError, match=r"step 5: non-finite D loss") as info:
-        train(tiny(run, 8, checkpoint_every=2, log_every=1))
+        train(tiny(run, 8, checkpoint_every=2, log_every=1, task=task))
     assert "step 4" in str(info.value) and isinstance(info.value, InputError)
-    kept = load_checkpoint(run / "checkpoint", groups=("g", "d", "g_ema"))
+    kept = load_checkpoint(run / "checkpoint", groups=("g", "d", "g_ema"), task=None)
     assert kept.step == 4
     assert all(torch.isfinite(t).all() for t in kept.tensors("d").values())
     assert [r["step"] for r in metric_rows(run)] == [1, 2, 3, 4]

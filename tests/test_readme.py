@@ -47,7 +47,8 @@ def test_readme_command_one_leaves_the_clone_clean() -> None:
         return  # not a checkout: nothing to keep clean
     written = [DEFAULT_OUT / name for name in
                ("index.html", "results.json", "plots/samples.png",
-                "run/checkpoint/checkpoint.json", "run/metrics.jsonl")]
+                "run/checkpoint/checkpoint.json", "run/metrics.jsonl",
+                "restoration-run/checkpoint/checkpoint.json")]
     ignored = subprocess.run(["git", "check-ignore", *map(str, written)], cwd=ROOT,
                              capture_output=True, text=True)
     assert sorted(ignored.stdout.split()) == sorted(map(str, written))

@@ -3,8 +3,9 @@
 Layout of a run folder's checkpoint::
 
     RUN_DIR/checkpoint/
-        checkpoint.json                 schema, step, config, model spec, data hash, versions,
-                                        the state file's name and sha256
+        checkpoint.json                 schema, task, step, config, model spec, data hash,
+                                        versions, the state file's name and sha256 (and, for
+                                        a restoration GAN, the degradations it trained on)
         state-00000300.safetensors      g.*, d.*, g_ema.* (state dicts), opt_g.* / opt_d.*
                                         (Adam states flattened), rng.* (uint8 RNG states)
 
@@ -13,6 +14,11 @@ then ``checkpoint.json`` is replaced atomically, then older state files are dele
 the commit record: at every instant it names a complete state file whose sha256 it holds, so a
 crash never leaves a half-written checkpoint that would be taken as valid, and the previous
 checkpoint stays usable until the new one is committed.
+
+``task`` says what the networks do: ``generation`` (a DCGAN: :class:`ModelSpec`; also what a
+checkpoint without the field is) or ``restoration`` (a pix2pix U-Net and PatchGAN:
+:class:`RestorationSpec`). :func:`load_checkpoint` opens the task its caller can use and refuses
+the other with a message that says what to do with it.
 
 Loading never unpickles: safetensors and JSON only; ``.pt/.pth/.pkl/.ckpt`` paths are refused.
 Every load checks the JSON schema, the sha256 of the state file, and the key set and shapes of the
@@ -30,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar, overload
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -54,7 +60,9 @@ from gan_eval.gan.layout import (
 from gan_eval.gan.layout import (
     is_checkpoint as is_checkpoint,  # re-exported: gan_eval.gan.checkpoint.is_checkpoint
 )
-from gan_eval.gan.models import Discriminator, Generator, ModelSpec
+from gan_eval.gan.models import ModelSpec
+from gan_eval.gan.pix2pix import RestorationSpec
+from gan_eval.gan.task_names import TaskName
 
 SCHEMA = "gan-eval/checkpoint/v1"
 MODULE_GROUPS = ("g", "d", "g_ema")
@@ -159,14 +167,27 @@ def clean_stale_checkpoint_temps(folder: Path) -> int:
     return len(stale)
 
 
+SpecT = TypeVar("SpecT", ModelSpec, RestorationSpec)
+
+SPEC_TYPES: dict[TaskName, type[ModelSpec] | type[RestorationSpec]] = {
+    TaskName.GENERATION: ModelSpec, TaskName.RESTORATION: RestorationSpec,
+}
+"""The model spec of each task's checkpoints."""
+
+
 @dataclass(frozen=True)
-class Checkpoint:
+class Checkpoint(Generic[SpecT]):
     """A validated checkpoint on disk: its metadata, and lazy access to its tensors."""
 
     json_path: Path
     state_path: Path
     meta: dict[str, Any]
-    spec: ModelSpec
+    spec: SpecT
+
+    @property
+    def task(self) -> TaskName:
+        """What the networks do (``generation`` for checkpoints written before the field)."""
+        return TaskName(self.meta.get("task", TaskName.GENERATION))
 
     @property
     def folder(self) -> Path:
@@ -249,13 +270,31 @@ def _read_json(json_path: Path) -> dict[str, Any]:
         raise _fail(json_path, f"state_file {meta['state_file']!r} is not a state file name")
     if not re.fullmatch(r"[0-9a-f]{64}", meta["state_sha256"]):
         raise _fail(json_path, "state_sha256 is not a sha256 hex digest")
+    task = meta.get("task", TaskName.GENERATION.value)
+    if not isinstance(task, str) or task not in set(TaskName):
+        raise _fail(json_path, f"field 'task' is {task!r}; expected one of "
+                               f"{', '.join(map(repr, (t.value for t in TaskName)))}")
     return meta
 
 
-def _expected_shapes(spec: ModelSpec) -> dict[str, dict[str, tuple[torch.Size, torch.dtype]]]:
+def wrong_task(json_path: Path, found: TaskName, wanted: TaskName) -> InputError:
+    """The refusal of a checkpoint of task ``found`` where ``wanted`` is needed: it says what
+    the checkpoint is for."""
+    if found is TaskName.RESTORATION:
+        return InputError(f"{json_path}: a restoration checkpoint restores images; use gan-eval "
+                          "restoration MODEL --data DATA to audit it (it does not generate "
+                          "faces, so it cannot be sampled, evaluated or attacked as a "
+                          "generator)")
+    return InputError(f"{json_path}: a generation (DCGAN) checkpoint makes faces from latents "
+                      f"and restores nothing; a {wanted.value} model is trained with gan-eval "
+                      f"train --task {wanted.value}")
+
+
+def _expected_shapes(spec: ModelSpec | RestorationSpec
+                     ) -> dict[str, dict[str, tuple[torch.Size, torch.dtype]]]:
     """Key → (shape, dtype) of each module group, from models built on the meta device."""
     with torch.device("meta"):
-        g, d = Generator(spec), Discriminator(spec)
+        g, d = spec.build()
     shapes = {
         "g": {k: (v.shape, v.dtype) for k, v in g.state_dict().items()},
         "d": {k: (v.shape, v.dtype) for k, v in d.state_dict().items()},
@@ -266,7 +305,8 @@ def _expected_shapes(spec: ModelSpec) -> dict[str, dict[str, tuple[torch.Size, t
     return shapes
 
 
-def _check_groups(state_path: Path, spec: ModelSpec, groups: Iterable[str]) -> None:
+def _check_groups(state_path: Path, spec: ModelSpec | RestorationSpec,
+                  groups: Iterable[str]) -> None:
     expected = _expected_shapes(spec)
     with _open_state(state_path) as handle:
         keys = handle.keys()
@@ -309,13 +349,27 @@ def _check_groups(state_path: Path, spec: ModelSpec, groups: Iterable[str]) -> N
                                             f"{sorted(set(ADAM_STATE_NAMES) - names)}")
 
 
-def load_checkpoint(path: Path | str, *, groups: Iterable[str] = ("g_ema",)) -> Checkpoint:
+@overload
+def load_checkpoint(path: Path | str, *, groups: Iterable[str] = ...,
+                    task: Literal[TaskName.GENERATION] = ...) -> Checkpoint[ModelSpec]: ...
+@overload
+def load_checkpoint(path: Path | str, *, groups: Iterable[str] = ...,
+                    task: Literal[TaskName.RESTORATION]) -> Checkpoint[RestorationSpec]: ...
+@overload
+def load_checkpoint(path: Path | str, *, groups: Iterable[str] = ...,
+                    task: TaskName | None) -> Checkpoint[Any]: ...
+
+
+def load_checkpoint(path: Path | str, *, groups: Iterable[str] = ("g_ema",),
+                    task: TaskName | None = TaskName.GENERATION) -> Checkpoint[Any]:
     """Open and validate a checkpoint; ``groups`` are the tensor groups that must be complete.
 
     ``path``: a checkpoint folder, a run folder holding ``checkpoint/``, the ``checkpoint.json``
-    or its state file. Raises :class:`InputError` naming the offending file when the path is a
-    pickle, the JSON is missing, truncated or foreign, the state file is missing, truncated,
-    altered (sha256) or lacks tensors / has wrong shapes for the groups asked for.
+    or its state file. ``task``: the task the caller can use (None: either); a checkpoint of
+    another task is refused with a message that says what it is for (:func:`wrong_task`).
+    Raises :class:`InputError` naming the offending file when the path is a pickle, the JSON is
+    missing, truncated or foreign, the state file is missing, truncated, altered (sha256) or
+    lacks tensors / has wrong shapes for the groups asked for.
     """
     path = Path(path).expanduser()
     if path.suffix.lower() in _PICKLE_SUFFIXES:
@@ -331,8 +385,11 @@ def load_checkpoint(path: Path | str, *, groups: Iterable[str] = ("g_ema",)) -> 
     if not json_path.is_file():
         raise _fail(path, f"no {JSON_NAME} beside it, so it is not a gan-eval checkpoint")
     meta = _read_json(json_path)
+    found = TaskName(meta.get("task", TaskName.GENERATION))
+    if task is not None and found is not TaskName(task):
+        raise wrong_task(json_path, found, TaskName(task))
     try:
-        spec = ModelSpec.from_json(meta["model"])
+        spec = SPEC_TYPES[found].from_json(meta["model"])
     except (TypeError, ValueError) as exc:
         raise _fail(json_path, f"model spec is not valid: {exc}") from exc
     state_path = json_path.parent / meta["state_file"]

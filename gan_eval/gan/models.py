@@ -99,6 +99,10 @@ class ModelSpec:
         """Number of ×2 resolution steps between 4×4 and the output (3, 4 or 5)."""
         return int(math.log2(self.resolution)) - 2
 
+    def build(self) -> tuple[Generator, Discriminator]:
+        """A freshly initialised (generator, discriminator) pair of this spec."""
+        return Generator(self), Discriminator(self)
+
     def to_json(self) -> dict[str, Any]:
         """Plain dict for checkpoint.json."""
         return asdict(self)

@@ -207,6 +207,7 @@ def restoration_view(section: dict[str, Any], figures: dict[str, str]) -> dict[s
     threshold = identity.get("threshold") or {}
     return {
         "audited": section.get("audited"), "n": section.get("n"),
+        "trained": section.get("trained"),
         "resolution": section.get("resolution"), "data": (section.get("data") or {}).get("data"),
         "metrics": list(TABLE_METRICS), "rows": rows,
         "methods": [{"spec": spec, "label": m.get("label"), "conditions": ", ".join(
