@@ -47,7 +47,7 @@ from gan_eval.gan.training import (
     config_for_resume,
     train,
 )
-from gan_eval.gates import GateConfig, check_baseline, evaluate_gates, load_config
+from gan_eval.gates import GateConfig, check_baseline, evaluate_gates, load_config, verdict
 from gan_eval.generators import GeneratorOptions, open_generator
 from gan_eval.generators.spec import SpecKind, classify
 from gan_eval.identity import RecognitionConfig, open_heldout, recognition
@@ -377,11 +377,13 @@ def _same_record(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def judge(results: Results, gates: GateConfig, baseline: Results | None, label: str,
           baseline_source: str = "--baseline") -> bool:
-    """Run the gates on ``results`` and record them in ``results.gates``; True when all pass."""
+    """Run the gates on ``results`` and record them in ``results.gates`` (with the verdict:
+    pass, fail or cannot judge); True when all pass."""
     checks = evaluate_gates(gates, results, baseline, source="results",
                             baseline_source=baseline_source)
     passed = all(c.passed for c in checks)
-    results.gates = {"config": label, "passed": passed, "checks": [vars(c) for c in checks]}
+    results.gates = {"config": label, "passed": passed, "verdict": verdict(checks),
+                     "checks": [vars(c) for c in checks]}
     return passed
 
 

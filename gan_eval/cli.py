@@ -1053,9 +1053,13 @@ def _verdict(results_json: Path) -> str:
 
     gates = Results.load(results_json).gates
     checks = gates.get("checks", [])
-    failed = [c["gate"] for c in checks if not c["passed"]]
+    unjudged = [c["gate"] for c in checks if c.get("kind") == "cannot_judge"]
+    failed = [c["gate"] for c in checks if not c["passed"] and c.get("kind") != "cannot_judge"]
     if not checks:
         return "none checked"
+    if unjudged:
+        return (f"cannot judge {len(unjudged)} of {len(checks)}: {', '.join(unjudged)}"
+                + (f"; failed: {', '.join(failed)}" if failed else ""))
     if not failed:
         return f"all {len(checks)} passed ({gates.get('config', 'gates')})"
     return f"{len(failed)} of {len(checks)} failed: {', '.join(failed)}"
@@ -1132,6 +1136,9 @@ def gate_cmd(
     typer.echo(gates_table(checks))
     if junit is not None:
         write_junit(checks, junit)
+    unjudged = [c for c in checks if not c.judged]
+    if unjudged:  # exit 2: not a failed gate (1 means only that)
+        raise InputError("; ".join(f"{c.gate}: {c.message}" for c in unjudged))
     if not all(c.passed for c in checks):
         raise typer.Exit(1)
 

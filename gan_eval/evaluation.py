@@ -4,9 +4,22 @@ Per extractor: fid and fid_infinity (FD_DINOv2 on ``dinov2-vit-l14``), kid (mean
 subsets in details), cmmd (Jayasumana et al. 2024), precision, recall (k = 3), density,
 coverage (k = 5), is and is_infinity (extractors with logits only), each with its calibrated
 95% interval (:mod:`gan_eval.metrics.intervals`) or the reason it has none; on ``dlib-face``
-also memorization (``copy_rate`` with the closest generated ↔ reference pairs). The math is
-:mod:`gan_eval.metrics` (tested equal to torch-fidelity); features come from
+also memorization (``copy_rate`` with the closest generated ↔ reference pairs) and
+``copy_rate_calibrated`` (the same at the threshold calibrated on the reference's impostor
+pairs). The math is :mod:`gan_eval.metrics` (tested equal to torch-fidelity); features come from
 :func:`gan_eval.features.extraction.extract` (cached).
+
+Every distribution metric (fid, fid_infinity, kid, cmmd, precision, recall, density, coverage,
+is) also carries its floor and ceiling (``details.floor`` / ``details.ceiling``, and the generated
+set's value at the same sizes, ``details.at_control_sizes``): real vs real and the worse of two
+degenerate generators, on the same extractor (:mod:`gan_eval.metrics.controls`), or
+``details.no_controls`` saying why not. They reuse the extracted reference features; the
+degenerate images (:mod:`gan_eval.data.controls`) are one small extraction, cached.
+
+A thresholded identity number whose threshold does not separate people on this reference
+(:func:`gan_eval.faces.threshold_warning`: more than 5% of reference impostor pairs accepted)
+records ``details.cannot_judge`` (why, and the calibrated metric to gate instead): a gate on it
+exits 2, never 1.
 """
 
 from __future__ import annotations
@@ -22,10 +35,11 @@ import torch
 from gan_eval import distributed
 from gan_eval.catalogue import EXTRACTORS as EXTRACTOR_SPECS
 from gan_eval.data import ImageSource
+from gan_eval.data.controls import degenerate_sources
 from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
 from gan_eval.estimates import IntervalResult
-from gan_eval.faces import MATCH_THRESHOLD, is_match, threshold_warning
+from gan_eval.faces import CALIBRATION_FAR, is_match, threshold_warning
 from gan_eval.features.cache import FeatureCache, default_cache_dir
 from gan_eval.features.extraction import Features, extract
 from gan_eval.features.nearest import shared_nearest_reference
@@ -51,10 +65,19 @@ from gan_eval.metrics import (
     rate_interval,
 )
 from gan_eval.metrics.cmmd import CMMD_SCALE, CMMD_SIGMA, cmmd
+from gan_eval.metrics.controls import (
+    CONTROL_SPLITS,
+    DEGENERATE,
+    MAX_CONTROL_SIZE,
+    MetricControls,
+    control_reasons,
+    control_size,
+    distribution_controls,
+)
 from gan_eval.metrics.intervals import DEFAULT_SPLITS, JACKKNIFE_MIN_SAMPLES
-from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
+from gan_eval.metrics.pairs import CALIBRATION_PAIRS, far_threshold, unlabelled_impostors
 from gan_eval.metrics.regimes import Refusal, reference_note, refusal
-from gan_eval.results import Metric, Omitted, Results, provenance
+from gan_eval.results import SPAN_MEANING, Metric, Omitted, Results, provenance
 from gan_eval.seeding import derive_seed, numpy_rng
 from gan_eval.sources import as_source
 
@@ -79,7 +102,8 @@ class EvaluateConfig:
     seed: int = 0
     kid_subsets: int = 100
     kid_subset_size: int = 1000  # capped at the smaller set size (recorded)
-    match_threshold: float = MATCH_THRESHOLD  # dlib's same-person distance, for copy_rate
+    match_threshold: float | None = None  # same-person distance of copy_rate; None: the face
+    # network's published one (dlib's 0.6; FaceNet has none: copy_rate is left out, with why)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -239,36 +263,154 @@ def _metrics_for(
             metrics.append(metric("is", score.mean, why, std=score.std, splits=chunks))
 
     if EXTRACTOR_SPECS[name].face:
-        mem = memorization(g, r, threshold=config.match_threshold,
-                           nearest_found=shared_nearest_reference(gen, ref))
-        copies = int(is_match(mem.distance, config.match_threshold).sum())
-        chance = _chance_copy_rate(r, config)
-        if chance["warning"]:
-            notes.append(f"{name}: copy_rate {mem.copy_rate:.3g}: {chance['warning']}")
-        metrics.append(metric("copy_rate", rate_interval(copies, n_g), **mem.to_json(),
-                              chance=chance))
+        found, found_notes, found_omitted = _copy_rates(gen, ref, config, counts, name)
+        metrics += found
+        notes += found_notes
+        omitted += found_omitted
     return metrics, notes, omitted
 
 
-def _chance_copy_rate(reference: torch.Tensor, config: EvaluateConfig) -> dict[str, Any]:
+def _copy_rates(gen: Features, ref: Features, config: EvaluateConfig, counts: dict[str, int],
+                name: str) -> tuple[list[Metric], list[str], list[Omitted]]:
+    """``copy_rate`` at the match threshold and ``copy_rate_calibrated`` at the threshold whose
+    false-accept rate on the reference's impostor pairs is :data:`~gan_eval.faces
+    .CALIBRATION_FAR` (the same threshold as recognition's calibrated leakage). When the match
+    threshold accepts more than 5% of impostor pairs, ``copy_rate`` records ``cannot_judge``:
+    nearly any face "copies" some reference face there, so a gate on it exits 2. A face network
+    without a published same-person distance (FaceNet) and no ``match_threshold`` given has no
+    ``copy_rate``: it is recorded as omitted, with why."""
+    g, r = gen.main.double(), ref.main.double()
+    n_g, n_r = counts["n_generated"], counts["n_reference"]
+    threshold = (config.match_threshold if config.match_threshold is not None
+                 else EXTRACTOR_SPECS[name].match_threshold)
+    impostor = _reference_impostors(r, config)
+    tau = far_threshold(impostor, CALIBRATION_FAR)
+    nearest_distance = threshold if threshold is not None else (tau or 0.0)
+    mem = memorization(g, r, threshold=nearest_distance,
+                       nearest_found=shared_nearest_reference(gen, ref))
+    notes = []
+    calibrated: list[Metric] = []
+    calibrated_skip = {"skipped": True, "reason": (
+        f"{impostor.size} reference impostor pairs; calibrating at FAR {CALIBRATION_FAR:g} "
+        f"needs at least {round(1 / CALIBRATION_FAR)}")}
+    if tau is not None:
+        far_tau = float(np.mean(is_match(impostor, tau)))
+        at_tau = {
+            "threshold": tau, "far": CALIBRATION_FAR, "far_on_reference_pairs": far_tau,
+            "pairs": int(impostor.size),
+            "calibrated_on": "pairs of different reference images, taken as different people",
+            "chance": {"rate": 1.0 - (1.0 - far_tau) ** int(r.shape[0]),
+                       "meaning": CHANCE_MEANING},
+        }
+        copies_at_tau = int(is_match(mem.distance, tau).sum())
+        calibrated.append(Metric.of("copy_rate_calibrated", name,
+                                    rate_interval(copies_at_tau, n_g), n_generated=n_g,
+                                    n_reference=n_r, details=at_tau))
+    if threshold is None:
+        why = (f"{name} has no published same-person distance (give --threshold); "
+               "copy_rate_calibrated is the copy rate at the threshold calibrated on the "
+               "reference's impostor pairs")
+        notes.append(f"{name}: copy_rate not reported: {why}")
+        return calibrated, notes, [_omitted("copy_rate", name, Refusal("copy_rate", why, None),
+                                            counts)]
+    copies = int(is_match(mem.distance, threshold).sum())
+    chance = _chance_copy_rate(r, threshold, impostor)
+    details: dict[str, Any] = {**mem.to_json(), "chance": chance}
+    if tau is None:
+        details["calibrated"] = calibrated_skip
+    if chance["warning"]:
+        notes.append(f"{name}: copy_rate {mem.copy_rate:.3g}: {chance['warning']}")
+        reason = threshold_warning(threshold, chance["far_on_reference_pairs"])
+        if tau is None:
+            reason = (f"{reason}; {details['calibrated']['reason']}, so there is no calibrated "
+                      "copy rate")
+        details["cannot_judge"] = {
+            "reason": reason, "instead": "copy_rate_calibrated" if tau is not None else None,
+            "far_on_reference_pairs": chance["far_on_reference_pairs"]}
+    return [Metric.of("copy_rate", name, rate_interval(copies, n_g), n_generated=n_g,
+                      n_reference=n_r, details=details), *calibrated], notes, []
+
+
+def _reference_impostors(reference: torch.Tensor, config: EvaluateConfig) -> np.ndarray:
+    """Distances of pairs of different reference images (seeded), taken as impostors."""
+    return unlabelled_impostors(reference, CALIBRATION_PAIRS,
+                                rng=numpy_rng(config.seed, "impostor-pairs"))
+
+
+CHANCE_MEANING = ("copy rate expected of faces of people absent from the reference (pairs of "
+                  "different images taken as different people)")
+
+
+def _chance_copy_rate(reference: torch.Tensor, threshold: float,
+                      impostor: np.ndarray) -> dict[str, Any]:
     """The copy rate that faces of nobody in the reference would get: the match threshold's
     false-accept rate on pairs of different reference images (FAR), and 1 − (1 − FAR)^M over
     the M reference faces. A warning when the threshold does not separate people on these
     images (:func:`gan_eval.faces.threshold_warning`)."""
-    impostor = unlabelled_impostors(reference, CALIBRATION_PAIRS,
-                                    rng=numpy_rng(config.seed, "impostor-pairs"))
-    far = float(np.mean(is_match(impostor, config.match_threshold)))
+    far = float(np.mean(is_match(impostor, threshold)))
     m = int(reference.shape[0])
     rate = 1.0 - (1.0 - far) ** m
-    warning = threshold_warning(config.match_threshold, far)
+    warning = threshold_warning(threshold, far)
     if warning:
         warning += (f"; a face of nobody in the reference 'copies' one of its {m} faces with "
-                    f"probability {rate:.3g} — read gan-eval recognition's leakage at its "
-                    "calibrated threshold")
+                    f"probability {rate:.3g} — read copy_rate_calibrated (the threshold "
+                    "calibrated on the reference's impostor pairs)")
     return {"far_on_reference_pairs": far, "pairs": int(impostor.size), "rate": rate,
-            "meaning": "copy rate expected of faces of people absent from the reference "
-                       "(pairs of different images taken as different people)",
+            "meaning": CHANCE_MEANING,
             "warning": warning}
+
+
+CONTROLLED = frozenset({"fid", "fid_infinity", "kid", "cmmd", "precision", "recall", "density",
+                        "coverage", "is"})
+"""The distribution metrics that carry a floor and a ceiling."""
+
+
+def _control_sources(reference: ImageSource, n_generated: int,
+                     config: EvaluateConfig) -> tuple[int, dict[str, ImageSource]]:
+    """The controls' size ``h`` (:func:`~gan_eval.metrics.controls.control_size`) and the
+    degenerate generators' images at the reference's resolution (none when the reference is too
+    small to split)."""
+    size = control_size(n_generated, len(reference))
+    if size < 2:
+        return size, {}
+    return size, dict(degenerate_sources(reference, size, config.seed))
+
+
+def _attach_controls(metrics: list[Metric], gen: Features, ref: Features,
+                     degenerate: dict[str, Features], extractor: FeatureExtractor, size: int,
+                     config: EvaluateConfig) -> None:
+    """Add ``floor``, ``ceiling``, ``at_control_sizes`` and ``span`` to the details of each
+    distribution metric in ``metrics`` (or ``no_controls``: why not)."""
+    names = frozenset(m.name for m in metrics) & CONTROLLED
+    has_logits = extractor.logits is not None and bool(degenerate)
+    reasons = control_reasons(names, size, len(ref), dims=int(ref.main.shape[1]),
+                              logits=has_logits)
+    found: dict[str, MetricControls] = {}
+    if degenerate and set(names) - set(reasons):
+        logits = None
+        if has_logits:
+            key = extractor.logits
+            assert key is not None
+            logits = (gen.tensors[key], ref.tensors[key],
+                      {k: f.tensors[key] for k, f in degenerate.items()})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # small-sample notes: the controls are small
+            found = distribution_controls(
+                gen.main, ref.main, {k: f.main for k, f in degenerate.items()}, metrics=names,
+                size=size, splits=CONTROL_SPLITS, seed=derive_seed(config.seed, "controls"),
+                kid_subsets=config.kid_subsets, logits=logits)
+    for m in metrics:
+        if m.name not in names:
+            continue
+        controls = found.get(m.name)
+        if controls is None or not controls.finite:
+            m.details["no_controls"] = reasons.get(m.name, "a control value is not a finite "
+                                                           "number")
+            continue
+        m.details.update(controls.details())
+        span = m.span()
+        m.details["span"] = {"value": span.value, "meaning": SPAN_MEANING,
+                             **({"reason": span.reason} if span.reason else {})}
 
 
 def _open(data: str | ImageSource, config: EvaluateConfig, role: str) -> ImageSource:
@@ -311,6 +453,8 @@ def _evaluate(
     notes: list[str] = []
     extractor_info: dict[str, Any] = {}
     passes: dict[str, dict[str, int]] = {}
+    size, control_sources = _control_sources(ref_source, len(gen_source), config)
+    control_passes: dict[str, dict[str, int]] = {}
     for name in config.extractors:
         extractor = build_extractor(
             name,
@@ -336,6 +480,13 @@ def _evaluate(
         notes += [note for f in feats.values() for note in f.notes]
         found, found_notes, left_out = _metrics_for(feats["generated"], feats["reference"],
                                                     extractor, config)
+        degenerate = {role: extract(source, extractor, batch_size=config.batch_size, cache=cache,
+                                    progress=config.progress)
+                      for role, source in control_sources.items()}
+        control_passes[name] = {role: f.forward_passes for role, f in degenerate.items()}
+        notes += [note for f in degenerate.values() for note in f.notes]
+        _attach_controls(found, feats["generated"], feats["reference"], degenerate, extractor,
+                         size, config)
         metrics += found
         notes += found_notes
         omitted += left_out
@@ -345,6 +496,11 @@ def _evaluate(
             seed=config.seed,
             extractors=extractor_info,
             forward_passes=passes,
+            controls={"size": size, "reference_side": len(ref_source) - size,
+                      "splits": CONTROL_SPLITS, "degenerate": DEGENERATE,
+                      "forward_passes": control_passes,
+                      "sizes_rule": "h = min(n_generated, ⌊n_reference/2⌋, "
+                                    f"{MAX_CONTROL_SIZE}) against the other n_reference − h"},
             data={"generated": gen_source.record(), "reference": ref_source.record()},
             notes=notes,
         ),

@@ -22,6 +22,10 @@ FAR_WARNING = 0.05
 """A match threshold that accepts more than this fraction of pairs of different people does not
 separate people on the images at hand (tiny or gray faces compress dlib's embedding space)."""
 
+CALIBRATION_FAR = 1e-3
+"""False-accept rate on reference impostor pairs at which the *calibrated* threshold is set
+(recognition's leakage and diversity, evaluate's ``copy_rate_calibrated``)."""
+
 T = TypeVar("T")
 
 

@@ -5,7 +5,8 @@ Config (TOML)::
     [[gate]]
     metric = "fid"            # a name from results.json "metrics"
     extractor = "dlib-face"   # optional when the name is unique
-    max = 25.0                # and/or min = ...
+    max = 25.0                # and/or min = ...: thresholds in the metric's units
+    max_span = 0.2            # and/or min_span = ...: relative to the metric's floor and ceiling
 
     [baseline]                # used with --baseline BASE.json
     alpha = 0.05              # false-alarm rate of each baseline check, in (0, 0.5]; default 0.05
@@ -42,10 +43,30 @@ file is checked when it loads). A value that is
 not a finite number fails its checks (fail closed). When both standard errors are 0 the
 difference is exact: worse when it exceeds the margin.
 
-**Cannot judge.** A gated metric that the run left out because its estimate would not mean
-what it says there (``omitted`` in the results JSON, e.g. FID∞ far below the ``n`` its
-extrapolation needs, :mod:`gan_eval.metrics.regimes`) is an :class:`~gan_eval.errors.InputError`
-(exit 2) that names the reason: such a gate neither passes nor fails.
+**Spans: gates relative to real data and to nothing.** ``max_span = 0.2`` passes when the run is
+at most 20% of the way from the metric's *floor* (real vs real: held-out reference images
+against the rest) to its *ceiling* (the worse of two degenerate generators, uniform noise and the
+mean face), all three measured by ``evaluate`` on the same extractor at the same sizes
+(:mod:`gan_eval.metrics.controls`). The span, ``(value − floor) / (ceiling − floor)`` on the
+generated set measured at those sizes (:func:`gan_eval.results.span_of`), is oriented by the data:
+0 = as good as real data, 1 = as bad as noise, for lower- and higher-is-better metrics alike, so
+one key serves both. ``min_span`` bounds it from below: a span under 0 is *closer* to the
+reference than held-out real images are (copies of the reference do that), so e.g.
+``min_span = -0.5`` flags a generator too close to its training data. A span gate whose metric
+has no floor and ceiling in the results (an older results file, a reference too small to split,
+or a ceiling that does not score clearly worse than real data) cannot be judged.
+
+**Cannot judge is not fail.** A check that cannot be made is of kind ``"cannot_judge"``: a gate
+on a metric the run left out because its estimate would not mean what it says there
+(``omitted`` in the results JSON, e.g. FID∞ far below the ``n`` its extrapolation needs,
+:mod:`gan_eval.metrics.regimes`), a span gate without a span (above), or any gate on a metric
+that records ``details.cannot_judge`` — a thresholded identity metric (``copy_rate``,
+``leakage_rate``, ``identity_diversity``) whose match threshold accepts more than 5% of the
+reference's impostor pairs, where nearly every face "matches" some reference face ("cannot judge
+at this threshold here; gate the calibrated metric": its ``*_calibrated`` counterpart).
+``gan-eval gate`` prints every check and exits 2 when any cannot be judged, naming the reason —
+never 1, which means only that a gate failed; ``gan-eval report`` shows the verdict "cannot
+judge". A ``--baseline`` file that left a gated metric out is refused before any work (exit 2).
 
 Metric names and extractors are checked against the catalogue (:mod:`gan_eval.catalogue`) when the
 config is loaded, so a misspelt name fails before any work. The terminal table, HTML section and
@@ -64,9 +85,9 @@ from typing import Any
 from gan_eval.catalogue import METRICS, metric_spec
 from gan_eval.errors import InputError
 from gan_eval.estimates import IntervalResult, compare_to_baseline, estimand_label
-from gan_eval.results import Metric, Results
+from gan_eval.results import Metric, Results, Span
 
-_GATE_KEYS = {"metric", "extractor", "min", "max"}
+_GATE_KEYS = {"metric", "extractor", "min", "max", "min_span", "max_span"}
 _BASELINE_KEYS = {"alpha", "tolerance"}
 DEFAULT_ALPHA = 0.05
 
@@ -79,6 +100,8 @@ class Gate:
     extractor: str | None = None
     min: float | None = None
     max: float | None = None
+    min_span: float | None = None
+    max_span: float | None = None
 
     @property
     def label(self) -> str:
@@ -105,9 +128,13 @@ class Check:
 
     The baseline fields are None for other kinds (and where a number is not finite, e.g. the
     effect in spreads of a baseline with a zero-width interval), so ``vars(check)`` is valid
-    JSON.
+    JSON; so are the span fields except on span checks (and thresholds on metrics that have a
+    floor and ceiling, which show them too).
 
     Attributes:
+        kind: ``"threshold"``, ``"span"``, ``"baseline"``, ``"value"`` (an unusable value: fails
+            closed) or ``"cannot_judge"`` (the check cannot be made: ``passed`` is False and
+            ``gan-eval gate`` exits 2, not 1).
         value: the run's value (metric units).
         baseline: the baseline's value.
         effect: ``value − baseline`` signed so that positive is worse (metric units).
@@ -118,10 +145,13 @@ class Check:
         alpha: the false-alarm rate the p-value is compared with.
         estimand: ``"mean_at_n"`` or ``"population"``: what was compared.
         n, n_baseline: generated samples of the run and of the baseline.
+        span, floor, ceiling: the metric's span and its reference points (metric units).
+        at_control_sizes: the run's value at the controls' sizes (what the span places).
+        control_sizes: ``"h vs r"`` images, the controls' sizes.
     """
 
     gate: str
-    kind: str  # "threshold", "baseline" or "value"
+    kind: str
     passed: bool
     value: float | None
     message: str
@@ -135,6 +165,24 @@ class Check:
     estimand: str | None = None
     n: int | None = None
     n_baseline: int | None = None
+    span: float | None = None
+    floor: float | None = None
+    ceiling: float | None = None
+    at_control_sizes: float | None = None
+    control_sizes: str | None = None
+
+    @property
+    def judged(self) -> bool:
+        """False for a check that could not be made (exit 2, not a failure)."""
+        return self.kind != "cannot_judge"
+
+
+def verdict(checks: list[Check]) -> str:
+    """``"pass"``, ``"fail"`` (a judged check failed) or ``"cannot judge"`` (a check could not
+    be made, whatever the others say: the run is not judged)."""
+    if any(not c.judged for c in checks):
+        return "cannot judge"
+    return "pass" if all(c.passed for c in checks) else "fail"
 
 
 def _number(value: Any, where: str) -> float:
@@ -189,11 +237,13 @@ def load_config(path: str | Path) -> GateConfig:
         if extractor is not None and not isinstance(extractor, str):
             raise InputError(f"{where}: extractor must be a string")
         _check_names(entry["metric"], extractor, where)
-        low = _number(entry["min"], f"{where} min") if "min" in entry else None
-        high = _number(entry["max"], f"{where} max") if "max" in entry else None
-        if low is not None and high is not None and low > high:
-            raise InputError(f"{where}: min {low} is above max {high}")
-        gates.append(Gate(metric=entry["metric"], extractor=extractor, min=low, max=high))
+        bounds = {key: _number(entry[key], f"{where} {key}") if key in entry else None
+                  for key in ("min", "max", "min_span", "max_span")}
+        for low_key, high_key in (("min", "max"), ("min_span", "max_span")):
+            low, high = bounds[low_key], bounds[high_key]
+            if low is not None and high is not None and low > high:
+                raise InputError(f"{where}: {low_key} {low} is above {high_key} {high}")
+        gates.append(Gate(metric=entry["metric"], extractor=extractor, **bounds))
     baseline = raw.get("baseline", {})
     if not isinstance(baseline, dict) or set(baseline) - _BASELINE_KEYS:
         raise InputError(f"--config: {path}: [baseline] takes only alpha = NUMBER (false-alarm "
@@ -208,11 +258,18 @@ def load_config(path: str | Path) -> GateConfig:
     return GateConfig(gates=tuple(gates), tolerance=tolerance, alpha=alpha)
 
 
-def _find(results: Results, gate: Gate, what: str) -> Metric:
+def _not_reported(results: Results, gate: Gate) -> str | None:
+    """Why the gated metric was left out of ``results`` (outside its regime), or None."""
     omitted = results.omission(gate.metric, gate.extractor)
+    if omitted is None:
+        return None
+    return f"cannot judge: {omitted.label} was not reported: {omitted.reason}"
+
+
+def _find(results: Results, gate: Gate, what: str) -> Metric:
+    omitted = _not_reported(results, gate)
     if omitted is not None:  # cannot judge: never pass or fail on a number not reported
-        raise InputError(f"{what}: gate {gate.label}: cannot judge: {omitted.label} was not "
-                         f"reported: {omitted.reason}")
+        raise InputError(f"{what}: gate {gate.label}: {omitted}")
     try:
         return results.metric(gate.metric, gate.extractor)
     except KeyError as exc:
@@ -349,12 +406,22 @@ def evaluate_gates(
     source = source or "results"
     checks = []
     for gate in config.gates:
+        omitted = _not_reported(results, gate)
+        if omitted is not None:  # never pass or fail on a number that was not reported
+            checks.append(Check(gate.label, "cannot_judge", False, None, omitted))
+            continue
         metric = _find(results, gate, source)
         base = _find(baseline, gate, baseline_source) if baseline is not None else None
+        unjudged = _cannot_judge(gate, metric)
+        if unjudged is not None:
+            checks.append(unjudged)
+            continue
         unusable = _unusable(metric, "now") or (base is not None and _unusable(base, "baseline"))
         if unusable:  # fail closed: a number that is not a number passes nothing
             checks.append(Check(gate.label, "value", False, None, unusable))
             continue
+        span = metric.span()
+        shown = _span_fields(span)
         for bound, limit in (("min", gate.min), ("max", gate.max)):
             if limit is None:
                 continue
@@ -369,8 +436,60 @@ def evaluate_gates(
                     f"{metric.value:.6g} {sign} {limit:.6g}"
                     if ok
                     else f"{metric.value:.6g} violates {bound} {limit:.6g}",
+                    **shown,
                 )
             )
+        if gate.min_span is not None or gate.max_span is not None:
+            checks.append(_span_check(gate, metric))
         if base is not None:
             checks.append(_baseline_check(config, gate, metric, base, source, baseline_source))
     return checks
+
+
+def _span_fields(span: Span) -> dict[str, Any]:
+    """The span fields of a check (None where the metric has no floor and ceiling)."""
+    sizes = (f"{span.n_generated} vs {span.n_reference}"
+             if span.n_generated is not None else None)
+    return {"span": span.value, "floor": span.floor, "ceiling": span.ceiling,
+            "at_control_sizes": span.generated, "control_sizes": sizes}
+
+
+def _cannot_judge(gate: Gate, metric: Metric) -> Check | None:
+    """A ``"cannot_judge"`` check when ``metric`` records that its number cannot be read here
+    (``details.cannot_judge``), or a span gate finds no span; None otherwise."""
+    reason = metric.details.get("cannot_judge")
+    if reason is not None:
+        record = reason if isinstance(reason, dict) else {"reason": reason}
+        instead = record.get("instead")
+        where = f" ({instead})" if instead else ""
+        message = (f"cannot judge at this threshold here; gate the calibrated metric{where}: "
+                   f"{record.get('reason') or 'the threshold does not separate people here'}")
+        return Check(gate.label, "cannot_judge", False, metric.value, message)
+    if gate.min_span is None and gate.max_span is None:
+        return None
+    span = metric.span()
+    if span.value is not None:
+        return None
+    return Check(gate.label, "cannot_judge", False, metric.value,
+                 f"cannot judge a span gate on {gate.label}: {span.reason}", **_span_fields(span))
+
+
+def _span_check(gate: Gate, metric: Metric) -> Check:
+    """The span gate: ``min_span ≤ span ≤ max_span`` (module docstring)."""
+    span = metric.span()
+    assert span.value is not None  # a missing span is a cannot-judge check
+    value, failed = span.value, []
+    if gate.max_span is not None and not value <= gate.max_span:
+        failed.append(f"above max_span {gate.max_span:g} (worse than {gate.max_span:.0%} of the "
+                      "way from real data to the degenerate generator)")
+    if gate.min_span is not None and not value >= gate.min_span:
+        failed.append(f"below min_span {gate.min_span:g} (closer to the reference than held-out "
+                      "real images are by that much: copies of the reference?)")
+    limits = " and ".join(f"{k} {v:g}" for k, v in (("min_span", gate.min_span),
+                                                     ("max_span", gate.max_span)) if v is not None)
+    where = (f"{metric.name} {_fmt(span.generated or 0.0)} at {span.n_generated} vs "
+             f"{span.n_reference} images; floor (real data) {_fmt(span.floor or 0.0)}, ceiling "
+             f"({span.ceiling_of}) {_fmt(span.ceiling or 0.0)}")
+    message = (f"span {value:.3g} " + ("; ".join(failed) if failed else f"within {limits}")
+               + f": {where}")
+    return Check(gate.label, "span", not failed, metric.value, message, **_span_fields(span))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,60 @@ from gan_eval.estimates import IntervalResult, agree, estimand_label
 from gan_eval.fileio import atomic_write_text, read_committed
 
 SCHEMA = "gan-eval/results/v1"
+
+SPAN_MEANING = ("(value − floor) / (ceiling − floor), all three at the controls' sizes: 0 = as "
+                "good as real data (the floor), 1 = as bad as a degenerate generator (the "
+                "ceiling), whichever direction the metric is better in")
+"""What a span is (:func:`span_of`), for readers of results files and tables."""
+
+SEPARATION_Z = 2.0
+"""A floor and a ceiling closer than this many standard errors of their difference do not
+define a span: the metric cannot tell the degenerate generator from real data here."""
+
+
+def span_of(value: float, floor: float, ceiling: float, *, higher_is_better: bool) -> float | None:
+    """How far ``value`` lies from the floor (real data) towards the ceiling (a degenerate
+    generator): ``(value − floor) / (ceiling − floor)``, 0 at the floor, 1 at the ceiling.
+
+    Oriented by the data, not by the metric's direction: below 0 is better than real data
+    (closer to the reference than held-out real images are: copying, or a fidelity metric
+    traded for diversity), above 1 worse than the degenerate generator. None when the ceiling is
+    not worse than the floor in the metric's direction (no scale to measure on).
+    """
+    gap = (floor - ceiling) if higher_is_better else (ceiling - floor)
+    if not gap > 0:
+        return None
+    return (value - floor) / (ceiling - floor)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A metric's floor, ceiling and span as recorded in its details (:meth:`Metric.span`).
+
+    Attributes:
+        value: the span (:func:`span_of`) of ``generated``; None with ``reason`` when there is
+            none (no controls recorded, or a floor and ceiling that do not separate).
+        floor, ceiling: real vs real, and the worse degenerate generator (metric units).
+        generated: the generated set's value at the controls' sizes (what the span places).
+        n_generated, n_reference: the controls' sizes (``h`` vs ``r``).
+        ceiling_of: which degenerate generator set the ceiling.
+    """
+
+    value: float | None
+    floor: float | None = None
+    ceiling: float | None = None
+    generated: float | None = None
+    n_generated: int | None = None
+    n_reference: int | None = None
+    ceiling_of: str | None = None
+    reason: str | None = None
+
+
+def _record_number(record: Any, key: str) -> float | None:
+    value = record.get(key) if isinstance(record, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 @dataclass
@@ -140,6 +194,45 @@ class Metric:
         if not isinstance(interval, dict):
             return ""
         return estimand_label(interval.get("estimand"), interval.get("n", self.n_generated))
+
+    def span(self) -> Span:
+        """The floor, ceiling and span recorded in ``details`` (``floor``, ``ceiling``,
+        ``at_control_sizes``: :mod:`gan_eval.metrics.controls`), recomputed with
+        :func:`span_of` (a stored span is never trusted); ``value`` None with a ``reason`` when
+        the records are missing, malformed, or do not separate."""
+        floor, ceiling = self.details.get("floor"), self.details.get("ceiling")
+        generated = self.details.get("at_control_sizes")
+        if floor is None and ceiling is None:
+            why = self.details.get("no_controls")
+            return Span(None, reason=str(why) if why else
+                        "no floor and ceiling recorded (results written by an older gan-eval, "
+                        "or a metric without controls)")
+        numbers = {key: _record_number(record, key2) for key, record, key2 in (
+            ("floor", floor, "value"), ("ceiling", ceiling, "value"),
+            ("generated", generated, "value"), ("floor_sd", floor, "sd"),
+            ("ceiling_sd", ceiling, "sd"), ("splits", floor, "splits"),
+            ("n_generated", floor, "n_generated"), ("n_reference", floor, "n_reference"))}
+        bad = sorted(key for key, v in numbers.items() if v is None)
+        if bad:
+            return Span(None, reason=f"malformed floor/ceiling records in details (missing or "
+                                     f"not finite: {', '.join(bad)})")
+        f, c, g = numbers["floor"], numbers["ceiling"], numbers["generated"]
+        assert f is not None and c is not None and g is not None
+        of = ceiling.get("of") if isinstance(ceiling, dict) else None
+        known = Span(None, floor=f, ceiling=c, generated=g, ceiling_of=of,
+                     n_generated=int(numbers["n_generated"] or 0),
+                     n_reference=int(numbers["n_reference"] or 0))
+        se_gap = math.hypot(numbers["floor_sd"] or 0.0,
+                            numbers["ceiling_sd"] or 0.0) / math.sqrt(numbers["splits"] or 1.0)
+        value = span_of(g, f, c, higher_is_better=self.higher_is_better)
+        direction = "below" if self.higher_is_better else "above"
+        if value is None or abs(c - f) <= SEPARATION_Z * se_gap:
+            return replace(known, reason=(
+                f"the degenerate generator ({of}: {c:.4g}) does not score clearly worse than "
+                f"real data (floor {f:.4g}; the ceiling must lie {direction} it by more than "
+                f"{SEPARATION_Z:g} standard errors): this metric cannot tell it from real "
+                "images here"))
+        return replace(known, value=value)
 
     def interval_both_sets(self) -> tuple[float, float] | None:
         """The 95 % interval with the reference set redrawn too (``details.interval_both_sets``,

@@ -92,7 +92,8 @@ def test_dlib_face_metrics_equal_torch_fidelity(tmp_path: Path, faces: torch.Ten
     # every calibrated interval says what it is an interval of, with the se a gate tests
     estimands = {m.name: m.details["interval"]["estimand"] for m in results.metrics
                  if "interval" in m.details}
-    assert estimands == {"fid": "mean_at_n", "copy_rate": "population"}
+    assert estimands == {"fid": "mean_at_n", "copy_rate": "population",
+                         "copy_rate_calibrated": "population"}
     # FID∞ at n = 60 in 128 dimensions is outside its regime: left out, with its reason
     omitted = results.omission("fid_infinity", "dlib-face")
     assert omitted is not None and omitted.n_generated == 60 and "needs n ≥" in omitted.reason
@@ -131,8 +132,7 @@ def test_inception_metrics_equal_torch_fidelity_plumbing(
 
     import gan_eval.features.inception as inception
 
-    weights = write_calibrated_weights(tmp_path / "inception.pth")
-    inception.register()
+    weights = write_calibrated_weights(tmp_path / "inception.pth")  # importing it registered it
     generated, reference = _jittered(faces[:40], 2), faces[50:90]  # 40: IS has an interval
     # the same batch size on both sides: BLAS blocking differs between batch shapes (~1e-7)
     config = EvaluateConfig(
@@ -177,6 +177,14 @@ def test_inception_metrics_equal_torch_fidelity_plumbing(
     assert "is_infinity" not in ours
     omitted = results.omission("is_infinity", "inception")
     assert omitted is not None and omitted.needed_n is not None and omitted.needed_n > 1008
+    # IS has a floor (the real images' IS, one chunk of 20) and a ceiling (the mean image's is
+    # exactly 1: one image, one class distribution), on the same extractor
+    span = results.metric("is").span()
+    assert (span.n_generated, span.n_reference) == (20, 20)
+    assert span.floor is not None and span.floor > 1 and span.ceiling == pytest.approx(1.0)
+    assert span.ceiling_of == "mean face"
+    for name in ("fid", "kid", "precision", "coverage"):
+        assert results.metric(name).details["floor"]["n_generated"] == 20, name
 
 
 def test_identical_sets_give_zero_fid_and_cache_skips_forward_passes(
@@ -231,7 +239,7 @@ def test_cli_evaluate_writes_json_and_reports_bad_input(
     assert result.exit_code == 2 and "one.npy" in result.output and "at least 2" in result.output
 
     result = runner.invoke(app, ["evaluate", g, "--reference", r, "-e", "vgg", "-q"], env=env)
-    assert result.exit_code == 2 and "dlib-face, inception" in result.output
+    assert result.exit_code == 2 and "dlib-face, facenet-vggface2, inception" in result.output
 
     nan = tmp_path / "nan.npy"
     np.save(nan, np.full((4, 8, 8), np.nan))
@@ -277,14 +285,49 @@ def test_copy_rate_reports_its_chance_level_and_says_when_the_threshold_is_uninf
     assert chance["rate"] == pytest.approx(1 - (1 - chance["far_on_reference_pairs"]) ** 28)
     # 25×25 LFW crops: 0.6 accepts far more than 5% of pairs of different people
     assert far > 0.05 and "does not separate people" in chance["warning"]
-    assert any("copy_rate" in note and "leakage" in note
+    assert any("copy_rate" in note and "copy_rate_calibrated" in note
                for note in results.provenance["notes"])
+    # so a gate on it cannot judge; 378 pairs cannot calibrate at FAR 1e-3 either: it says so
+    unjudged = results.metric("copy_rate").details["cannot_judge"]
+    assert "does not separate people" in unjudged["reason"] and unjudged["instead"] is None
+    assert "needs at least 1000" in unjudged["reason"]
+    assert "copy_rate_calibrated" not in {m.name for m in results.metrics}
+
+
+def test_copy_rate_calibrated_uses_recognitions_calibrated_threshold(
+    tmp_path: Path, faces: torch.Tensor
+) -> None:
+    """copy_rate_calibrated counts copies at the threshold with false-accept rate 1e-3 on the
+    reference's impostor pairs: the same threshold as recognition's calibrated leakage, and the
+    same count; copy_rate at 0.6 records that it cannot be judged here, naming it."""
+    from gan_eval.identity import RecognitionConfig, recognition
+
+    generated, reference = _save(tmp_path, "g", _jittered(faces[:30], 6)), _save(
+        tmp_path, "r", faces[40:100])
+    results = evaluate(generated, reference,
+                       EvaluateConfig(cache_dir=tmp_path / "cache", splits=5, progress=False))
+    calibrated = results.metric("copy_rate_calibrated")
+    faces_audit = recognition(generated, reference, RecognitionConfig(
+        birthday_trials=2, faceness_max=0, cache_dir=tmp_path / "cache"))
+    leak = faces_audit.metric("leakage_rate_calibrated")
+    assert calibrated.details["threshold"] == pytest.approx(leak.details["threshold"])
+    assert calibrated.value == pytest.approx(leak.value)
+    assert calibrated.details["far_on_reference_pairs"] <= 1e-3 < calibrated.details["far"] * 2
+    assert calibrated.details["pairs"] == 60 * 59 // 2
+    unjudged = results.metric("copy_rate").details["cannot_judge"]
+    assert unjudged["instead"] == "copy_rate_calibrated"
+    assert unjudged["far_on_reference_pairs"] > 0.05
+    assert "cannot_judge" not in calibrated.details
+    assert faces_audit.metric("leakage_rate").details["cannot_judge"]["instead"] == (
+        "leakage_rate_calibrated")
+    assert faces_audit.metric("identity_diversity").details["cannot_judge"]["instead"] == (
+        "identity_diversity_calibrated")
 
 
 def test_copy_rate_chance_is_zero_for_well_separated_references() -> None:
-    from gan_eval.evaluation import _chance_copy_rate
+    from gan_eval.evaluation import _chance_copy_rate, _reference_impostors
 
     spread = torch.eye(50, dtype=torch.float64)  # every pair √2 apart
-    chance = _chance_copy_rate(spread, EvaluateConfig())
+    chance = _chance_copy_rate(spread, 0.6, _reference_impostors(spread, EvaluateConfig()))
     assert chance["far_on_reference_pairs"] == 0 and chance["rate"] == 0
     assert chance["warning"] is None

@@ -221,3 +221,15 @@ def test_restoration_identity_on_facenet(random_official: Path, tmp_path: Path) 
     assert {m.name for m in identity} >= {"identity_distance", "identity_swap_rate"}
     assert run.results.restoration["face_extractor"] == "facenet-vggface2"
     assert run.results.provenance["weights"]["facenet-vggface2"] == sha256_file(random_official)
+
+
+def test_evaluate_on_facenet_leaves_copy_rate_out_and_says_why(random_official: Path) -> None:
+    from gan_eval.evaluation import EvaluateConfig, evaluate
+
+    results = evaluate("builtin:lfw-heldout", "builtin:lfw-train", EvaluateConfig(
+        extractors=("facenet-vggface2",), weights=(("facenet-vggface2", random_official),),
+        use_cache=False, splits=4))
+    names = {m.name for m in results.metrics}
+    assert "copy_rate" not in names and "copy_rate_calibrated" in names
+    omitted = {o.name: o for o in results.omitted}
+    assert "no published same-person distance" in omitted["copy_rate"].reason

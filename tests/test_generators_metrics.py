@@ -65,7 +65,7 @@ def test_gate_cli_same_verdict_and_numbers(exported: Exported, tmp_path: Path,
     monkeypatch.setenv("GAN_EVAL_CACHE_DIR", str(tmp_path / "cache"))
     gates = tmp_path / "gates.toml"
     gates.write_text('[[gate]]\nmetric = "fid"\nmax = 1e9\n\n'
-                     '[[gate]]\nmetric = "leakage_rate"\nmax = 1.0\n')
+                     '[[gate]]\nmetric = "leakage_rate_calibrated"\nmax = 1.0\n')
     runner = CliRunner()
     outputs = {}
     for name, spec, extra in (("native", exported.native, []),

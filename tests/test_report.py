@@ -349,3 +349,46 @@ def test_report_subject_of_an_external_generator_claims_no_training_data() -> No
     assert "trained on" not in line
     assert "generator.onnx" in line and "onnx generator" in line and "abababab" in line
     assert line.endswith("compared with builtin:lfw-subset")
+
+
+def test_page_shows_floor_ceiling_and_span(report_dir: Path) -> None:
+    """Every distribution metric's row, the summary cards and the gate table show its floor
+    (real vs real), ceiling (noise or the mean face) and span; an uncalibrated leakage card is
+    read at the calibrated threshold, saying why."""
+    results = Results.load(report_dir / "results.json")
+    html = (report_dir / "index.html").read_text()
+    assert "floor (real)" in html and "ceiling (degenerate)" in html
+    assert results.omission("fid_infinity", "dlib-face") is not None  # n = 24: no FID∞ at all
+    for name in ("fid", "kid", "cmmd", "precision", "recall", "density", "coverage"):
+        span = results.metric(name, "dlib-face").span()
+        assert span.floor is not None and span.ceiling is not None, name
+        assert (span.n_generated, span.n_reference) == (24, 76)  # h = min(24, 100 // 2)
+        assert f"<td class=\"num\">{fmt(span.floor)}</td>" in html, name
+    fid = results.metric("fid", "dlib-face").span()
+    card = f"floor {fmt(fid.floor)} · ceiling {fmt(fid.ceiling)} · span {fid.value:.2f}"
+    assert card in html
+    checks = results.gates["checks"]
+    assert {c["kind"] for c in checks} == {"span"}  # the default gates
+    assert all(c["floor"] is not None and c["span"] is not None for c in checks)
+    assert "<th>floor</th><th>ceiling</th><th>span</th>" in html
+    leak = results.metric("leakage_rate", "dlib-face")
+    assert leak.details["cannot_judge"]["instead"] == "leakage_rate_calibrated"
+    calibrated = results.metric("leakage_rate_calibrated", "dlib-face")
+    assert (f"at the calibrated threshold {fmt(calibrated.details['threshold'])}; 0.6 cannot "
+            "judge here") in html
+
+
+def test_a_gate_that_cannot_judge_is_shown_as_such(report_dir: Path, tmp_path: Path) -> None:
+    raw = json.loads((report_dir / "results.json").read_text())
+    raw["gates"]["checks"][0].update(kind="cannot_judge", passed=False,
+                                     message="cannot judge a span gate on fid: why")
+    raw["gates"]["passed"] = False
+    (tmp_path / "r.json").write_text(json.dumps(raw))
+    result = runner.invoke(app, ["report", "--from-results", str(tmp_path / "r.json"),
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    gate = raw["gates"]["checks"][0]["gate"]
+    assert result.output.splitlines()[-1].startswith(f"gates        cannot judge 1 of "
+                                                     f"{len(raw['gates']['checks'])}: {gate}")
+    page = (tmp_path / "o" / "index.html").read_text()
+    assert "Gates cannot judge" in page and ">cannot judge</td>" in page

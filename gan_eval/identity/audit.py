@@ -51,7 +51,7 @@ from gan_eval.data import ImageSource
 from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
 from gan_eval.estimates import wilson_interval
-from gan_eval.faces import is_match, threshold_warning
+from gan_eval.faces import CALIBRATION_FAR, is_match, threshold_warning
 from gan_eval.features.base import FeatureExtractor
 from gan_eval.features.cache import FeatureCache, default_cache_dir
 from gan_eval.features.extraction import Features, extract
@@ -86,16 +86,16 @@ from gan_eval.identity.utility import (
     generated_impostors,
     generated_training_data,
 )
-from gan_eval.identity.verification_roc import far_threshold, verification
+from gan_eval.identity.verification_roc import verification
 from gan_eval.metrics.intervals import rate_interval
 from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET, nearest
-from gan_eval.metrics.pairs import CALIBRATION_PAIRS, unlabelled_impostors
+from gan_eval.metrics.pairs import CALIBRATION_PAIRS, far_threshold, unlabelled_impostors
 from gan_eval.preflight import check_face_extractor
 from gan_eval.results import Metric, Results, provenance
 from gan_eval.seeding import numpy_rng
 from gan_eval.sources import as_source
 
-DEFAULT_FAR = 1e-3
+DEFAULT_FAR = CALIBRATION_FAR
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -613,24 +613,49 @@ def _label_threshold(values: dict[str, float], described: dict[str, Any]) -> flo
 
 def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
     """``leakage_rate`` and ``identity_diversity`` (on the section's face network) from a
-    recognition section, then
-    ``vendi_identities`` and ``authenticity`` when it has the ``identity`` part."""
+    recognition section, each followed by its ``*_calibrated`` counterpart at the calibrated
+    threshold (when there is one), then ``vendi_identities`` and ``authenticity`` when it has
+    the ``identity`` part.
+
+    When the match threshold does not separate people here (the section's threshold warning:
+    more than 5% of reference impostor pairs accepted) the two match-threshold metrics record
+    ``cannot_judge`` (why, and the calibrated metric to gate instead): a gate on them exits 2.
+    """
     extractor = section["extractor"]
     thresholds = {k: v["threshold"] for k, v in section["leakage"]["at"].items()}
     n_gen = section["leakage"]["at"]["match"]["n"]
     n_ref = section["diversity"]["reference"]["n_total"]
     leak = section["leakage"]["at"]
+    calibrated = "calibrated" in thresholds
+    described = section["thresholds"]
     details: dict[str, Any] = {"threshold": thresholds["match"],
                                "chance_rate": leak["match"]["chance_rate"]}
-    if "calibrated" in thresholds:
+    if calibrated:
         cal = leak["calibrated"]
         details["calibrated"] = {"threshold": cal["threshold"], "value": cal["rate"],
                                  "ci95": cal["ci95"], "chance_rate": cal["chance_rate"]}
-    warning = section["thresholds"].get("warning")
+    warning = described.get("warning")
     if warning:
         details["warning"] = warning
+
+    def cannot_judge(instead: str) -> dict[str, Any]:
+        return {"reason": warning, "instead": instead,
+                "far_on_reference_pairs": described["match"].get("far_on_reference")}
+
+    if warning:
+        details["cannot_judge"] = cannot_judge("leakage_rate_calibrated")
     metrics = [Metric.of("leakage_rate", extractor, rate_interval(leak["match"]["leaked"], n_gen),
                          n_generated=n_gen, n_reference=n_ref, details=details)]
+    if calibrated:
+        cal = leak["calibrated"]
+        metrics.append(Metric.of(
+            "leakage_rate_calibrated", extractor, rate_interval(cal["leaked"], n_gen),
+            n_generated=n_gen, n_reference=n_ref,
+            details={"threshold": cal["threshold"], "far": described["calibrated"]["far"],
+                     "far_on_reference_pairs": cal["far_per_pair"],
+                     "pairs": described["calibrated"]["pairs"],
+                     "calibrated_on": described["calibrated"]["calibrated_on"],
+                     "chance_rate": cal["chance_rate"]}))
     gen_div = section["diversity"]["generated"]
     ref_div = section["diversity"]["reference"]
     div_details: dict[str, Any] = {
@@ -641,7 +666,7 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
         "n_reference_clustered": ref_div["n"],
         "birthday_support": gen_div["at"]["match"]["birthday"]["support"],
     }
-    if "calibrated" in thresholds:
+    if calibrated:
         div_details["calibrated"] = {
             "threshold": thresholds["calibrated"],
             "value": gen_div["at"]["calibrated"]["identities"],
@@ -649,11 +674,22 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
         }
     if warning:
         div_details["warning"] = warning
+        div_details["cannot_judge"] = cannot_judge("identity_diversity_calibrated")
+    no_interval = ("a count of clusters has no bootstrap interval (resampling with replacement "
+                   "duplicates faces and biases the count down)")
     metrics.append(Metric.of(
         "identity_diversity", extractor, gen_div["at"]["match"]["identities"],
-        no_interval="a count of clusters has no bootstrap interval (resampling with "
-        "replacement duplicates faces and biases the count down)",
-        n_generated=gen_div["n"], n_reference=ref_div["n"], details=div_details))
+        no_interval=no_interval, n_generated=gen_div["n"], n_reference=ref_div["n"],
+        details=div_details))
+    if calibrated:
+        metrics.append(Metric.of(
+            "identity_diversity_calibrated", extractor, gen_div["at"]["calibrated"]["identities"],
+            no_interval=no_interval, n_generated=gen_div["n"], n_reference=ref_div["n"],
+            details={"threshold": thresholds["calibrated"], "linkage": gen_div["linkage"],
+                     "n_clustered": gen_div["n"],
+                     "reference": ref_div["at"]["calibrated"]["identities"],
+                     "n_reference_clustered": ref_div["n"],
+                     "birthday_support": gen_div["at"]["calibrated"]["birthday"]["support"]}))
     if "identity" in section:
         metrics += identity_metrics(section["identity"], n_ref, extractor)
     return metrics

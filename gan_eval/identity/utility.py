@@ -67,11 +67,11 @@ from gan_eval.identity.verification_roc import (
     FAR_TARGETS,
     PairScores,
     far_key,
-    far_threshold,
     fold_intervals,
     pair_distances,
     roc_summary,
 )
+from gan_eval.metrics.pairs import far_threshold
 from gan_eval.seeding import numpy_rng
 
 BOOTSTRAP_RESAMPLES = 1000

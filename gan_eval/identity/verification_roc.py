@@ -30,6 +30,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
 
 from gan_eval.metrics.pairs import MAX_GENUINE, different_pairs, genuine_pairs, pair_distances
+from gan_eval.metrics.pairs import far_threshold as far_threshold  # gan_eval.identity's
 from gan_eval.metrics.summaries import mean_std
 from gan_eval.seeding import derive_seed, numpy_rng
 
@@ -67,20 +68,6 @@ def far_key(far: float) -> str:
 
 
 
-
-
-def far_threshold(impostor_distances: np.ndarray, far: float) -> float | None:
-    """Distance threshold whose false-accept rate on these impostors is at most ``far``.
-
-    The ``k``-th smallest impostor distance with ``k = floor(far · M)`` (``M`` impostors), so that
-    ``distance ≤ threshold`` accepts ``k / M ≤ far`` of them (ties aside). None when
-    ``M < 1 / far``: too few impostors to calibrate at that rate.
-    """
-    d = np.sort(np.asarray(impostor_distances, dtype=np.float64))
-    k = int(np.floor(far * d.size + 1e-9))
-    if k < 1:
-        return None
-    return float(d[k - 1])
 
 
 # ----------------------------------------------------------------------------------------------

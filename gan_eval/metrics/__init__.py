@@ -22,6 +22,8 @@ tested equal on the same features; statistics accumulate in float64. Modules:
   its interval), :func:`inception_score_infinity`.
 * :mod:`~gan_eval.metrics.identity` — :func:`vendi_score`, :func:`membership_test`,
   :func:`authenticity`.
+* :mod:`~gan_eval.metrics.controls` — :func:`distribution_controls`: each distribution metric's
+  floor (real vs real) and ceiling (the worse degenerate generator) at :func:`control_size`.
 * :mod:`~gan_eval.metrics.regimes` — where each estimate holds (:func:`~.regimes.refusal`,
   the regime map of docs/regimes.md).
 * :mod:`~gan_eval.metrics.simulation` — feature models with exact moments
@@ -36,6 +38,7 @@ tested equal on the same features; statistics accumulate in float64. Modules:
   :func:`rate_interval_of_means`, :func:`paired_difference` (intervals over faces).
 """
 
+from gan_eval.metrics.controls import MetricControls, control_size, distribution_controls
 from gan_eval.metrics.copies import DLIB_MATCH_THRESHOLD, MemorizationResult, memorization
 from gan_eval.metrics.extrapolation import (
     FIDAnalysis,
@@ -103,13 +106,16 @@ __all__ = [
     "KIDResult",
     "MembershipResult",
     "MemorizationResult",
+    "MetricControls",
     "Neighbors",
     "PrecisionRecall",
     "SmallSampleFIDWarning",
     "authenticity",
     "bias_dominated",
     "cmmd_interval",
+    "control_size",
     "density_coverage",
+    "distribution_controls",
     "fid_analysis",
     "fid_infinity",
     "fid_interval",

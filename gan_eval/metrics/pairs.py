@@ -1,7 +1,8 @@
 """Pairs of embeddings: seeded samples of genuine and different pairs, and their distances.
 
 Pure functions on index arrays and embedding tensors (no I/O); used to calibrate thresholds on
-a reference set (recognition) and to measure the chance level of a copy rate (evaluate).
+a reference set (:func:`far_threshold`: recognition's leakage and evaluate's copy rate at the
+calibrated threshold) and to measure the chance level of a copy rate (evaluate).
 """
 
 from __future__ import annotations
@@ -105,3 +106,17 @@ def pair_distances(
         diff = a[ii[s : s + chunk]].double() - b[jj[s : s + chunk]].double()
         out[s : s + chunk] = diff.square_().sum(1).sqrt_().cpu().numpy()
     return out
+
+
+def far_threshold(impostor_distances: np.ndarray, far: float) -> float | None:
+    """Distance threshold whose false-accept rate on these impostors is at most ``far``.
+
+    The ``k``-th smallest impostor distance with ``k = floor(far · M)`` (``M`` impostors), so that
+    ``distance ≤ threshold`` accepts ``k / M ≤ far`` of them (ties aside). None when
+    ``M < 1 / far``: too few impostors to calibrate at that rate.
+    """
+    d = np.sort(np.asarray(impostor_distances, dtype=np.float64))
+    k = int(np.floor(far * d.size + 1e-9))
+    if k < 1:
+        return None
+    return float(d[k - 1])

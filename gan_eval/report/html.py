@@ -17,7 +17,7 @@ from gan_eval.catalogue import headlines
 from gan_eval.environment import OPTIONAL_PACKAGES
 from gan_eval.estimates import estimand_label
 from gan_eval.report.restoration import restoration_view
-from gan_eval.report.tables import recognition_table
+from gan_eval.report.tables import control_note, recognition_table
 from gan_eval.results import Metric, Results
 
 TEMPLATE = "report.html.j2"
@@ -54,12 +54,42 @@ class Pictures:
     missing: dict[str, str] = field(default_factory=dict)  # picture → why it is not shown
 
 
-def _card(label: str, m: Metric) -> dict[str, str]:
-    """One summary card. A recognition metric whose match threshold does not separate people on
-    these images (``details.warning``) is shown at its calibrated threshold instead."""
+def _controls(m: Metric) -> dict[str, str] | None:
+    """Floor, ceiling, the value at the controls' sizes and the span of ``m`` as text, or None
+    when it has no floor and ceiling."""
+    span = m.span()
+    if span.floor is None or span.ceiling is None:
+        return None
+    return {"floor": fmt(span.floor), "ceiling": fmt(span.ceiling),
+            "ceiling_of": span.ceiling_of or "–", "at": fmt(span.generated),
+            "span": f"{span.value:.2f}" if span.value is not None else "none",
+            "sizes": f"{span.n_generated} vs {span.n_reference}",
+            "reason": span.reason or ""}
+
+
+def _counterpart(m: Metric, results: Results) -> Metric | None:
+    """The metric to read instead of ``m`` when ``m`` cannot be judged here
+    (``details.cannot_judge.instead``), when the results hold it."""
+    record = m.details.get("cannot_judge")
+    instead = record.get("instead") if isinstance(record, dict) else None
+    found = [x for x in results.metrics if x.name == instead and x.extractor == m.extractor]
+    return found[0] if found else None
+
+
+def _card(label: str, m: Metric, results: Results) -> dict[str, Any]:
+    """One summary card. A metric that cannot be judged here (a match threshold that does not
+    separate people on these images: ``details.cannot_judge``) is shown by its calibrated
+    counterpart; a distribution metric shows its floor, ceiling and span."""
     value, ci, details = m.value, m.ci95, m.details
     calibrated = details.get("calibrated")
-    if details.get("warning") and isinstance(calibrated, dict):
+    counterpart = _counterpart(m, results)
+    if counterpart is not None:
+        value, ci = counterpart.value, counterpart.ci95
+        far = (details.get("cannot_judge") or {}).get("far_on_reference_pairs")
+        accepts = f", which accepts {far:.0%} of impostor pairs" if isinstance(far, float) else ""
+        where = (f"at the calibrated threshold {fmt(counterpart.details.get('threshold'))}; "
+                 f"{fmt(details.get('threshold'))} cannot judge here{accepts}")
+    elif details.get("warning") and isinstance(calibrated, dict):
         value, ci = calibrated["value"], calibrated.get("ci95")
         where = f"at the calibrated threshold {fmt(calibrated['threshold'])}"
     elif "epsilon" in details:
@@ -73,14 +103,15 @@ def _card(label: str, m: Metric) -> dict[str, str]:
     both = m.interval_both_sets()
     return {"label": label, "value": fmt(value), "ci": fmt_ci(ci), "where": where,
             "interval_of": m.interval_of() or "", "ci_both": fmt_ci(both) if both else "",
-            "better": "higher is better" if m.higher_is_better else "lower is better"}
+            "better": "higher is better" if m.higher_is_better else "lower is better",
+            "controls": _controls(m)}
 
 
-def _headlines(results: Results) -> list[dict[str, str]]:
+def _headlines(results: Results) -> list[dict[str, Any]]:
     """Summary cards in the catalogue's order (:func:`gan_eval.catalogue.headlines`); a metric
     the results lack is left out."""
     return [
-        _card(label, found[0])
+        _card(label, found[0], results)
         for name, extractor, label in headlines()
         if (found := [m for m in results.metrics if m.name == name and m.extractor == extractor])
     ]
@@ -101,7 +132,7 @@ def _faceness(recognition: dict[str, Any]) -> dict[str, Any] | None:
             "detection": faceness.get("detection"), "warning": faceness.get("heldout_warning")}
 
 
-def _metric_row(m: Metric) -> dict[str, str]:
+def _metric_row(m: Metric) -> dict[str, Any]:
     detail = m.details.get("threshold")
     where = f"threshold {fmt(detail)}" if isinstance(detail, int | float) else ""
     calibrated = m.details.get("calibrated")
@@ -113,12 +144,19 @@ def _metric_row(m: Metric) -> dict[str, str]:
     chance = m.details.get("chance")
     if isinstance(chance, dict) and chance.get("rate") is not None:
         where += f"; expected by chance: {fmt(chance['rate'])}"
+    unjudged = m.details.get("cannot_judge")
+    if isinstance(unjudged, dict):
+        where += (f"; cannot judge at this threshold here: read "
+                  f"{unjudged.get('instead') or 'the calibrated metric'}")
+    no_controls = m.details.get("no_controls")
+    if isinstance(no_controls, str):
+        where += ("; " if where else "") + f"no floor/ceiling: {no_controls}"
     both = m.interval_both_sets()
     return {"name": m.name, "extractor": m.extractor, "value": fmt(m.value), "ci": fmt_ci(m.ci95),
             "interval_of": m.interval_of() or "–", "ci_both": fmt_ci(both),
-            "n_generated": fmt(m.n_generated),
-            "n_reference": fmt(m.n_reference),
-            "better": "higher" if m.higher_is_better else "lower", "where": where}
+            "n_generated": fmt(m.n_generated), "n_reference": fmt(m.n_reference),
+            "controls": _controls(m),
+            "better": "higher" if m.higher_is_better else "lower", "where": where.lstrip("; ")}
 
 
 def flatten(data: Any, prefix: str = "", *, max_items: int = 12) -> list[tuple[str, str]]:
@@ -357,8 +395,8 @@ def _utility(section: Any) -> list[dict[str, Any]]:
 
 def _gate_row(c: dict[str, Any]) -> dict[str, Any]:
     """One check as the table shows it; a baseline check's test columns (now vs baseline, what
-    was compared, effect, p-value against alpha) are "–" for other checks and for results files
-    written before the gates were a test."""
+    was compared, effect, p-value against alpha) and a check's span columns (span, floor,
+    ceiling) are "–" where they do not apply and for results files written before them."""
     spreads = c.get("effect_in_spreads")
     effect = fmt(c.get("effect"))
     if c.get("effect") is not None and isinstance(spreads, int | float):
@@ -366,20 +404,30 @@ def _gate_row(c: dict[str, Any]) -> dict[str, Any]:
     p_value = fmt(c.get("p_value"))
     if c.get("p_value") is not None and c.get("alpha") is not None:
         p_value = f"{p_value} (α {fmt(c.get('alpha'))})"
+    span = c.get("span")
+    unjudged = c.get("kind") == "cannot_judge"
     return {"gate": c.get("gate"), "kind": c.get("kind"), "passed": bool(c.get("passed")),
+            "result": "cannot judge" if unjudged else ("pass" if c.get("passed") else "FAIL"),
+            "css": "note" if unjudged else ("pass" if c.get("passed") else "fail"),
             "message": c.get("message"), "value": fmt(c.get("value")),
             "baseline": fmt(c.get("baseline")),
             "compared": estimand_label(c.get("estimand"), c.get("n")) or "–", "effect": effect,
-            "p_value": p_value}
+            "p_value": p_value,
+            "span": f"{span:.2f}" if isinstance(span, int | float) else "–",
+            "floor": fmt(c.get("floor")), "ceiling": fmt(c.get("ceiling")),
+            "sizes": c.get("control_sizes") or "–"}
 
 
 def _gates(results: Results) -> dict[str, Any]:
     gates = results.gates or {}
     checks = [c for c in gates.get("checks") or [] if isinstance(c, dict)]
-    status = "none" if not checks else ("pass" if gates.get("passed") else "fail")
+    unjudged = any(c.get("kind") == "cannot_judge" for c in checks)
+    status = ("none" if not checks else "cannot_judge" if unjudged
+              else "pass" if gates.get("passed") else "fail")
     rows = [_gate_row(c) for c in checks]
     return {"status": status, "config": gates.get("config"), "checks": rows,
             "tests": any(c.get("kind") == "baseline" for c in checks),
+            "spans": any(c.get("floor") is not None for c in checks),
             "alpha": next((fmt(c.get("alpha")) for c in checks if c.get("kind") == "baseline"),
                           None)}
 
@@ -403,6 +451,7 @@ def build_view(results: Results, pictures: Pictures) -> dict[str, Any]:
         "samples": pictures.samples,
         "samples_missing": pictures.missing.get("samples"),
         "metrics": [_metric_row(m) for m in results.metrics],
+        "control_note": control_note(results.metrics),
         "omitted": [{"name": o.name, "extractor": o.extractor, "reason": o.reason}
                     for o in results.omitted],
         "figures": pictures.figures,

@@ -30,28 +30,44 @@ def _baseline_properties(check: Check) -> list[tuple[str, str]]:
     return pairs
 
 
+def _span_properties(check: Check) -> list[tuple[str, str]]:
+    """``(name, value)`` pairs of a check on a metric with a floor and ceiling."""
+    fields = [("value", check.value), ("span", check.span), ("floor", check.floor),
+              ("ceiling", check.ceiling), ("at_control_sizes", check.at_control_sizes)]
+    pairs = [(k, repr(float(v))) for k, v in fields if v is not None]
+    if check.control_sizes:
+        pairs.append(("control_sizes", check.control_sizes))
+    return pairs
+
+
 def write_junit(checks: list[Check], path: str | Path) -> None:
-    """JUnit XML with one testcase per check (a failure element for each failed one); gate
-    names and messages come from a user's files, so characters XML cannot hold are escaped.
-    A baseline check's message states its p-value, alpha, effect and what was compared, and its
-    ``properties`` hold the same numbers (``p_value``, ``alpha``, ``effect``, ...)."""
+    """JUnit XML with one testcase per check (a failure element for each failed one, an error
+    element for each that could not be judged); gate names and messages come from a user's
+    files, so characters XML cannot hold are escaped. A baseline check's message states its
+    p-value, alpha, effect and what was compared, and its ``properties`` hold the same numbers
+    (``p_value``, ``alpha``, ``effect``, ...); a span check's hold ``span``, ``floor``,
+    ``ceiling`` and ``at_control_sizes``."""
     suite = ET.Element(
         "testsuite",
         name="gan-eval gate",
         tests=str(len(checks)),
-        failures=str(sum(not c.passed for c in checks)),
-        errors="0",
+        failures=str(sum(c.judged and not c.passed for c in checks)),
+        errors=str(sum(not c.judged for c in checks)),
     )
     for check in checks:
         case = ET.SubElement(
             suite, "testcase", classname=f"gan_eval.gate.{check.kind}", name=xml_text(check.gate)
         )
-        if check.kind == "baseline":  # the test's numbers, for CI systems that read properties
+        properties = (_baseline_properties(check) if check.kind == "baseline" else
+                      _span_properties(check) if check.span is not None else [])
+        if properties:  # the numbers, for CI systems that read properties
             props = ET.SubElement(case, "properties")
-            for key, value in _baseline_properties(check):
+            for key, value in properties:
                 ET.SubElement(props, "property", name=key, value=value)
         message = xml_text(check.message)
-        if not check.passed:
+        if not check.judged:
+            ET.SubElement(case, "error", message=message, type=check.kind).text = message
+        elif not check.passed:
             ET.SubElement(case, "failure", message=message, type=check.kind).text = message
         else:
             ET.SubElement(case, "system-out").text = message

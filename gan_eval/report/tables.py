@@ -20,12 +20,37 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
 
 
+def _span_cells(m: Metric) -> tuple[str, str, str, str]:
+    """span, floor, ceiling and the generated value at the controls' sizes ("-" where the
+    metric has none)."""
+    span = m.span()
+    if span.floor is None or span.ceiling is None or span.generated is None:
+        return "-", "-", "-", "-"
+    value = f"{span.value:.2f}" if span.value is not None else "none"
+    return value, _fmt(span.floor), _fmt(span.ceiling), _fmt(span.generated)
+
+
+def control_note(metrics: Sequence[Metric]) -> str | None:
+    """One paragraph saying what the floor, ceiling and span columns are, at which sizes; None
+    when no metric has them."""
+    sizes = sorted({f"{sp.n_generated} vs {sp.n_reference}" for m in metrics
+                    if (sp := m.span()).floor is not None})
+    if not sizes:
+        return None
+    return (f"floor = real vs real (held-out reference images against the rest), ceiling = the "
+            f"worse of two degenerate generators (uniform noise, the mean face), both at "
+            f"{' / '.join(sizes)} images, where value@ctl is the generated set's value; span = "
+            f"(value@ctl − floor) / (ceiling − floor): 0 = as good as real data, 1 = as bad as "
+            f"noise (\"none\": the ceiling does not score clearly worse than real data)")
+
+
 def metrics_table(metrics: Sequence[Metric]) -> str:
     """metric, extractor, value, 95% interval (reference held fixed) and what it is of, the
-    interval with both sets redrawn where there is one, sample counts, direction — one row
-    each."""
-    rows = [("metric", "extractor", "value", "95% CI", "interval of", "CI both redrawn", "n_gen",
-             "n_ref", "better")]
+    interval with both sets redrawn where there is one, span, floor, ceiling, the value at the
+    controls' sizes, sample counts, direction — one row each, and a note on the controls
+    (:func:`control_note`)."""
+    rows = [("metric", "extractor", "value", "95% CI", "interval of", "CI both redrawn", "span",
+             "floor", "ceiling", "value@ctl", "n_gen", "n_ref", "better")]
     for m in metrics:
         ci = f"[{_fmt(m.ci95[0])}, {_fmt(m.ci95[1])}]" if m.ci95 else "-"
         both = m.interval_both_sets()
@@ -37,15 +62,18 @@ def metrics_table(metrics: Sequence[Metric]) -> str:
                 ci,
                 m.interval_of() or "-",
                 f"[{_fmt(both[0])}, {_fmt(both[1])}]" if both else "-",
+                *_span_cells(m),
                 str(m.n_generated),
                 str(m.n_reference),
                 "higher" if m.higher_is_better else "lower",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
+    table = "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
     )
+    note = control_note(metrics)
+    return table + (f"\n\n{note}" if note else "")
 
 
 def calibration_table(found: Calibration) -> str:
@@ -325,12 +353,18 @@ def attack_table(results: Results) -> str:
     return "\n".join(lines)
 
 
+_RESULT = {True: "PASS", False: "FAIL"}
+
+
 def gates_table(checks: list[Check]) -> str:
     """A fixed-width table of the checks for the terminal; a baseline check's detail states now vs
     baseline, what was compared (at n=… or population), the effect (in metric units and in
-    baseline spreads), the p-value against alpha and the verdict (:mod:`gan_eval.gates`)."""
+    baseline spreads), the p-value against alpha and the verdict; a span check's its span, floor
+    and ceiling (:mod:`gan_eval.gates`). The last line is the verdict: PASSED, FAILED or CANNOT
+    JUDGE (a check could not be made: ``gan-eval gate`` exits 2)."""
     rows = [("gate", "check", "result", "detail")]
-    rows += [(c.gate, c.kind, "PASS" if c.passed else "FAIL", c.message) for c in checks]
+    rows += [(c.gate, c.kind, _RESULT[c.passed] if c.judged else "CANNOT JUDGE", c.message)
+             for c in checks]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
     tests = [c for c in checks if c.kind == "baseline"]
@@ -339,9 +373,18 @@ def gates_table(checks: list[Check]) -> str:
         lines.append(f"\nbaseline checks: one-sided z-test of 'worse than the baseline' on both "
                      f"runs' standard errors, false-alarm rate alpha = {alphas} per check; effect "
                      "> 0 is worse, a spread is the baseline's 95% interval width")
-    verdict = "PASSED" if all(c.passed for c in checks) else "FAILED"
-    failed = sum(not c.passed for c in checks)
-    lines.append(f"\ngate {verdict}: {len(checks) - failed} of {len(checks)} checks passed")
+    if any(c.kind == "span" for c in checks):
+        lines.append("\nspan checks: span = (value − floor) / (ceiling − floor), the run measured "
+                     "at the controls' sizes: 0 = as good as real data (floor: real vs real), "
+                     "1 = as bad as a degenerate generator (ceiling: noise or the mean face)")
+    unjudged = sum(not c.judged for c in checks)
+    failed = sum(c.judged and not c.passed for c in checks)
+    if unjudged:
+        lines.append(f"\ngate CANNOT JUDGE: {unjudged} of {len(checks)} checks cannot be made "
+                     f"here (exit 2); {failed} failed, {len(checks) - failed - unjudged} passed")
+    else:
+        verdict = "PASSED" if not failed else "FAILED"
+        lines.append(f"\ngate {verdict}: {len(checks) - failed} of {len(checks)} checks passed")
     return "\n".join(lines)
 
 
