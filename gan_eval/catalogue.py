@@ -126,7 +126,12 @@ class ExtractorSpec:
     logits: bool = False
     """Gives class logits, so the Inception Score can be computed on it."""
     face: bool = False
-    """Embeds faces (identity space): copy_rate is computed on it."""
+    """Embeds faces (identity space): copy_rate and the identity metrics are computed on it."""
+    match_threshold: float | None = None
+    """A face network's published same-person distance (Euclidean between its embeddings: same
+    person when ≤ this); None where its authors publish none: gan-eval then calibrates one on the
+    reference's impostor pairs (``gan-eval recognition``, ``restoration``) or leaves the number
+    that needs it out (``evaluate``'s copy_rate)."""
     weights: WeightsFile | None = None
     """The pretrained file it needs when no package ships it (``gan-eval weights`` lists,
     fetches and verifies it); None: its weights come with a package."""
@@ -142,6 +147,8 @@ class ExtractorSpec:
         if self.weights is not None and self.weights.name != self.name:
             raise ValueError(f"extractor {self.name!r} declares the weights file of "
                              f"{self.weights.name!r}")
+        if self.match_threshold is not None and not self.face:
+            raise ValueError(f"extractor {self.name!r}: a match threshold on a non-face space")
         if self.packages and not self.extra:
             raise ValueError(f"extractor {self.name!r} needs {self.packages} but names no extra")
 
@@ -210,7 +217,20 @@ def _clip(name: str, stem: str, label: str, sha: str, size: str, desc: str) -> E
 
 
 for _spec in (
-    ExtractorSpec("dlib-face", "face embeddings", face=True),
+    ExtractorSpec("dlib-face", "face embeddings", face=True, match_threshold=0.6),
+    ExtractorSpec("facenet-vggface2", "FaceNet (VGGFace2)", face=True, weights=WeightsFile(
+        name="facenet-vggface2", filename="20180402-114759-vggface2.pt",
+        url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
+            "20180402-114759-vggface2.pt",
+        description="FaceNet Inception-ResNet-v1 trained on VGGFace2 (512-D face embeddings; "
+                    "David Sandberg's model 20180402-114759, converted by facenet-pytorch)",
+        approx_size="~107 MiB",
+        license="MIT (facenet-pytorch and davidsandberg/facenet code); trained on VGGFace2, "
+                "whose images are for non-commercial research",
+        hash_source="none published: fetch checks its content (names, shapes) and records the "
+                    "sha256 it downloaded",
+        upstream_names=("20180402-114759-vggface2.pt",),
+    )),
     ExtractorSpec("inception", "Inception", logits=True, weights=WeightsFile(
         name="inception", filename=INCEPTION_FILENAME,
         url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
@@ -338,18 +358,19 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("copy_rate_calibrated", False, _UNIT, "fraction", Producer.EVALUATE,
                    "Copy rate (calibrated threshold)", FACE_EXTRACTORS),
         MetricSpec("leakage_rate", False, _UNIT, "fraction", Producer.RECOGNITION,
-                   "Identity leakage", ("dlib-face",), headline=("dlib-face",)),
+                   "Identity leakage", FACE_EXTRACTORS, headline=("dlib-face",)),
         MetricSpec("leakage_rate_calibrated", False, _UNIT, "fraction", Producer.RECOGNITION,
-                   "Identity leakage (calibrated threshold)", ("dlib-face",)),
+                   "Identity leakage (calibrated threshold)", FACE_EXTRACTORS),
         MetricSpec("identity_diversity", True, _POSITIVE, "identities", Producer.RECOGNITION,
-                   "Distinct identities", ("dlib-face",), headline=("dlib-face",)),
+                   "Distinct identities", FACE_EXTRACTORS, headline=("dlib-face",)),
         MetricSpec("identity_diversity_calibrated", True, _POSITIVE, "identities",
                    Producer.RECOGNITION, "Distinct identities (calibrated threshold)",
-                   ("dlib-face",)),
+                   FACE_EXTRACTORS),
         MetricSpec("vendi_identities", True, (1.0, math.inf), "effective identities (Vendi, "
-                   "RBF σ = 0.3)", Producer.RECOGNITION, "Vendi identities", ("dlib-face",)),
+                   "RBF σ = half the match distance)", Producer.RECOGNITION, "Vendi identities",
+                   FACE_EXTRACTORS),
         MetricSpec("authenticity", True, _UNIT, "fraction", Producer.RECOGNITION,
-                   "Authenticity", ("dlib-face",)),
+                   "Authenticity", FACE_EXTRACTORS),
         MetricSpec("faceness", True, _UNIT, "fraction", Producer.RECOGNITION, "Faceness",
                    ("dlib-hog", "skimage-lbp")),
         MetricSpec("dodging_success", False, _UNIT, "fraction", Producer.ATTACK,

@@ -197,6 +197,15 @@ WeightsPairs = Annotated[
 """``--weights EXTRACTOR=PATH``: the one spelling of an extractor's weights file on every
 command (checked by :func:`gan_eval.preflight.weights_pairs`)."""
 
+FaceExtractor = Annotated[
+    str,
+    typer.Option("--face-extractor", metavar="NAME",
+                 help="Face network of every identity number: dlib-face or facenet-vggface2 "
+                 "(its file: gan-eval weights fetch facenet-vggface2, or --weights)."),
+]
+"""``--face-extractor NAME``: the one option that picks the face network of the identity
+metrics (checked by :func:`gan_eval.preflight.check_face_extractor`)."""
+
 
 ZDim = Annotated[
     int | None,
@@ -321,9 +330,14 @@ def recognition_cmd(
         str | None,
         typer.Option("--json", metavar="PATH", help="Write the results JSON here (atomically)."),
     ] = None,
+    face_extractor: FaceExtractor = "dlib-face",
+    weights: WeightsPairs = None,
     threshold: Annotated[
-        float, typer.Option(help="Match threshold: same person when distance ≤ this (dlib: 0.6).")
-    ] = 0.6,
+        float | None, typer.Option(show_default=False, help=_with_default(
+            "Match threshold: same person when distance ≤ this.",
+            "the face network's published one (dlib: 0.6); FaceNet publishes none: calibrated "
+            "at --far"))
+    ] = None,
     far: Annotated[
         float, typer.Option(help="False-accept rate of the calibrated second threshold.")
     ] = 1e-3,
@@ -359,6 +373,9 @@ def recognition_cmd(
     preflight.check_data(generated)
     preflight.check_data(reference, "--reference")
     preflight.check_data(heldout, "--heldout")
+    preflight.check_face_extractor(face_extractor)
+    pairs = dict(preflight.weights_pairs(weights or []))
+    preflight.check_weights_found((face_extractor,), tuple(pairs.items()))
     options = _generator_options(z_dim, truncation, classes, labels, output_range,
                                  allow_nondeterministic=allow_nondeterministic)
     from gan_eval.devices import resolve_device
@@ -368,6 +385,7 @@ def recognition_cmd(
     generated_arg = _generator_arg(generated, options, n=n, seed=seed,
                                    device=resolve_device(device))
     results = recognition(generated_arg, reference, RecognitionConfig(
+        face_extractor=face_extractor, weights=pairs.get(face_extractor),
         threshold=threshold, far=far, framing=Framing(align=align, margin=margin), n=n,
         seed=seed, top_k=top_k, device=device, use_cache=not no_cache, heldout=heldout))
     if json_path is not None:
@@ -424,6 +442,7 @@ def restoration_cmd(
                                                         help=(
         _with_default("Feature space of restoration_fid, repeatable (e.g. dinov2-vit-l14 for "
                       "FD_DINOv2).", "dlib-face")))] = None,
+    face_extractor: FaceExtractor = "dlib-face",
     weights: WeightsPairs = None,
     far: Annotated[float, typer.Option(help=(
         "False-accept rate of the same-person threshold calibrated on the clean faces "
@@ -447,8 +466,9 @@ def restoration_cmd(
     preflight.check_data(data, "--data")
     extractors = tuple(extractor or ("dlib-face",))
     preflight.check_extractors(extractors)
+    preflight.check_face_extractor(face_extractor)
     pairs = dict(preflight.weights_pairs(weights or []))
-    preflight.check_weights_found(extractors, tuple(pairs.items()))
+    preflight.check_weights_found((*extractors, face_extractor), tuple(pairs.items()))
     if gates is not None:  # a bad gates file fails before any work
         try:
             load_config(gates)
@@ -466,7 +486,7 @@ def restoration_cmd(
         conditions=conditions, n=n, resolution=resolution, seed=seed, device=device,
         model=ModelOptions(range=model_range, scale=model_scale, batch_size=batch_size),
         baselines=baselines, extractors=extractors, far=far,
-        lpips_weights=pairs.get("lpips-alex"), progress=None if quiet else say))
+        face_extractor=face_extractor, weights=pairs, progress=None if quiet else say))
     from gan_eval.report.restoration import restoration_table
 
     for note in run.results.restoration.get("notes", []):

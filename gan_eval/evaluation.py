@@ -39,7 +39,7 @@ from gan_eval.data.controls import degenerate_sources
 from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
 from gan_eval.estimates import IntervalResult
-from gan_eval.faces import CALIBRATION_FAR, MATCH_THRESHOLD, is_match, threshold_warning
+from gan_eval.faces import CALIBRATION_FAR, is_match, threshold_warning
 from gan_eval.features.cache import FeatureCache, default_cache_dir
 from gan_eval.features.extraction import Features, extract
 from gan_eval.features.nearest import shared_nearest_reference
@@ -102,7 +102,8 @@ class EvaluateConfig:
     seed: int = 0
     kid_subsets: int = 100
     kid_subset_size: int = 1000  # capped at the smaller set size (recorded)
-    match_threshold: float = MATCH_THRESHOLD  # dlib's same-person distance, for copy_rate
+    match_threshold: float | None = None  # same-person distance of copy_rate; None: the face
+    # network's published one (dlib's 0.6; FaceNet has none: copy_rate is left out, with why)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -262,50 +263,64 @@ def _metrics_for(
             metrics.append(metric("is", score.mean, why, std=score.std, splits=chunks))
 
     if EXTRACTOR_SPECS[name].face:
-        found, found_notes = _copy_rates(gen, ref, config, counts, name)
+        found, found_notes, found_omitted = _copy_rates(gen, ref, config, counts, name)
         metrics += found
         notes += found_notes
+        omitted += found_omitted
     return metrics, notes, omitted
 
 
 def _copy_rates(gen: Features, ref: Features, config: EvaluateConfig, counts: dict[str, int],
-                name: str) -> tuple[list[Metric], list[str]]:
+                name: str) -> tuple[list[Metric], list[str], list[Omitted]]:
     """``copy_rate`` at the match threshold and ``copy_rate_calibrated`` at the threshold whose
     false-accept rate on the reference's impostor pairs is :data:`~gan_eval.faces
     .CALIBRATION_FAR` (the same threshold as recognition's calibrated leakage). When the match
     threshold accepts more than 5% of impostor pairs, ``copy_rate`` records ``cannot_judge``:
-    nearly any face "copies" some reference face there, so a gate on it exits 2."""
+    nearly any face "copies" some reference face there, so a gate on it exits 2. A face network
+    without a published same-person distance (FaceNet) and no ``match_threshold`` given has no
+    ``copy_rate``: it is recorded as omitted, with why."""
     g, r = gen.main.double(), ref.main.double()
     n_g, n_r = counts["n_generated"], counts["n_reference"]
-    mem = memorization(g, r, threshold=config.match_threshold,
-                       nearest_found=shared_nearest_reference(gen, ref))
-    copies = int(is_match(mem.distance, config.match_threshold).sum())
+    threshold = (config.match_threshold if config.match_threshold is not None
+                 else EXTRACTOR_SPECS[name].match_threshold)
     impostor = _reference_impostors(r, config)
-    chance = _chance_copy_rate(r, config, impostor)
-    notes = []
-    details: dict[str, Any] = {**mem.to_json(), "chance": chance}
     tau = far_threshold(impostor, CALIBRATION_FAR)
+    nearest_distance = threshold if threshold is not None else (tau or 0.0)
+    mem = memorization(g, r, threshold=nearest_distance,
+                       nearest_found=shared_nearest_reference(gen, ref))
+    notes = []
     calibrated: list[Metric] = []
-    if tau is None:
-        details["calibrated"] = {"skipped": True, "reason": (
-            f"{impostor.size} reference impostor pairs; calibrating at FAR {CALIBRATION_FAR:g} "
-            f"needs at least {round(1 / CALIBRATION_FAR)}")}
-    else:
+    calibrated_skip = {"skipped": True, "reason": (
+        f"{impostor.size} reference impostor pairs; calibrating at FAR {CALIBRATION_FAR:g} "
+        f"needs at least {round(1 / CALIBRATION_FAR)}")}
+    if tau is not None:
         far_tau = float(np.mean(is_match(impostor, tau)))
         at_tau = {
             "threshold": tau, "far": CALIBRATION_FAR, "far_on_reference_pairs": far_tau,
             "pairs": int(impostor.size),
             "calibrated_on": "pairs of different reference images, taken as different people",
             "chance": {"rate": 1.0 - (1.0 - far_tau) ** int(r.shape[0]),
-                       "meaning": chance["meaning"]},
+                       "meaning": CHANCE_MEANING},
         }
         copies_at_tau = int(is_match(mem.distance, tau).sum())
         calibrated.append(Metric.of("copy_rate_calibrated", name,
                                     rate_interval(copies_at_tau, n_g), n_generated=n_g,
                                     n_reference=n_r, details=at_tau))
+    if threshold is None:
+        why = (f"{name} has no published same-person distance (give --threshold); "
+               "copy_rate_calibrated is the copy rate at the threshold calibrated on the "
+               "reference's impostor pairs")
+        notes.append(f"{name}: copy_rate not reported: {why}")
+        return calibrated, notes, [_omitted("copy_rate", name, Refusal("copy_rate", why, None),
+                                            counts)]
+    copies = int(is_match(mem.distance, threshold).sum())
+    chance = _chance_copy_rate(r, threshold, impostor)
+    details: dict[str, Any] = {**mem.to_json(), "chance": chance}
+    if tau is None:
+        details["calibrated"] = calibrated_skip
     if chance["warning"]:
         notes.append(f"{name}: copy_rate {mem.copy_rate:.3g}: {chance['warning']}")
-        reason = threshold_warning(config.match_threshold, chance["far_on_reference_pairs"])
+        reason = threshold_warning(threshold, chance["far_on_reference_pairs"])
         if tau is None:
             reason = (f"{reason}; {details['calibrated']['reason']}, so there is no calibrated "
                       "copy rate")
@@ -313,7 +328,7 @@ def _copy_rates(gen: Features, ref: Features, config: EvaluateConfig, counts: di
             "reason": reason, "instead": "copy_rate_calibrated" if tau is not None else None,
             "far_on_reference_pairs": chance["far_on_reference_pairs"]}
     return [Metric.of("copy_rate", name, rate_interval(copies, n_g), n_generated=n_g,
-                      n_reference=n_r, details=details), *calibrated], notes
+                      n_reference=n_r, details=details), *calibrated], notes, []
 
 
 def _reference_impostors(reference: torch.Tensor, config: EvaluateConfig) -> np.ndarray:
@@ -322,25 +337,26 @@ def _reference_impostors(reference: torch.Tensor, config: EvaluateConfig) -> np.
                                 rng=numpy_rng(config.seed, "impostor-pairs"))
 
 
-def _chance_copy_rate(reference: torch.Tensor, config: EvaluateConfig,
-                      impostor: np.ndarray | None = None) -> dict[str, Any]:
+CHANCE_MEANING = ("copy rate expected of faces of people absent from the reference (pairs of "
+                  "different images taken as different people)")
+
+
+def _chance_copy_rate(reference: torch.Tensor, threshold: float,
+                      impostor: np.ndarray) -> dict[str, Any]:
     """The copy rate that faces of nobody in the reference would get: the match threshold's
     false-accept rate on pairs of different reference images (FAR), and 1 − (1 − FAR)^M over
     the M reference faces. A warning when the threshold does not separate people on these
     images (:func:`gan_eval.faces.threshold_warning`)."""
-    if impostor is None:
-        impostor = _reference_impostors(reference, config)
-    far = float(np.mean(is_match(impostor, config.match_threshold)))
+    far = float(np.mean(is_match(impostor, threshold)))
     m = int(reference.shape[0])
     rate = 1.0 - (1.0 - far) ** m
-    warning = threshold_warning(config.match_threshold, far)
+    warning = threshold_warning(threshold, far)
     if warning:
         warning += (f"; a face of nobody in the reference 'copies' one of its {m} faces with "
                     f"probability {rate:.3g} — read copy_rate_calibrated (the threshold "
                     "calibrated on the reference's impostor pairs)")
     return {"far_on_reference_pairs": far, "pairs": int(impostor.size), "rate": rate,
-            "meaning": "copy rate expected of faces of people absent from the reference "
-                       "(pairs of different images taken as different people)",
+            "meaning": CHANCE_MEANING,
             "warning": warning}
 
 

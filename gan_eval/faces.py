@@ -14,8 +14,9 @@ from typing import TypeVar
 EMBEDDING_DIM = 128
 """Width of a dlib face embedding."""
 
-MATCH_THRESHOLD = 0.6
-"""dlib's published same-person distance: same person ⇔ distance ≤ 0.6."""
+MATCH_THRESHOLD: float = 0.6
+"""dlib's published same-person distance: same person ⇔ distance ≤ 0.6 (the ``match_threshold``
+of the ``dlib-face`` extractor spec in :mod:`gan_eval.catalogue`)."""
 
 FAR_WARNING = 0.05
 """A match threshold that accepts more than this fraction of pairs of different people does not

@@ -84,6 +84,14 @@ def check_extractors(names: Iterable[str]) -> None:
                              f"{', '.join(catalogue.EXTRACTORS)}")
 
 
+def check_face_extractor(name: str) -> None:
+    """``name`` is a registered face network (an extractor spec with ``face=True``)."""
+    spec = catalogue.EXTRACTORS.get(name)
+    if spec is None or not spec.face:
+        faces = ", ".join(n for n, s in catalogue.EXTRACTORS.items() if s.face)
+        raise InputError(f"--face-extractor {name}: expected a face network, one of {faces}")
+
+
 def weights_pairs(values: Sequence[str], inception_weights: Path | None = None
                   ) -> tuple[tuple[str, Path], ...]:
     """``--weights EXTRACTOR=PATH`` values as (extractor, path) pairs, each file checked for what

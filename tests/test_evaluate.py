@@ -239,7 +239,7 @@ def test_cli_evaluate_writes_json_and_reports_bad_input(
     assert result.exit_code == 2 and "one.npy" in result.output and "at least 2" in result.output
 
     result = runner.invoke(app, ["evaluate", g, "--reference", r, "-e", "vgg", "-q"], env=env)
-    assert result.exit_code == 2 and "dlib-face, inception" in result.output
+    assert result.exit_code == 2 and "dlib-face, facenet-vggface2, inception" in result.output
 
     nan = tmp_path / "nan.npy"
     np.save(nan, np.full((4, 8, 8), np.nan))
@@ -325,9 +325,9 @@ def test_copy_rate_calibrated_uses_recognitions_calibrated_threshold(
 
 
 def test_copy_rate_chance_is_zero_for_well_separated_references() -> None:
-    from gan_eval.evaluation import _chance_copy_rate
+    from gan_eval.evaluation import _chance_copy_rate, _reference_impostors
 
     spread = torch.eye(50, dtype=torch.float64)  # every pair √2 apart
-    chance = _chance_copy_rate(spread, EvaluateConfig())
+    chance = _chance_copy_rate(spread, 0.6, _reference_impostors(spread, EvaluateConfig()))
     assert chance["far_on_reference_pairs"] == 0 and chance["rate"] == 0
     assert chance["warning"] is None

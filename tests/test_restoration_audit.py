@@ -109,7 +109,7 @@ def test_the_oracle_and_no_restoration_bound_every_metric(bounds_run: Path) -> N
 
 def test_an_oracle_passes_the_gates(tmp_path: Path, alexnet: Path) -> None:
     run = audit_restoration([f"{MODELS}:make_oracle"], "builtin:lfw-heldout", RestorationConfig(
-        conditions=(Condition("noise", 25.0),), baselines=False, lpips_weights=alexnet))
+        conditions=(Condition("noise", 25.0),), baselines=False, weights={"lpips-alex": alexnet}))
     run.results.save(tmp_path / "r.json")
     gate = CliRunner().invoke(app, ["gate", str(tmp_path / "r.json"), "--config", str(GATES)])
     assert gate.exit_code == 0, gate.output
@@ -173,7 +173,7 @@ def test_a_model_breaking_its_contract_is_refused_naming_model(name: str, says: 
 def test_a_super_resolution_model_restores_only_its_scale(alexnet: Path) -> None:
     run = audit_restoration([f"{MODELS}:upscale4"], "builtin:lfw-heldout", RestorationConfig(
         conditions=parse_degradations(["downsample:2,4", "blur:1"]), n=8,  # too few to calibrate
-        model=ModelOptions(scale=4), lpips_weights=alexnet))
+        model=ModelOptions(scale=4), weights={"lpips-alex": alexnet}))
     values = run.results.restoration["values"]
     assert list(values[f"{MODELS}:upscale4"]) == ["downsample:4"]
     ours = values[f"{MODELS}:upscale4"]["downsample:4"]["psnr"]["value"]
@@ -207,7 +207,7 @@ def test_torchscript_and_onnx_models_run_under_the_same_contract(tmp_path: Path,
               str(onnx_path))
     run = audit_restoration([str(scripted), str(onnx_path)], "builtin:lfw-heldout",
                             RestorationConfig(conditions=(Condition("blur", 2.0),), n=6,
-                                              baselines=False, lpips_weights=alexnet))
+                                              baselines=False, weights={"lpips-alex": alexnet}))
     values = run.results.restoration["values"]
     none = values["builtin:none"]["blur:2"]
     for spec in (str(scripted), str(onnx_path)):  # restoring nothing = no restoration, exactly
@@ -374,7 +374,7 @@ def test_identity_metrics_use_the_face_embedding_function_given(alexnet: Path) -
 
     condition = Condition("blur", 2.0)
     run = audit_restoration(["builtin:none"], "builtin:lfw-heldout", RestorationConfig(
-        conditions=(condition,), baselines=False, embed=pixels, lpips_weights=alexnet))
+        conditions=(condition,), baselines=False, embed=pixels, weights={"lpips-alex": alexnet}))
     clean = open_source("builtin:lfw-heldout", resolution=64).load()
     degraded = degrade(clean, condition, seed=0, indices=range(20)).at_size
     expected = (pixels(degraded) - pixels(clean)).norm(dim=1).double().numpy()
@@ -392,7 +392,8 @@ def test_labelled_faces_verify_among_themselves_and_swaps_respect_labels(
         arrays = {"labels": np.arange(20) // 2} if labelled else {}  # ten "people" of two
         np.savez(data, images=faces, **arrays)
         run = audit_restoration([f"{MODELS}:make_swapper"], str(data), RestorationConfig(
-            conditions=(Condition("noise", 10.0),), baselines=False, lpips_weights=alexnet,
+            conditions=(Condition("noise", 10.0),), baselines=False,
+            weights={"lpips-alex": alexnet},
             resolution=64, swaps_shown=20))
         identity = run.results.restoration["identity"]
         swap_rates[labelled] = run.results.restoration["values"][f"{MODELS}:make_swapper"][
@@ -436,7 +437,7 @@ def test_fid_on_a_second_feature_space(tmp_path: Path, alexnet: Path,
     weights = sf.write_dinov2_weights(tmp_path / "dinov2_vits14_pretrain.pth", "dinov2-vit-s14")
     monkeypatch.setenv(weights_table.known("dinov2-vit-s14").env, str(weights))
     run = audit_restoration(["builtin:none"], "builtin:lfw-heldout", RestorationConfig(
-        conditions=(Condition("blur", 3.0),), baselines=False, lpips_weights=alexnet,
+        conditions=(Condition("blur", 3.0),), baselines=False, weights={"lpips-alex": alexnet},
         extractors=("dlib-face", "dinov2-vit-s14")))
     fid = run.results.restoration["fid"]["builtin:none"]["blur:3"]
     assert set(fid) == {"dlib-face", "dinov2-vit-s14"}

@@ -17,7 +17,7 @@ from gan_eval.features.dlib_face import (
     embed_faces,
     load_dlib_face_net,
 )
-from gan_eval.features.framing import Framing, frame
+from gan_eval.features.framing import Framing, embed_framed
 
 
 @register_extractor(catalogue.EXTRACTORS["dlib-face"], fidelity_class=FeatureExtractorDlibFace)
@@ -41,16 +41,11 @@ class DlibFaceExtractor(FeatureExtractor):
         self.framing = framing or Framing()
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        chips, kept = frame(images, self.framing)
-        embedded = embed_faces(chips, batch_size=max(1, chips.shape[0]), device=self.device,
+        def embed(chips: torch.Tensor) -> torch.Tensor:
+            return embed_faces(chips, batch_size=max(1, chips.shape[0]), device=self.device,
                                weights_path=self._weights)
-        if not self.framing.align:
-            return {"embedding": embedded}
-        found = torch.zeros(images.shape[0], 1, device=self.device)
-        found[torch.as_tensor(kept, dtype=torch.long, device=self.device)] = 1.0
-        embedding = torch.zeros(images.shape[0], embedded.shape[1], device=self.device)
-        embedding[found[:, 0] > 0] = embedded
-        return {"embedding": embedding, "found": found}
+
+        return embed_framed(images, self.framing, embed, self.device)
 
     def weights_sha256(self) -> str:
         return self._sha

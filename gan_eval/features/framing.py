@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,10 @@ def _centre_square(images: torch.Tensor) -> torch.Tensor:
     return images[..., top : top + side, left : left + side]
 
 
-def frame_crops(images: torch.Tensor, margin: float = DEFAULT_MARGIN) -> torch.Tensor:
-    """Crop framing: uint8 B×3×H×W face crops → uint8 B×3×150×150 chips (see the module doc)."""
+def frame_crops(images: torch.Tensor, margin: float = DEFAULT_MARGIN,
+                size: int = INPUT_SIZE) -> torch.Tensor:
+    """Crop framing: uint8 B×3×H×W face crops → uint8 B×3×size×size chips (default 150, dlib's
+    input; see the module doc)."""
     check_image_batch(images, what="images")
     square = _centre_square(images)
     side = int(square.shape[-1])
@@ -143,7 +146,7 @@ def frame_crops(images: torch.Tensor, margin: float = DEFAULT_MARGIN) -> torch.T
     elif margin < 0 and step > 0:
         step = min(step, (side - 1) // 2)
         square = square[..., step : side - step, step : side - step]
-    return resize_uint8(square.contiguous(), INPUT_SIZE)
+    return resize_uint8(square.contiguous(), size)
 
 
 def detection_factor(height: int, width: int) -> int:
@@ -235,8 +238,31 @@ def align_faces(images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
     return batch, np.asarray(found, dtype=np.int64)
 
 
-def frame(images: torch.Tensor, framing: Framing) -> tuple[torch.Tensor, np.ndarray]:
-    """Chips for ``images`` under ``framing`` and the indices (into ``images``) they come from."""
+def frame(images: torch.Tensor, framing: Framing,
+          size: int = INPUT_SIZE) -> tuple[torch.Tensor, np.ndarray]:
+    """Chips for ``images`` under ``framing`` and the indices (into ``images``) they come from.
+
+    Crop framing gives ``size``-pixel chips (the network's input side); align framing dlib's
+    150-pixel chips, as dlib cuts them."""
     if framing.align:
         return align_faces(images)
-    return frame_crops(images, framing.margin), np.arange(images.shape[0], dtype=np.int64)
+    return frame_crops(images, framing.margin, size), np.arange(images.shape[0], dtype=np.int64)
+
+
+def embed_framed(images: torch.Tensor, framing: Framing,
+                 embed: Callable[[torch.Tensor], torch.Tensor],
+                 device: torch.device, size: int = INPUT_SIZE) -> dict[str, torch.Tensor]:
+    """A face extractor's output for uint8 B×3×H×W ``images``: ``embed`` (uint8 chips → float32
+    K×D on ``device``) of their chips under ``framing`` (``size``: the crop framing's chip side).
+
+    Crop framing: ``{"embedding": B×D}``. Align framing: also ``found`` (B×1, 1 where a face was
+    detected) and a zero embedding for the images without a face, so rows stay the images'."""
+    chips, kept = frame(images, framing, size)
+    embedded = embed(chips)
+    if not framing.align:
+        return {"embedding": embedded}
+    found = torch.zeros(images.shape[0], 1, device=device)
+    found[torch.as_tensor(kept, dtype=torch.long, device=device)] = 1.0
+    embedding = torch.zeros(images.shape[0], embedded.shape[1], device=device)
+    embedding[found[:, 0] > 0] = embedded
+    return {"embedding": embedding, "found": found}

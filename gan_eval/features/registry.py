@@ -2,7 +2,8 @@
 
 Importing this module imports each extractor module, and each registers its extractor(s) with
 :func:`~gan_eval.features.base.register_extractor` when imported: ``dlib-face``
-(:mod:`.dlib_extractor`), ``inception`` (:mod:`.inception`), ``dinov2-vit-{s,b,l,g}14``
+(:mod:`.dlib_extractor`), ``facenet-vggface2`` (:mod:`.facenet`), ``inception``
+(:mod:`.inception`), ``dinov2-vit-{s,b,l,g}14``
 (:mod:`.dinov2`) and ``clip-vit-b32`` / ``clip-vit-l14`` / ``clip-vit-l14-336`` (:mod:`.clip`).
 :func:`build_extractor` builds one by name.
 
@@ -85,6 +86,7 @@ from gan_eval.errors import InputError, MissingAssetError
 from gan_eval.features import (  # noqa: F401  (each registers itself)
     clip,
     dinov2,
+    facenet,
     inception,
     lpips_alex,
 )

@@ -3,10 +3,12 @@
 Steps (every number lands in the ``recognition`` section of the returned :class:`Results`):
 
 1. **Framing and embedding.** Both sets are framed (:mod:`~gan_eval.features.framing`) and
-   embedded with dlib's face ResNet (:func:`gan_eval.features.dlib_face.embed_faces`), batch by
-   batch, so only the N×128 embeddings stay in memory.
-2. **Thresholds.** The *match* threshold (``threshold``, default 0.6: dlib's published
-   same-person distance) and a *calibrated* threshold: the distance at which the false-accept
+   embedded with the face network ``face_extractor`` (default dlib's face ResNet,
+   :mod:`gan_eval.features.dlib_face`; or FaceNet, ``facenet-vggface2``), batch by batch, so only
+   the N×D embeddings stay in memory.
+2. **Thresholds.** The *match* threshold (``threshold``; default the network's published
+   same-person distance, dlib's 0.6, or — for a network whose authors publish none, FaceNet —
+   the calibrated one) and a *calibrated* threshold: the distance at which the false-accept
    rate on reference impostor pairs is ``far`` (default 1e-3). Impostor pairs are pairs with
    different identity labels; an unlabelled reference uses pairs of different images instead,
    assuming that most of them show different people (repeated people pull the threshold down,
@@ -44,17 +46,18 @@ import numpy as np
 import torch
 
 from gan_eval import distributed
+from gan_eval.catalogue import EXTRACTORS as EXTRACTOR_SPECS
 from gan_eval.data import ImageSource
 from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError
 from gan_eval.estimates import wilson_interval
-from gan_eval.faces import CALIBRATION_FAR, MATCH_THRESHOLD, is_match, threshold_warning
+from gan_eval.faces import CALIBRATION_FAR, is_match, threshold_warning
+from gan_eval.features.base import FeatureExtractor
 from gan_eval.features.cache import FeatureCache, default_cache_dir
-from gan_eval.features.dlib_face import dlib_weights_sha256
 from gan_eval.features.extraction import Features, extract
 from gan_eval.features.framing import Framing, detection_note
 from gan_eval.features.nearest import shared_nearest_reference
-from gan_eval.features.registry import DlibFaceExtractor
+from gan_eval.features.registry import build_extractor
 from gan_eval.generators import is_generator
 from gan_eval.identity.distinct_identities import (
     DEFAULT_MAX_IMAGES,
@@ -87,11 +90,11 @@ from gan_eval.identity.verification_roc import verification
 from gan_eval.metrics.intervals import rate_interval
 from gan_eval.metrics.neighbors import DEFAULT_MEMORY_BUDGET, nearest
 from gan_eval.metrics.pairs import CALIBRATION_PAIRS, far_threshold, unlabelled_impostors
+from gan_eval.preflight import check_face_extractor
 from gan_eval.results import Metric, Results, provenance
 from gan_eval.seeding import numpy_rng
 from gan_eval.sources import as_source
 
-EXTRACTOR = "dlib-face"
 DEFAULT_FAR = CALIBRATION_FAR
 
 
@@ -99,8 +102,15 @@ DEFAULT_FAR = CALIBRATION_FAR
 class RecognitionConfig:
     """Options of :func:`recognition` (validated; bad values raise :class:`InputError`)."""
 
-    threshold: float = MATCH_THRESHOLD
-    """Match threshold: two faces are the same person when their distance is ≤ this."""
+    face_extractor: str = "dlib-face"
+    """The face network whose embeddings every identity number is computed on (a registered
+    extractor with ``face=True``: ``dlib-face``, ``facenet-vggface2``)."""
+    weights: Path | None = None
+    """Its weights file (None: where it is found by default, see :mod:`gan_eval.weights`)."""
+    threshold: float | None = None
+    """Match threshold: two faces are the same person when their distance is ≤ this. None: the
+    face network's published one (dlib's 0.6), or for a network without one (FaceNet) the
+    threshold calibrated at ``far`` on the reference."""
     far: float = DEFAULT_FAR
     """False-accept rate on reference impostor pairs at which the second threshold is set."""
     framing: Framing = field(default_factory=Framing)
@@ -131,8 +141,9 @@ class RecognitionConfig:
     """Real faces of people NOT in the training (reference) set, from the same population (DATA
     string or source; identities from labels, else one per image): enables the membership test
     of training identities and gives authenticity its base rate. None: both say so."""
-    vendi_bandwidth: float = DEFAULT_VENDI_BANDWIDTH
-    """RBF length scale of the Vendi score, dlib embedding units."""
+    vendi_bandwidth: float | None = None
+    """RBF length scale of the Vendi score, embedding units; None: half the match threshold
+    (dlib: 0.3)."""
     permutations: int = DEFAULT_PERMUTATIONS
     """Random relabelings behind the membership test's p-value."""
 
@@ -141,11 +152,12 @@ class RecognitionConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise InputError(f"{option}: expected an integer ≥ {minimum}, got {value!r}")
 
-        if not (isinstance(self.threshold, int | float) and math.isfinite(self.threshold)
+        check_face_extractor(self.face_extractor)
+        if self.threshold is not None and not (
+                isinstance(self.threshold, int | float) and math.isfinite(self.threshold)
                 and self.threshold > 0):
             raise InputError(
-                f"--threshold: expected a positive distance (dlib's default is 0.6), got "
-                f"{self.threshold!r}"
+                f"--threshold {self.threshold!r}: expected a positive distance (dlib's is 0.6)"
             )
         if not (isinstance(self.far, int | float) and 0 < self.far < 1):
             raise InputError(f"--far: expected a false-accept rate in (0, 1), got {self.far!r}")
@@ -157,7 +169,8 @@ class RecognitionConfig:
         positive_int(self.faceness_max, "faceness_max", 0)
         positive_int(self.batch_size, "--batch-size")
         positive_int(self.permutations, "permutations")
-        if not (isinstance(self.vendi_bandwidth, int | float)
+        if self.vendi_bandwidth is not None and not (
+                isinstance(self.vendi_bandwidth, int | float)
                 and not isinstance(self.vendi_bandwidth, bool)
                 and math.isfinite(self.vendi_bandwidth) and self.vendi_bandwidth > 0):
             raise InputError(f"vendi_bandwidth: expected a positive distance (default "
@@ -188,7 +201,7 @@ class _Embedded:
         return self.count - int(self.ids.size)
 
 
-def _embed(source: ImageSource, name: str, extractor: DlibFaceExtractor,
+def _embed(source: ImageSource, name: str, extractor: FeatureExtractor,
            config: RecognitionConfig, cache: FeatureCache | None) -> _Embedded:
     features = extract(source, extractor, batch_size=config.batch_size, cache=cache,
                        progress=config.progress)
@@ -287,16 +300,32 @@ def _thresholds(
         )
     else:
         pairs_desc = "impostor pairs of the labelled reference (different identity labels)"
-    match_far = float(np.mean(is_match(impostor, config.threshold))) if impostor.size else None
+    tau = far_threshold(impostor, config.far)
+    name = config.face_extractor
+    published = EXTRACTOR_SPECS[name].match_threshold
+    threshold = config.threshold if config.threshold is not None else published
+    if threshold is not None:
+        source = ("given by --threshold" if config.threshold is not None
+                  else f"{name}'s published same-person distance")
+    elif tau is not None:
+        threshold = tau
+        source = (f"{name} has no published same-person distance: the threshold calibrated at "
+                  f"FAR {config.far:g} on the reference's impostor pairs")
+    else:
+        raise InputError(
+            f"--face-extractor {name}: it has no published same-person distance and "
+            f"{impostor.size} reference impostor pairs cannot calibrate one at FAR "
+            f"{config.far:g}: cannot judge; give --threshold or a larger --reference")
+    match_far = float(np.mean(is_match(impostor, threshold))) if impostor.size else None
     described: dict[str, Any] = {
         "match": {
-            "value": config.threshold,
-            "meaning": "same person when distance ≤ value (dlib's published threshold is 0.6)",
+            "value": threshold,
+            "source": source,
+            "meaning": f"same person when the {name} distance ≤ value",
             "far_on_reference": match_far,
         },
     }
-    values = {"match": float(config.threshold)}
-    tau = far_threshold(impostor, config.far)
+    values = {"match": float(threshold)}
     calibrated: dict[str, Any] = {
         "far": config.far, "calibrated_on": pairs_desc, "pairs": int(impostor.size),
     }
@@ -310,7 +339,7 @@ def _thresholds(
         calibrated["value"] = tau
         values["calibrated"] = tau
     described["calibrated"] = calibrated
-    warning = threshold_warning(config.threshold, match_far) if match_far is not None else None
+    warning = threshold_warning(threshold, match_far) if match_far is not None else None
     if warning:
         described["warning"] = f"{warning}; read the results at the calibrated threshold"
     return values, described, impostor
@@ -329,8 +358,8 @@ def recognition(
     (or a skip note for an unlabelled reference), identity-level statistics (``identity``:
     Vendi scores, the membership test — skipped with a reason unless ``config.heldout`` names
     held-out faces — and authenticity), and whose metrics are ``leakage_rate``,
-    ``identity_diversity``, ``vendi_identities`` and ``authenticity`` (extractor ``dlib-face``)
-    and ``faceness`` (extractor = detector).
+    ``identity_diversity``, ``vendi_identities`` and ``authenticity`` (extractor: the face network
+    ``config.face_extractor``) and ``faceness`` (extractor = detector).
     Embeddings go through the feature cache (:func:`gan_eval.features.extraction.extract`, the
     same entries as ``evaluate``'s dlib-face features under the default framing). Under torchrun
     the extraction is sharded over the processes and every process returns the same results.
@@ -362,7 +391,9 @@ def recognition(
     cache = FeatureCache((config.cache_dir or default_cache_dir()) if config.use_cache else None)
     framing = config.framing
     with distributed.job(device) as env:
-        extractor = DlibFaceExtractor(distributed.rank_device(env, device), framing=framing)
+        extractor = build_extractor(config.face_extractor,
+                                    device=distributed.rank_device(env, device),
+                                    weights=config.weights, framing=framing)
         gen = _embed(gen_src, "generated", extractor, config, cache)
         ref = _embed(ref_src, "reference", extractor, config, cache)
         held = (_embed(held_src, "heldout", extractor, config, cache)
@@ -400,7 +431,6 @@ def recognition(
         dropped["heldout"] = held.dropped
         counts.update(heldout=held.count, heldout_embedded=int(held.ids.size))
     section: dict[str, Any] = {
-        "extractor": EXTRACTOR,
         "framing": {**framing.describe(), "dropped": dropped},
         "counts": counts,
     }
@@ -431,7 +461,7 @@ def recognition(
         seed=config.seed,
         device=str(device),
         data=data,
-        weights={EXTRACTOR: dlib_weights_sha256()},
+        weights={config.face_extractor: extractor.weights_sha256()},
         framing=framing.mode,
     )
     return Results(provenance=prov, metrics=metrics, recognition=section)
@@ -475,7 +505,8 @@ def analyse_embeddings(
                else np.arange(generated.shape[0], dtype=np.int64))
     ref_ids = (reference_ids if reference_ids is not None
                else np.arange(reference.shape[0], dtype=np.int64))
-    section: dict[str, Any] = {"labelled_reference": labels is not None}
+    section: dict[str, Any] = {"extractor": config.face_extractor,
+                               "labelled_reference": labels is not None}
 
     scores = None
     ver_section: dict[str, Any] = {}
@@ -564,7 +595,9 @@ def analyse_embeddings(
 
     section["identity"] = identity_section(
         generated, reference, labels=labels, names=names, heldout=heldout,
-        reference_ids=ref_ids, heldout_ids=heldout_ids, bandwidth=config.vendi_bandwidth,
+        reference_ids=ref_ids, heldout_ids=heldout_ids,
+        bandwidth=(config.vendi_bandwidth if config.vendi_bandwidth is not None
+                   else thresholds["match"] / 2),
         max_images=config.max_cluster, permutations=config.permutations, seed=config.seed,
         warning=thresholds_desc.get("warning"))
     return section
@@ -579,14 +612,16 @@ def _label_threshold(values: dict[str, float], described: dict[str, Any]) -> flo
 
 
 def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
-    """``leakage_rate`` and ``identity_diversity`` (dlib-face) from a recognition section, each
-    followed by its ``*_calibrated`` counterpart at the calibrated threshold (when there is
-    one), then ``vendi_identities`` and ``authenticity`` when it has the ``identity`` part.
+    """``leakage_rate`` and ``identity_diversity`` (on the section's face network) from a
+    recognition section, each followed by its ``*_calibrated`` counterpart at the calibrated
+    threshold (when there is one), then ``vendi_identities`` and ``authenticity`` when it has
+    the ``identity`` part.
 
     When the match threshold does not separate people here (the section's threshold warning:
     more than 5% of reference impostor pairs accepted) the two match-threshold metrics record
     ``cannot_judge`` (why, and the calibrated metric to gate instead): a gate on them exits 2.
     """
+    extractor = section["extractor"]
     thresholds = {k: v["threshold"] for k, v in section["leakage"]["at"].items()}
     n_gen = section["leakage"]["at"]["match"]["n"]
     n_ref = section["diversity"]["reference"]["n_total"]
@@ -609,12 +644,12 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
 
     if warning:
         details["cannot_judge"] = cannot_judge("leakage_rate_calibrated")
-    metrics = [Metric.of("leakage_rate", EXTRACTOR, rate_interval(leak["match"]["leaked"], n_gen),
+    metrics = [Metric.of("leakage_rate", extractor, rate_interval(leak["match"]["leaked"], n_gen),
                          n_generated=n_gen, n_reference=n_ref, details=details)]
     if calibrated:
         cal = leak["calibrated"]
         metrics.append(Metric.of(
-            "leakage_rate_calibrated", EXTRACTOR, rate_interval(cal["leaked"], n_gen),
+            "leakage_rate_calibrated", extractor, rate_interval(cal["leaked"], n_gen),
             n_generated=n_gen, n_reference=n_ref,
             details={"threshold": cal["threshold"], "far": described["calibrated"]["far"],
                      "far_on_reference_pairs": cal["far_per_pair"],
@@ -643,12 +678,12 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
     no_interval = ("a count of clusters has no bootstrap interval (resampling with replacement "
                    "duplicates faces and biases the count down)")
     metrics.append(Metric.of(
-        "identity_diversity", EXTRACTOR, gen_div["at"]["match"]["identities"],
+        "identity_diversity", extractor, gen_div["at"]["match"]["identities"],
         no_interval=no_interval, n_generated=gen_div["n"], n_reference=ref_div["n"],
         details=div_details))
     if calibrated:
         metrics.append(Metric.of(
-            "identity_diversity_calibrated", EXTRACTOR, gen_div["at"]["calibrated"]["identities"],
+            "identity_diversity_calibrated", extractor, gen_div["at"]["calibrated"]["identities"],
             no_interval=no_interval, n_generated=gen_div["n"], n_reference=ref_div["n"],
             details={"threshold": thresholds["calibrated"], "linkage": gen_div["linkage"],
                      "n_clustered": gen_div["n"],
@@ -656,7 +691,7 @@ def recognition_metrics(section: dict[str, Any]) -> list[Metric]:
                      "n_reference_clustered": ref_div["n"],
                      "birthday_support": gen_div["at"]["calibrated"]["birthday"]["support"]}))
     if "identity" in section:
-        metrics += identity_metrics(section["identity"], n_ref)
+        metrics += identity_metrics(section["identity"], n_ref, extractor)
     return metrics
 
 

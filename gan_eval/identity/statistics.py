@@ -70,7 +70,6 @@ DEFAULT_VENDI_BANDWIDTH = 0.3
 DEFAULT_PERMUTATIONS = 10_000
 """Random relabelings behind the membership p-value (smallest attainable p ≈ 1e-4)."""
 
-EXTRACTOR = "dlib-face"
 TOP_IDENTITIES = 10  # most matched training identities listed in the section
 IDENTICAL = 1e-4  # embedding distance below which two faces are the same image (float32 noise of
 # batched convolutions is ~1e-6; a mirrored or 1-px shifted copy of a 25×25 LFW face is ≥ 0.03)
@@ -143,7 +142,7 @@ def vendi_section(
     ref_rows = _subset(ref.shape[0], min(ref.shape[0], n_gen), seed, "reference")
     out: dict[str, Any] = {
         "method": "Vendi score (Friedman & Dieng, TMLR 2023): exp of the Shannon entropy of the "
-        "eigenvalues of K/n, K = exp(−‖x − y‖² / (2·bandwidth²)) on dlib-face embeddings",
+        "eigenvalues of K/n, K = exp(−‖x − y‖² / (2·bandwidth²)) on face embeddings",
         "meaning": VENDI_MEANING,
         "kernel": "rbf",
         "bandwidth": float(bandwidth),
@@ -356,12 +355,14 @@ def identity_section(
     }
 
 
-def identity_metrics(section: dict[str, Any], n_reference: int) -> list[Metric]:
-    """``vendi_identities`` and ``authenticity`` (dlib-face) from an ``identity`` section."""
+def identity_metrics(section: dict[str, Any], n_reference: int,
+                     extractor: str) -> list[Metric]:
+    """``vendi_identities`` and ``authenticity`` (on face network ``extractor``) from an
+    ``identity`` section."""
     vendi = section["vendi"]
     gen, ref = vendi["generated"], vendi["reference"]
     metrics = [Metric.of(
-        "vendi_identities", EXTRACTOR, gen["value"], n_generated=gen["n"],
+        "vendi_identities", extractor, gen["value"], n_generated=gen["n"],
         n_reference=ref["n"],
         no_interval="resampling with replacement duplicates faces, which lowers the score",
         details={"reference": ref["value"], "n_reference_used": ref["n"],
@@ -378,6 +379,6 @@ def identity_metrics(section: dict[str, Any], n_reference: int) -> list[Metric]:
                               "ci95": auth["heldout_rate"]["ci"]}
     else:
         details["note"] = auth["note"]
-    metrics.append(Metric.of("authenticity", EXTRACTOR, interval, n_generated=auth["n"],
+    metrics.append(Metric.of("authenticity", extractor, interval, n_generated=auth["n"],
                              n_reference=n_reference, details=details))
     return metrics

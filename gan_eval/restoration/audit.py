@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,6 @@ from gan_eval.catalogue import EXTRACTORS
 from gan_eval.data import ImageSource
 from gan_eval.devices import resolve_device
 from gan_eval.errors import InputError, MissingAssetError
-from gan_eval.features.dlib_face import dlib_weights_sha256, embed_faces
 from gan_eval.features.lpips_alex import (
     LPIPS_MIN_SIDE,
     WEIGHTS_NAME,
@@ -51,6 +50,7 @@ from gan_eval.features.shape_predictor import load_shape_predictor
 from gan_eval.generators import is_generator
 from gan_eval.identity.verification_roc import verification
 from gan_eval.metrics.frechet import FeatureStats
+from gan_eval.preflight import check_face_extractor
 from gan_eval.restoration.degradations import Degraded, degrade, upsample
 from gan_eval.restoration.measures import (
     VERIFICATION_FAR,
@@ -90,9 +90,11 @@ class RestorationConfig:
     baselines: bool = True  # also run every built-in method
     extractors: tuple[str, ...] = ("dlib-face",)  # feature spaces of restoration_fid
     face_extractor: str = "dlib-face"  # the name identity metrics carry
-    embed: FaceEmbedder | None = field(default=None, compare=False)  # None: dlib embed_faces
+    embed: FaceEmbedder | None = field(default=None, compare=False)  # None: face_extractor's
     far: float = DEFAULT_FAR
-    lpips_weights: Path | None = None
+    weights: Mapping[str, Path] = field(default_factory=dict)
+    """Weights files by extractor name (``--weights EXTRACTOR=PATH``: the face network,
+    ``lpips-alex``, the feature spaces of restoration_fid); the others are found by default."""
     tile_faces: int = 2  # faces shown in the tiles
     swaps_shown: int = 8  # identity swaps kept for the gallery
     progress: Progress | None = field(default=None, compare=False)
@@ -111,9 +113,7 @@ class RestorationConfig:
         if unknown:
             raise InputError(f"--extractor {unknown[0]}: unknown; expected one of "
                              f"{', '.join(EXTRACTORS)}")
-        if self.face_extractor not in EXTRACTORS or not EXTRACTORS[self.face_extractor].face:
-            raise InputError(f"--face-extractor {self.face_extractor}: not a face-embedding "
-                             "extractor")
+        check_face_extractor(self.face_extractor)
 
     def say(self, message: str) -> None:
         if self.progress is not None:
@@ -168,21 +168,26 @@ def _faces(data: str | ImageSource, config: RestorationConfig, resolution: int,
     return source
 
 
-def _default_embed(device: torch.device) -> FaceEmbedder:
-    def embed(images: torch.Tensor) -> torch.Tensor:
-        return embed_faces(images, device=device)
+def _face_network(config: RestorationConfig, device: torch.device) -> tuple[FaceEmbedder, str]:
+    """The embedder of ``config.face_extractor`` (uint8 B×3×H×W faces, the whole image the crop →
+    float32 B×D) and its weights file's sha256."""
+    name = config.face_extractor
+    extractor = build_extractor(name, device=device, weights=config.weights.get(name))
 
-    return embed
+    def embed(images: torch.Tensor) -> torch.Tensor:
+        return extractor(images)[extractor.primary]
+
+    return embed, extractor.weights_sha256()
 
 
 def _lpips(config: RestorationConfig, device: torch.device, notes: list[str]
            ) -> tuple[LpipsAlex | None, dict[str, str]]:
     """LPIPS-Alex, or None with a note when its AlexNet weights are not installed and no
-    ``lpips_weights`` was given (a given path that is missing stays an error)."""
+    ``weights['lpips-alex']`` was given (a given path that is missing stays an error)."""
     try:
-        net, hashes = load_lpips_alex(config.lpips_weights, device)
+        net, hashes = load_lpips_alex(config.weights.get("lpips-alex"), device)
     except MissingAssetError as exc:
-        if config.lpips_weights is not None:
+        if "lpips-alex" in config.weights:
             raise
         notes.append(f"restoration: LPIPS is not computed: {exc}")
         return None, {}
@@ -196,7 +201,7 @@ def _lpips(config: RestorationConfig, device: torch.device, notes: list[str]
 
 def _reference(clean: torch.Tensor, labels: np.ndarray | None, config: RestorationConfig,
                device: torch.device, notes: list[str]) -> tuple[Reference, dict[str, Any]]:
-    embed = config.embed or _default_embed(device)
+    embed, face_sha = (config.embed, None) if config.embed else _face_network(config, device)
     embeddings = torch.cat([embed(clean[s : s + 32]) for s in range(0, clean.shape[0], 32)])
     threshold = calibrated_threshold(embeddings, labels, config.far, seed=config.seed)
     lpips, lpips_sha = _lpips(config, device, notes)
@@ -209,7 +214,7 @@ def _reference(clean: torch.Tensor, labels: np.ndarray | None, config: Restorati
         if name == config.face_extractor:
             features[name] = embed
             continue
-        extractor = build_extractor(name, device=device)
+        extractor = build_extractor(name, device=device, weights=config.weights.get(name))
         features[name] = lambda x, e=extractor: e(x)[e.primary]  # type: ignore[misc]
         hashes[name] = extractor.weights_sha256()
     ref = Reference(
@@ -224,8 +229,8 @@ def _reference(clean: torch.Tensor, labels: np.ndarray | None, config: Restorati
     weights: dict[str, Any] = {"landmarks": shapes.model.sha256, **hashes}
     if lpips_sha:
         weights["lpips"] = lpips_sha
-    if config.embed is None:
-        weights[config.face_extractor] = dlib_weights_sha256()
+    if face_sha is not None:
+        weights[config.face_extractor] = face_sha
     return ref, {"threshold": threshold, "weights": weights, "box": list(box), "side": side}
 
 
