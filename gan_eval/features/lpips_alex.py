@@ -138,16 +138,15 @@ def _cached(trunk: str, heads: str, device: str) -> LpipsAlex:
 
 def load_lpips_alex(
     trunk: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu",
-    *, option: str = "--lpips-weights",
 ) -> tuple[LpipsAlex, dict[str, str]]:
     """The network on ``device`` and the sha256 of both files (``{"alexnet": …, "heads": …}``).
 
-    ``trunk``: an explicit path (``option`` names it in errors); else the weights table's
-    search (:func:`gan_eval.weights.resolve`): ``$GAN_EVAL_ALEXNET_WEIGHTS``,
+    ``trunk``: an explicit path (``--weights lpips-alex=PATH``); else the weights table's
+    search (:func:`gan_eval.weights.resolve`): ``$GAN_EVAL_LPIPS_ALEX_WEIGHTS``,
     ``$GAN_EVAL_WEIGHTS_DIR``, gan-eval's cache, torch hub's cache. Raises
     :class:`MissingAssetError` (exit 3) saying how to fetch it when it is nowhere.
     """
-    path = weights_table.resolve(WEIGHTS_NAME, trunk, option=option).resolve()
+    path = weights_table.resolve(WEIGHTS_NAME, trunk).resolve()
     heads = heads_path()
     net = _cached(str(path), str(heads), str(torch.device(device)))
     return net, {"alexnet": _sha(str(path)), "heads": _sha(str(heads))}
@@ -169,7 +168,7 @@ class LpipsAlexExtractor(FeatureExtractor):
 
     def __init__(self, device: torch.device, weights: Path | None = None) -> None:
         super().__init__(device)
-        self._net, self._hashes = load_lpips_alex(weights, device, option="--weights")
+        self._net, self._hashes = load_lpips_alex(weights, device)
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"conv5": self._net.activations(images)[-1].mean(dim=(-2, -1))}

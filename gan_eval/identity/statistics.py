@@ -262,9 +262,9 @@ def membership_section(
         )
     section: dict[str, Any] = {
         "method": "Webster et al. 2021: each generated face is assigned to its nearest identity "
-        "among training ∪ held-out (Euclidean, dlib-face); statistic = mean generated faces per "
-        "training identity − per held-out identity; one-sided permutation p-value over random "
-        "relabelings of the identities as training / held-out",
+        "among training ∪ held-out (Euclidean, face embeddings); statistic = mean generated "
+        "faces per training identity − per held-out identity; one-sided permutation p-value "
+        "over random relabelings of the identities as training / held-out",
         "meaning": MEMBERSHIP_MEANING,
         "p_value": float(result.p_value),
         "statistic": float(result.statistic),
@@ -303,8 +303,8 @@ def authenticity_section(
     section: dict[str, Any] = {
         "method": "Alaa et al. (ICML 2022): a generated face is unauthentic when its distance to "
         "its nearest training face r* is ≤ the distance from r* to r*'s nearest other training "
-        "face (dlib-face, Euclidean, exact); chosen over the C_T test of Meehan et al. (2020) "
-        "because it flags individual samples and has no tuning parameters",
+        "face (Euclidean in the face embeddings, exact); chosen over the C_T test of Meehan et "
+        "al. (2020) because it flags individual samples and has no tuning parameters",
         "meaning": AUTHENTICITY_MEANING,
         "rate": res.rate.to_json() | {"estimate": res.rate.estimate},
         "authentic": int(res.authentic.sum()),
