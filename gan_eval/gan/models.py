@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import torch
 from torch import nn
@@ -33,8 +33,27 @@ MAX_PARAMETERS = 1_000_000_000
 is refused before anything is allocated."""
 
 
+class JsonSpec:
+    """A model spec (a dataclass) as the plain dict that checkpoint.json holds, and back."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain dict for checkpoint.json."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        """Inverse of :meth:`to_json`; raises ValueError naming the field on foreign content."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected an object of model fields, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(map(str, data)) - known)
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}")
+        return cls(**data)
+
+
 @dataclass(frozen=True, kw_only=True)
-class ModelSpec:
+class ModelSpec(JsonSpec):
     """Everything that fixes the shapes of G and D; stored in every checkpoint.
 
     ``d_norm``: normalization of D's inner layers: ``"batch"`` (DCGAN), ``"layer"`` (per-sample,
@@ -102,21 +121,6 @@ class ModelSpec:
     def build(self) -> tuple[Generator, Discriminator]:
         """A freshly initialised (generator, discriminator) pair of this spec."""
         return Generator(self), Discriminator(self)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain dict for checkpoint.json."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ModelSpec:
-        """Inverse of :meth:`to_json`; raises ValueError naming the field on foreign content."""
-        if not isinstance(data, dict):
-            raise ValueError(f"expected an object of model fields, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(map(str, data)) - known)
-        if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}")
-        return cls(**data)
 
 
 def dcgan_init_(module: nn.Module) -> None:

@@ -22,13 +22,19 @@ convolution to one logit per patch; 2 layers at 32 px (34×34 receptive field, 6
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from gan_eval.gan.models import MAX_PARAMETERS, MAX_WIDTH, RESOLUTIONS, DNorm, dcgan_init_
+from gan_eval.gan.models import (
+    MAX_PARAMETERS,
+    MAX_WIDTH,
+    RESOLUTIONS,
+    DNorm,
+    JsonSpec,
+    dcgan_init_,
+)
 
 CHANNELS = 3
 """Restoration networks map 3×R×R images to 3×R×R images (gray data is 3 equal channels)."""
@@ -40,7 +46,7 @@ def default_d_layers(resolution: int) -> int:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RestorationSpec:
+class RestorationSpec(JsonSpec):
     """Everything that fixes the shapes of the U-Net and the PatchGAN; stored in checkpoints.
 
     ``d_norm`` as :class:`gan_eval.gan.models.ModelSpec`'s: ``"batch"``, ``"layer"`` (WGAN-GP)
@@ -96,21 +102,6 @@ class RestorationSpec:
     def build(self) -> tuple[UNetGenerator, PatchDiscriminator]:
         """A freshly initialised (generator, discriminator) pair of this spec."""
         return UNetGenerator(self), PatchDiscriminator(self)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain dict for checkpoint.json."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RestorationSpec:
-        """Inverse of :meth:`to_json`; raises ValueError naming the field on foreign content."""
-        if not isinstance(data, dict):
-            raise ValueError(f"expected an object of model fields, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(map(str, data)) - known)
-        if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}")
-        return cls(**data)
 
 
 def _width(base: int, level: int) -> int:

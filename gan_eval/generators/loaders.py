@@ -347,10 +347,10 @@ def _onnx_dtype(type_name: str) -> Any:
     return mapping.get(type_name)
 
 
-def load_onnx(data: str, device: torch.device, *, role: str, name: str) -> LoadedModel:
-    """An ONNX model run by onnxruntime: the first input takes the latents (B×z_dim), an input
-    named ``truncation``/``truncation_psi``/``psi`` takes ψ, another input the class labels
-    (int → B indices, float → one-hot B×K)."""
+def onnx_session(data: str, device: torch.device, *, name: str) -> Any:
+    """An onnxruntime ``InferenceSession`` of the ONNX file ``data`` (CUDA first when ``device``
+    is CUDA and onnxruntime has it). ``name`` begins the messages: MissingAssetError without
+    onnxruntime, InputError when it cannot load the file."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -362,10 +362,18 @@ def load_onnx(data: str, device: torch.device, *, role: str, name: str) -> Loade
     if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     try:
-        session = ort.InferenceSession(str(path), providers=providers)
+        return ort.InferenceSession(str(path), providers=providers)
     except Exception as exc:
         raise InputError(f"{name}: onnxruntime cannot load this model ({one_line(exc)})",
                          detail="".join(traceback.format_exception(exc))) from exc
+
+
+def load_onnx(data: str, device: torch.device, *, role: str, name: str) -> LoadedModel:
+    """An ONNX model run by onnxruntime: the first input takes the latents (B×z_dim), an input
+    named ``truncation``/``truncation_psi``/``psi`` takes ψ, another input the class labels
+    (int → B indices, float → one-hot B×K)."""
+    session = onnx_session(data, device, name=name)
+    path = Path(data).expanduser()
     inputs = session.get_inputs()
     if not inputs:
         raise InputError(f"{name}: the ONNX model has no inputs; expected latents B×z_dim")

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gan_eval.errors import InputError, MissingAssetError
+from gan_eval.errors import InputError
 from gan_eval.fileio import sha256_file
-from gan_eval.generators.loaders import load_model, state_sha256
+from gan_eval.generators.loaders import load_model, onnx_session, state_sha256
 from gan_eval.generators.spec import SpecKind, classify, parse_output_range
 from gan_eval.restoration.baselines import BUILTIN_FUNCTIONS
 from gan_eval.restoration.degradations import Degraded
@@ -241,19 +241,8 @@ def _open_native(spec: str, options: ModelOptions, device: torch.device) -> Mode
 def _onnx_call(spec: str, device: torch.device) -> tuple[Callable[[torch.Tensor], Any],
                                                           dict[str, str]]:
     """An ONNX model run by onnxruntime: its first input takes float32 B×3×H×W images."""
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise MissingAssetError(f"MODEL {spec}: ONNX models need onnxruntime: pip install "
-                                "'gan-eval[onnx]'") from exc
+    session = onnx_session(spec, device, name=f"MODEL {spec}")
     path = Path(spec).expanduser()
-    providers = ["CPUExecutionProvider"]
-    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    try:
-        session = ort.InferenceSession(str(path), providers=providers)
-    except Exception as exc:
-        raise InputError(f"MODEL {spec}: onnxruntime cannot load this model ({exc})") from exc
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise InputError(f"MODEL {spec}: the ONNX model has {len(inputs)} inputs; a restoration "
