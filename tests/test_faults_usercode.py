@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -322,8 +323,14 @@ def test_a_real_ctrl_c_interrupts_whatever_the_code_makes_of_it(
     how: str, where: str, tmp_path: Path
 ) -> None:
     module = _module(tmp_path / "code", how, where)
-    result = CliRunner().invoke(app, ["sample", f"{module}:make", "--count", "2", "--out",
-                                      str(tmp_path / "out"), "--device", "cpu"])
+    # Ctrl-C in a terminal reaches Python's own SIGINT handler; a shell that starts the tests as
+    # a background job sets SIGINT to "ignore", which Python keeps: install the terminal's case
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        result = CliRunner().invoke(app, ["sample", f"{module}:make", "--count", "2", "--out",
+                                          str(tmp_path / "out"), "--device", "cpu"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert result.exit_code == 130, result.output
     assert "interrupted" in result.output and "error:" not in result.output
     assert not (tmp_path / "out").exists()
