@@ -123,6 +123,23 @@ class ModelSpec(JsonSpec):
         return Generator(self), Discriminator(self)
 
 
+def d_norm_layers(kind: DNorm, width: int) -> list[nn.Module]:
+    """The normalization after a discriminator conv of ``width`` channels: batch norm, one-group
+    GroupNorm (= LayerNorm over C×H×W per sample, as in the WGAN-GP paper) or none."""
+    if kind == "batch":
+        return [nn.BatchNorm2d(width)]
+    if kind == "layer":
+        return [nn.GroupNorm(1, width)]
+    return []
+
+
+def spectral_norm_convs_(main: nn.Sequential) -> None:
+    """Wrap every Conv2d of ``main`` in spectral normalization, in place."""
+    for i, layer in enumerate(main):
+        if isinstance(layer, nn.Conv2d):
+            main[i] = nn.utils.parametrizations.spectral_norm(layer)
+
+
 def dcgan_init_(module: nn.Module) -> None:
     """DCGAN initialization: conv weights N(0, 0.02), norm scales N(1, 0.02), biases 0."""
     for m in module.modules():
@@ -180,20 +197,14 @@ class Discriminator(nn.Module):
         for _ in range(spec.doublings - 1):
             width = spec.ndf * mult * 2
             layers.append(nn.Conv2d(spec.ndf * mult, width, 4, 2, 1, bias=bias))
-            if spec.d_norm == "batch":
-                layers.append(nn.BatchNorm2d(width))
-            elif spec.d_norm == "layer":
-                # GroupNorm with one group = LayerNorm over C×H×W, per sample (WGAN-GP paper)
-                layers.append(nn.GroupNorm(1, width))
+            layers += d_norm_layers(spec.d_norm, width)
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             mult *= 2
         layers.append(nn.Conv2d(spec.ndf * mult, 1, 4, 1, 0, bias=bias))
         self.main = nn.Sequential(*layers)
         dcgan_init_(self)
         if spec.spectral_norm:
-            for i, layer in enumerate(self.main):
-                if isinstance(layer, nn.Conv2d):
-                    self.main[i] = nn.utils.parametrizations.spectral_norm(layer)
+            spectral_norm_convs_(self.main)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.main(x).flatten()

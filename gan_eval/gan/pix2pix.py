@@ -33,7 +33,9 @@ from gan_eval.gan.models import (
     RESOLUTIONS,
     DNorm,
     JsonSpec,
+    d_norm_layers,
     dcgan_init_,
+    spectral_norm_convs_,
 )
 
 CHANNELS = 3
@@ -167,18 +169,13 @@ class PatchDiscriminator(nn.Module):
             stride = 2 if i < n else 1
             width = _width(ndf, i)
             layers.append(nn.Conv2d(_width(ndf, i - 1), width, 4, stride, 1, bias=no_norm))
-            if spec.d_norm == "batch":
-                layers.append(nn.BatchNorm2d(width))
-            elif spec.d_norm == "layer":
-                layers.append(nn.GroupNorm(1, width))  # per sample: LayerNorm over C×H×W
+            layers += d_norm_layers(spec.d_norm, width)
             layers.append(nn.LeakyReLU(0.2, inplace=True))
         layers.append(nn.Conv2d(_width(ndf, n), 1, 4, 1, 1))
         self.main = nn.Sequential(*layers)
         dcgan_init_(self)
         if spec.spectral_norm:
-            for i, layer in enumerate(self.main):
-                if isinstance(layer, nn.Conv2d):
-                    self.main[i] = nn.utils.parametrizations.spectral_norm(layer)
+            spectral_norm_convs_(self.main)
 
     def forward(self, pair: torch.Tensor) -> torch.Tensor:
         return self.main(pair).flatten()
