@@ -243,12 +243,7 @@ class ExternalSource(GeneratorSource):
                 raise IndexError(f"image index {i} outside 0..{self.n - 1}")
         parts = [self._chunk_images(k)[[i - k * self.chunk for i in group]]
                  for k, group in itertools.groupby(indices, key=lambda i: i // self.chunk)]
-        if not parts:
-            return torch.empty(0, 3, *self.resolution, dtype=torch.uint8)
-        images = torch.cat(parts)
-        if self.source_channels == 1:  # the image contract is 3 channels: repeat gray
-            images = images.expand(-1, 3, -1, -1)
-        return images.contiguous()
+        return self._joined(parts)
 
     @torch.no_grad()
     def _chunk_images(self, k: int) -> torch.Tensor:

@@ -122,10 +122,15 @@ class GeneratorSource(ImageSource):
             padded[: piece.shape[0]] = piece
             chunk_indices = list(indices[start : start + self.chunk])
             parts.append(self._forward(padded, chunk_indices)[: piece.shape[0]].cpu())
+        return self._joined(parts)
+
+    def _joined(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """uint8 B×3×H×W: the generated ``parts`` in order (gray repeated to the image contract's
+        3 channels; an empty batch of the source's resolution when there are none)."""
         if not parts:
             return torch.empty(0, 3, *self.resolution, dtype=torch.uint8)
         images = torch.cat(parts)
-        if self.source_channels == 1:  # the image contract is 3 channels: repeat gray
+        if self.source_channels == 1:
             images = images.expand(-1, 3, -1, -1)
         return images.contiguous()
 
